@@ -1,0 +1,35 @@
+/*
+ * keys: the Redis key names of one queue (docs/redis.md). Every key of queue Q carries
+ * the hash tag {Q}, so a queue lives in one Redis Cluster slot and scripts may touch
+ * several of its keys. Names are built once per queue into a keys_queue; per-job and
+ * per-consumer names are formatted into caller buffers.
+ */
+#ifndef MAILROOM_KEYS_H
+#define MAILROOM_KEYS_H
+
+#include <stddef.h>
+
+#define KEYS_QUEUE_MAX 64
+#define KEYS_NAME_MAX 320
+
+typedef struct keys_queue {
+    char queue[KEYS_QUEUE_MAX + 1];
+    char pending[KEYS_NAME_MAX];    /* list */
+    char scheduled[KEYS_NAME_MAX];  /* zset: raw job -> due ms */
+    char dead[KEYS_NAME_MAX];       /* list of dead-letter entries */
+    char stats[KEYS_NAME_MAX];      /* hash of counters */
+    char status[KEYS_NAME_MAX];     /* pub/sub channel */
+    char consumers[KEYS_NAME_MAX];  /* zset: consumer id -> last heartbeat ms */
+    char job_prefix[KEYS_NAME_MAX]; /* "mailroom:{Q}:job:" */
+} keys_queue;
+
+/* 1 when name matches [A-Za-z0-9._:-]{1,64} (no braces: they would break the tag). */
+int keys_queue_valid(const char *name);
+/* Fills k for queue name. Returns 0, or -1 when the name is not valid. */
+int keys_init(keys_queue *k, const char *name);
+/* "mailroom:{Q}:job:<id>" */
+void keys_job(const keys_queue *k, const char *id, char out[KEYS_NAME_MAX]);
+/* "mailroom:{Q}:processing:<consumer>" */
+void keys_processing(const keys_queue *k, const char *consumer, char out[KEYS_NAME_MAX]);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * rconn: Redis URL parsing and connection setup (see rconn.h). hiredis 0.14's
+ * synchronous API only: a timeout on connect or on a command leaves the context
+ * unusable, so callers free it and reconnect.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "rconn.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into out (size cap). Returns 0, or -1 when it does not
+ * fit or holds a bad escape or a NUL. */
+static int pct_decode(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= cap)
+            return -1;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+static int parse_int(const char *s, size_t len, int min, int max, int *out)
+{
+    if (len == 0 || len > 9)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The "user:pass" part before '@'. */
+static int parse_userinfo(const char *s, size_t len, rconn_url *out)
+{
+    const char *colon = memchr(s, ':', len);
+    if (!colon)
+        return pct_decode(s, len, out->password, sizeof out->password);
+    size_t ulen = (size_t)(colon - s);
+    if (pct_decode(s, ulen, out->user, sizeof out->user) != 0)
+        return -1;
+    return pct_decode(colon + 1, len - ulen - 1, out->password, sizeof out->password);
+}
+
+/* "host[:port]" or "[v6]:port". */
+static int parse_hostport(const char *s, size_t len, rconn_url *out)
+{
+    const char *host = s, *port = NULL;
+    size_t hlen = len;
+    if (len && s[0] == '[') {
+        const char *rb = memchr(s, ']', len);
+        if (!rb)
+            return -1;
+        host = s + 1;
+        hlen = (size_t)(rb - s) - 1;
+        if ((size_t)(rb - s) + 1 < len) {
+            if (rb[1] != ':')
+                return -1;
+            port = rb + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', len);
+        if (colon) {
+            hlen = (size_t)(colon - s);
+            port = colon + 1;
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof out->host)
+        return -1;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    if (port && parse_int(port, len - (size_t)(port - s), 1, 65535, &out->port) != 0)
+        return -1;
+    return 0;
+}
+
+int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
+        snprintf(err, err_len, "Redis URL must start with redis://");
+        return -1;
+    }
+    const char *p = url + sizeof scheme - 1;
+    const char *slash = strchr(p, '/');
+    size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
+    const char *at = NULL;
+    for (size_t i = 0; i < auth_len; i++)
+        if (p[i] == '@')
+            at = p + i;
+    if (at) {
+        if (parse_userinfo(p, (size_t)(at - p), out) != 0) {
+            rconn_url_clear(out);
+            snprintf(err, err_len, "Redis URL: bad user or password part");
+            return -1;
+        }
+        auth_len -= (size_t)(at - p) + 1;
+        p = at + 1;
+    }
+    if (parse_hostport(p, auth_len, out) != 0) {
+        rconn_url_clear(out);
+        snprintf(err, err_len, "Redis URL: bad host or port");
+        return -1;
+    }
+    if (slash && slash[1] != '\0' &&
+        parse_int(slash + 1, strlen(slash + 1), 0, 1000000, &out->db) != 0) {
+        rconn_url_clear(out);
+        snprintf(err, err_len, "Redis URL: database must be a number");
+        return -1;
+    }
+    return 0;
+}
+
+void rconn_url_clear(rconn_url *u)
+{
+    OPENSSL_cleanse(u->password, sizeof u->password);
+}
+
+int rconn_timed_out(const redisContext *c)
+{
+    return c && c->err == REDIS_ERR_IO &&
+           (strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
+}
+
+static struct timeval to_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* Runs one setup command (AUTH, SELECT); 0 on an OK status reply. */
+static int setup_command(redisContext *c, int argc, const char **argv, const char *what,
+                         char *err, size_t err_len)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int rc = 0;
+    if (!r) {
+        snprintf(err, err_len, "Redis %s failed: %s", what, c->errstr);
+        rc = -1;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, err_len, "Redis %s refused: %.200s", what, r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
+                            char *err, size_t err_len, int *timed_out)
+{
+    *timed_out = 0;
+    redisContext *c = redisConnectWithTimeout(u->host, u->port, to_tv(connect_timeout_ms));
+    if (!c) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        *timed_out = rconn_timed_out(c) || strstr(c->errstr, "timeout") != NULL;
+        snprintf(err, err_len, "cannot connect to Redis at %s:%d: %s", u->host, u->port,
+                 c->errstr);
+        goto fail;
+    }
+    if (redisSetTimeout(c, to_tv(command_timeout_ms)) != REDIS_OK) {
+        snprintf(err, err_len, "cannot set the Redis command timeout");
+        goto fail;
+    }
+    redisEnableKeepAlive(c);
+    if (u->password[0]) {
+        const char *argv[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
+        if (setup_command(c, u->user[0] ? 3 : 2, argv, "AUTH", err, err_len) != 0)
+            goto fail;
+    }
+    if (u->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", u->db);
+        const char *argv[2] = {"SELECT", db};
+        if (setup_command(c, 2, argv, "SELECT", err, err_len) != 0)
+            goto fail;
+    }
+    return c;
+fail:
+    if (rconn_timed_out(c))
+        *timed_out = 1;
+    redisFree(c);
+    return NULL;
+}

@@ -1,0 +1,38 @@
+/*
+ * rconn: Redis connections. Parses redis://[user:pass@]host[:port][/db] URLs (user
+ * and password percent-decoded), connects with a connect timeout, sets the command
+ * timeout, authenticates, selects the database. Used by the library, the CLI and every
+ * consumer thread; each owns its redisContext and frees it with redisFree().
+ */
+#ifndef MAILROOM_RCONN_H
+#define MAILROOM_RCONN_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+#define RCONN_DEFAULT_URL "redis://127.0.0.1:6379/0"
+
+typedef struct rconn_url {
+    char host[256];
+    int port;
+    int db;
+    char user[128];     /* "" for none */
+    char password[256]; /* "" for none; wiped by rconn_url_clear */
+} rconn_url;
+
+/* Returns 0, or -1 with a reason in err (which never repeats the password). */
+int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len);
+void rconn_url_clear(rconn_url *u);
+
+/*
+ * Connects, authenticates and selects the database. Returns a connected context
+ * (caller frees with redisFree) or NULL with a reason in err; *timed_out is set to 1
+ * when the failure was a timeout.
+ */
+redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
+                            char *err, size_t err_len, int *timed_out);
+
+/* 1 when the context's last I/O error was a timeout. */
+int rconn_timed_out(const redisContext *c);
+
+#endif

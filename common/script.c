@@ -1,0 +1,173 @@
+/*
+ * script: the Lua transition scripts and their runner (see script.h).
+ *
+ * Status events are built inside the scripts, where the authoritative attempt count
+ * lives, by concatenating cjson-encoded strings in a fixed member order, so that a
+ * subscriber always sees {"id","queue","state","attempts","smtp_code","smtp_reply",
+ * "error","consumer","at"} in that order.
+ */
+#include "script.h"
+
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LUA_EVENT                                                                        \
+    "local function event(id, state, attempts, code, reply, err, consumer, at, queue)\n" \
+    "  return '{\"id\":' .. (id == '' and 'null' or cjson.encode(id)) ..\n"            \
+    "    ',\"queue\":' .. cjson.encode(queue) .. ',\"state\":\"' .. state ..\n"        \
+    "    '\",\"attempts\":' .. tostring(attempts) ..\n"                                 \
+    "    ',\"smtp_code\":' .. (code == '' and 'null' or tostring(tonumber(code))) ..\n" \
+    "    ',\"smtp_reply\":' .. cjson.encode(reply) .. ',\"error\":' .. cjson.encode(err) ..\n" \
+    "    ',\"consumer\":' .. cjson.encode(consumer) .. ',\"at\":' .. cjson.encode(at) .. '}'\n" \
+    "end\n"
+
+/*
+ * ENQUEUE  KEYS: job hash, pending, scheduled
+ *          ARGV: raw job, now (RFC 3339), status ttl s, due ms ('' = now)
+ */
+static const char lua_enqueue[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  return redis.error_reply('DUPLICATE a job with this id is already recorded')\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0',\n"
+    "  'created_at', ARGV[2], 'updated_at', ARGV[2])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+    "if ARGV[4] == '' then redis.call('LPUSH', KEYS[2], ARGV[1])\n"
+    "else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end\n"
+    "return 1\n";
+
+/*
+ * BEGIN    KEYS: job hash, processing list
+ *          ARGV: raw job, now, consumer, queue, channel, status ttl s, id
+ * Returns {"duplicate"|"sending", attempts}.
+ */
+static const char lua_begin[] = LUA_EVENT
+    "if redis.call('HGET', KEYS[1], 'state') == 'sent' then\n"
+    "  redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+    "  local n = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0\n"
+    "  redis.call('PUBLISH', ARGV[5], event(ARGV[7], 'duplicate', n, '', '',\n"
+    "    'already sent: acknowledged without sending again', ARGV[3], ARGV[2], ARGV[4]))\n"
+    "  return {'duplicate', n}\n"
+    "end\n"
+    "local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+    "redis.call('HSET', KEYS[1], 'state', 'sending', 'updated_at', ARGV[2],\n"
+    "  'consumer', ARGV[3])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
+    "redis.call('PUBLISH', ARGV[5], event(ARGV[7], 'sending', n, '', '', '', ARGV[3],\n"
+    "  ARGV[2], ARGV[4]))\n"
+    "return {'sending', n}\n";
+
+/*
+ * FINISH   KEYS: job hash, processing list, stats, target (dead list or scheduled)
+ *          ARGV: raw job, state, smtp code ('' = none), smtp reply, error, now,
+ *                consumer, queue, channel, status ttl s, id ('' = unknown),
+ *                dead entry (failed/rejected) or due ms (retrying), dead max
+ * A rejected job never overwrites a record that says "sent": its id may be forged.
+ */
+static const char lua_finish[] = LUA_EVENT
+    "local state = ARGV[2]\n"
+    "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+    "local n = 0\n"
+    "local write = ARGV[11] ~= ''\n"
+    "if write and state == 'rejected' and redis.call('HGET', KEYS[1], 'state') == 'sent' then\n"
+    "  write = false\n"
+    "end\n"
+    "if write then\n"
+    "  redis.call('HSET', KEYS[1], 'state', state, 'smtp_code', ARGV[3], 'smtp_reply', ARGV[4],\n"
+    "    'error', ARGV[5], 'updated_at', ARGV[6], 'consumer', ARGV[7])\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[10])\n"
+    "  n = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0\n"
+    "end\n"
+    "local counter = ({sent = 'sent', retrying = 'retried', failed = 'failed',\n"
+    "  rejected = 'rejected'})[state]\n"
+    "redis.call('HINCRBY', KEYS[3], counter, 1)\n"
+    "if state == 'retrying' then\n"
+    "  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[1])\n"
+    "elseif state ~= 'sent' then\n"
+    "  redis.call('LPUSH', KEYS[4], ARGV[12])\n"
+    "  redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[13]) - 1)\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[9], event(ARGV[11], state, n, ARGV[3], ARGV[4], ARGV[5],\n"
+    "  ARGV[7], ARGV[6], ARGV[8]))\n"
+    "return n\n";
+
+/*
+ * PROMOTE  KEYS: scheduled, pending    ARGV: now ms, batch size
+ * Due jobs go to the right end of pending: they are taken next.
+ */
+static const char lua_promote[] =
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "for _, job in ipairs(due) do\n"
+    "  redis.call('ZREM', KEYS[1], job)\n"
+    "  redis.call('RPUSH', KEYS[2], job)\n"
+    "end\n"
+    "return #due\n";
+
+/*
+ * RECLAIM  KEYS: processing list, pending
+ * Moves every held job back, newest first to the right end, so the oldest is taken
+ * first. Returns the number moved.
+ */
+static const char lua_reclaim[] =
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end\n"
+    "return n\n";
+
+static const char *const sources[SCRIPT_COUNT] = {lua_enqueue, lua_begin, lua_finish,
+                                                  lua_promote, lua_reclaim};
+static char shas[SCRIPT_COUNT][41];
+static pthread_once_t shas_once = PTHREAD_ONCE_INIT;
+
+static void compute_shas(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)sources[i], strlen(sources[i]), md);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++) {
+            shas[i][2 * j] = hex[md[j] >> 4];
+            shas[i][2 * j + 1] = hex[md[j] & 0x0F];
+        }
+        shas[i][40] = '\0';
+    }
+}
+
+const char *script_source(script_id id)
+{
+    return sources[id];
+}
+
+static redisReply *run_with(redisContext *c, const char *verb, const char *body, int nkeys,
+                            int argc, const char **argv, const size_t *argvlen)
+{
+    const char *av[SCRIPT_MAX_ARGS + 3];
+    size_t avlen[SCRIPT_MAX_ARGS + 3];
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    av[0] = verb;
+    av[1] = body;
+    av[2] = nk;
+    for (int i = 0; i < 3; i++)
+        avlen[i] = strlen(av[i]);
+    for (int i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
+        avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    return redisCommandArgv(c, argc + 3, av, avlen);
+}
+
+redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen)
+{
+    if (argc > SCRIPT_MAX_ARGS)
+        return NULL;
+    pthread_once(&shas_once, compute_shas);
+    redisReply *r = run_with(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        r = run_with(c, "EVAL", sources[id], nkeys, argc, argv, argvlen);
+    }
+    return r;
+}

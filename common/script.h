@@ -1,0 +1,35 @@
+/*
+ * script: the Lua scripts that make every job transition one atomic round trip
+ * (docs/redis.md describes their keys and arguments). Each is run with EVALSHA and,
+ * when Redis answers NOSCRIPT (first use, or after a restart), with EVAL, which also
+ * loads it. The SHA-1 of each script is computed once, at first use.
+ */
+#ifndef MAILROOM_SCRIPT_H
+#define MAILROOM_SCRIPT_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+typedef enum script_id {
+    SCRIPT_ENQUEUE = 0, /* producer: refuse a known id, write status "queued", push */
+    SCRIPT_BEGIN,       /* consumer: dedupe a "sent" job, else count the attempt */
+    SCRIPT_FINISH,      /* consumer: record the outcome, ack, move, count, publish */
+    SCRIPT_PROMOTE,     /* housekeeper: move due scheduled jobs to pending */
+    SCRIPT_RECLAIM,     /* consumer: return a processing list to pending */
+    SCRIPT_COUNT
+} script_id;
+
+#define SCRIPT_MAX_ARGS 24
+
+/*
+ * Runs script id with nkeys keys followed by the other args (argv/argvlen hold keys
+ * then args, argc in total). Returns the reply (caller frees with freeReplyObject), or
+ * NULL when the connection failed (see c->err). An error reply is returned as such.
+ */
+redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen);
+
+/* The script's source text, for docs and tests. */
+const char *script_source(script_id id);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * sig: canonical form and HMAC signatures (see sig.h, docs/protocol.md).
+ *
+ * The canonical form is computed from the decoded json-c tree, never from JSON text,
+ * so that whitespace, escaping and member order chosen by a producer in another
+ * language do not matter. Keys are sorted with strcmp, which compares as unsigned
+ * char: bytewise order of their UTF-8 encodings.
+ */
+#include "sig.h"
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "keyring.h"
+
+#define SIG_MAX_MEMBERS 64 /* more members than any valid job or headers object holds */
+
+int sig_alg_parse(const char *name, sig_alg *out)
+{
+    if (strcmp(name, "hmac-sha1") == 0)
+        *out = SIG_HMAC_SHA1;
+    else if (strcmp(name, "hmac-sha256") == 0)
+        *out = SIG_HMAC_SHA256;
+    else
+        return -1;
+    return 0;
+}
+
+const char *sig_alg_name(sig_alg alg)
+{
+    return alg == SIG_HMAC_SHA256 ? "hmac-sha256" : "hmac-sha1";
+}
+
+static int put_str(buf *out, const char *s, size_t len)
+{
+    if (buf_printf(out, "%zu:", len) != 0)
+        return -1;
+    return buf_append(out, s, len);
+}
+
+static int put_object(buf *out, json_object *obj, int skip_sig);
+
+static int put_value(buf *out, json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        if (buf_putc(out, 's') != 0)
+            return -1;
+        return put_str(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    case json_type_array: {
+        size_t n = json_object_array_length(v);
+        if (buf_printf(out, "a%zu:", n) != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (put_value(out, json_object_array_get_idx(v, i)) != 0)
+                return -1;
+        return 0;
+    }
+    case json_type_object:
+        if (buf_printf(out, "o%d:", json_object_object_length(v)) != 0)
+            return -1;
+        return put_object(out, v, 0);
+    default:
+        return -1; /* numbers, booleans and null have no canonical form */
+    }
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Members in bytewise key order: str(key) value(v). skip_sig leaves out "sig"
+ * (top level only). */
+static int put_object(buf *out, json_object *obj, int skip_sig)
+{
+    const char *keys[SIG_MAX_MEMBERS];
+    size_t n = 0;
+    struct json_object_iterator it = json_object_iter_begin(obj);
+    struct json_object_iterator end = json_object_iter_end(obj);
+    for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+        const char *k = json_object_iter_peek_name(&it);
+        if (skip_sig && strcmp(k, "sig") == 0)
+            continue;
+        if (n == SIG_MAX_MEMBERS)
+            return -1;
+        keys[n++] = k;
+    }
+    qsort(keys, n, sizeof keys[0], cmp_keys);
+    for (size_t i = 0; i < n; i++) {
+        json_object *v = NULL;
+        json_object_object_get_ex(obj, keys[i], &v);
+        if (put_str(out, keys[i], strlen(keys[i])) != 0 || put_value(out, v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sig_canonical(json_object *obj, buf *out)
+{
+    if (!json_object_is_type(obj, json_type_object) || buf_append(out, "", 0) != 0)
+        return -1; /* the empty append leaves data a valid C string even for {} */
+    return put_object(out, obj, 1);
+}
+
+static const EVP_MD *md_of(sig_alg alg)
+{
+    return alg == SIG_HMAC_SHA256 ? EVP_sha256() : EVP_sha1();
+}
+
+static int hmac_raw(sig_alg alg, const void *key, size_t key_len, const void *data,
+                    size_t len, unsigned char mac[EVP_MAX_MD_SIZE], unsigned *mac_len)
+{
+    if (key_len > (size_t)__INT_MAX__)
+        return -1;
+    if (!HMAC(md_of(alg), key, (int)key_len, data, len, mac, mac_len))
+        return -1;
+    return 0;
+}
+
+int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
+                 char out[SIG_HEX_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    if (hmac_raw(alg, key, key_len, data, len, mac, &mac_len) != 0)
+        return -1;
+    for (unsigned i = 0; i < mac_len; i++) {
+        out[2 * i] = hex[mac[i] >> 4];
+        out[2 * i + 1] = hex[mac[i] & 0x0F];
+    }
+    out[2 * mac_len] = '\0';
+    OPENSSL_cleanse(mac, sizeof mac);
+    return 0;
+}
+
+/* Decodes exactly n bytes of lowercase hex. Returns 0, or -1 for anything else. */
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (strlen(s) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        out[i / 2] = (unsigned char)(i % 2 ? (out[i / 2] << 4) | v : v);
+    }
+    return 0;
+}
+
+int sig_verify_job(const job *j, const keyring *keys, unsigned accept_mask, buf *scratch,
+                   char *err, size_t err_len)
+{
+    int rc = -1;
+    sig_alg alg;
+    unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
+    unsigned got_len = 0;
+    const keyring_key *key = keyring_find(keys, j->kid);
+    if (!key) {
+        snprintf(err, err_len, "signature: unknown kid '%s'", j->kid);
+        goto out;
+    }
+    if (sig_alg_parse(j->alg, &alg) != 0 || !(accept_mask & (1u << alg))) {
+        snprintf(err, err_len, "signature: algorithm '%s' not accepted", j->alg);
+        goto out;
+    }
+    size_t md_len = (size_t)EVP_MD_get_size(md_of(alg));
+    if (unhex(j->sig, want, md_len) != 0) {
+        snprintf(err, err_len, "signature: malformed sig (expected %zu lowercase hex digits)",
+                 2 * md_len);
+        goto out;
+    }
+    buf_reset(scratch);
+    if (sig_canonical(j->root, scratch) != 0 ||
+        hmac_raw(alg, key->secret, key->secret_len, scratch->data, scratch->len, got,
+                 &got_len) != 0) {
+        snprintf(err, err_len, "signature: cannot compute HMAC");
+        goto out;
+    }
+    if (got_len != md_len || CRYPTO_memcmp(want, got, md_len) != 0) {
+        snprintf(err, err_len, "signature: HMAC mismatch (forged or altered job, or wrong key)");
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(got, sizeof got);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/*
+ * mime: turns a validated job into the RFC 5322 / MIME message the consumer hands to
+ * libcurl. Everything libcurl does not do is done here: RFC 2047 encoding of non-ASCII
+ * subjects, extra headers and display names, header folding, CRLF line ends only,
+ * 7-bit bodies (quoted-printable or base64, since libcurl never declares 8BITMIME) and
+ * lines of at most 998 bytes. All output goes into a caller-owned buf, so a worker can
+ * reuse one buffer for every job.
+ */
+#ifndef MAILROOM_MIME_H
+#define MAILROOM_MIME_H
+
+#include "address.h"
+#include "buf.h"
+#include "job.h"
+
+/*
+ * Builds the message of a validated job into out (buf_reset first): Date, From, To, Cc,
+ * Reply-To, Subject, Message-ID, MIME-Version, the job's extra headers, then a
+ * text/plain part, a text/html part, or multipart/alternative with text first. Bcc
+ * never appears. Returns 0, or -1 with *why set to a static reason (why may be NULL).
+ */
+int mime_build(const job *j, buf *out, const char **why);
+
+/*
+ * Appends "Name: value\r\n" for an unstructured header (Subject, X-*). The value goes
+ * raw if it is printable ASCII without "=?", folded at spaces so that lines stay within
+ * 78 characters when possible and never pass 998; otherwise as RFC 2047 =?UTF-8?B?...?=
+ * words of at most 75 characters, never splitting a UTF-8 sequence, separated by CRLF SP.
+ * Returns 0, or -1 when out of memory or when name is not a plausible field name.
+ */
+int mime_header_unstructured(buf *out, const char *name, const char *value);
+
+/*
+ * Appends a mailbox as it goes into an address header: the bare address, or the display
+ * name and " <address>". The name goes raw when it is a phrase of RFC 5322 atoms, as a
+ * quoted-string (with \" and \\ escapes) when it is other printable ASCII, and as RFC 2047
+ * B-words when it has non-ASCII bytes or "=?". Folds with CRLF SP when a line would pass
+ * 78 characters. Returns 0, or -1 when out of memory or mb->spec is not a valid address.
+ */
+int mime_append_mailbox(buf *out, const addr_mailbox *mb);
+
+/*
+ * Appends the Message-ID local part for a job id: A-Z a-z 0-9 '_' '-' are kept, every
+ * other byte becomes "=XX" (uppercase hex). The result is a dot-atom, and reversible
+ * because '=' itself is escaped. Returns 0, or -1 when out of memory or job_id is empty.
+ */
+int mime_msgid_local(buf *out, const char *job_id);
+
+#endif

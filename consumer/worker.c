@@ -1,0 +1,436 @@
+/*
+ * worker: one consumer thread's life (see worker.h).
+ *
+ * A job goes: BLMOVE pending -> processing; decode and verify (failure: rejected);
+ * BEGIN script (dedupe a redelivered "sent" job, count the attempt, "sending");
+ * build the MIME message into the worker's reused buffer; send over the worker's SMTP
+ * session; FINISH script (status record, ack, scheduled or dead list, counter, event),
+ * all in one round trip per step. When Redis is lost the worker reconnects with capped,
+ * jittered backoff and retries the step it was in, so an outcome is never dropped while
+ * the process lives; if it dies, the job is still in its processing list.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "worker.h"
+
+#include <json-c/json.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mime.h"
+#include "script.h"
+#include "sig.h"
+
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+#define PROMOTE_BATCH "500"
+
+/* What FINISH records. */
+typedef struct outcome {
+    const char *state; /* sent, retrying, failed, rejected */
+    const char *id;    /* "" when the job had no readable id */
+    int smtp_code;     /* 0: none */
+    const char *reply;
+    const char *error;
+    int64_t due_ms;    /* retrying only */
+} outcome;
+
+static int stopping(const worker *w)
+{
+    return atomic_load(&w->cfg->stopping);
+}
+
+static uint32_t next_random(worker *w)
+{
+    /* xorshift32: jitter needs spread, not secrecy */
+    unsigned x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    w->rng = x;
+    return x;
+}
+
+int64_t worker_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t random)
+{
+    int64_t delay = base_ms;
+    for (int i = 1; i < attempt && delay < max_ms; i++)
+        delay *= 2;
+    if (delay > max_ms)
+        delay = max_ms;
+    /* factor in [0.8, 1.2]: 0.8 + 0.4 * random / 2^32 */
+    double factor = 0.8 + 0.4 * ((double)random / 4294967296.0);
+    return (int64_t)((double)delay * factor);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Connects, retrying with capped, jittered backoff until connected or stopping. */
+static int connect_redis(worker *w)
+{
+    int64_t delay = RECONNECT_MIN_MS;
+    int logged = 0;
+    while (!w->redis) {
+        char why[300];
+        int timed_out;
+        w->redis = rconn_connect(&w->cfg->redis, 2000,
+                                 w->cfg->block_timeout_ms + w->cfg->redis_timeout_ms, why,
+                                 sizeof why, &timed_out);
+        if (w->redis)
+            break;
+        if (!logged++)
+            log_msg(LOG_WARN, NULL, "worker %d: %s; retrying", w->index, why);
+        if (stopping(w))
+            return -1;
+        sleep_ms(delay / 2 + (int64_t)(next_random(w) % (uint32_t)(delay / 2 + 1)));
+        delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
+    }
+    if (logged)
+        log_msg(LOG_INFO, NULL, "worker %d: reconnected to Redis", w->index);
+    return 0;
+}
+
+static void drop_redis(worker *w, const char *what)
+{
+    log_msg(LOG_WARN, NULL, "worker %d: Redis %s failed: %s", w->index, what,
+            w->redis->errstr);
+    redisFree(w->redis);
+    w->redis = NULL;
+}
+
+/*
+ * Runs a script, reconnecting and retrying while the connection fails. Returns the
+ * reply (caller frees), or NULL when stopping made us give up or Redis answered with
+ * an error (logged).
+ */
+static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, const char **argv,
+                              const size_t *argvlen, const char *job_id)
+{
+    for (;;) {
+        if (!w->redis && connect_redis(w) != 0)
+            return NULL;
+        redisReply *r = script_run(w->redis, id, nkeys, argc, argv, argvlen);
+        if (!r) {
+            drop_redis(w, "script");
+            if (stopping(w))
+                return NULL;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            log_msg(LOG_ERROR, job_id, "Redis script error: %.300s", r->str);
+            freeReplyObject(r);
+            return NULL;
+        }
+        return r;
+    }
+}
+
+/* The dead-list entry {"reason","at","consumer","job","id","state"}, built with json-c
+ * into w->dead_entry. */
+static int build_dead_entry(worker *w, const outcome *o, const char *raw, size_t raw_len,
+                            const char *now_iso)
+{
+    int rc = -1;
+    json_object *e = json_object_new_object();
+    if (!e)
+        return -1;
+    if (json_object_object_add(e, "reason", json_object_new_string(o->error)) ||
+        json_object_object_add(e, "at", json_object_new_string(now_iso)) ||
+        json_object_object_add(e, "consumer", json_object_new_string(w->cfg->id)) ||
+        json_object_object_add(e, "job", json_object_new_string_len(raw, (int)raw_len)) ||
+        json_object_object_add(e, "id", o->id[0] ? json_object_new_string(o->id) : NULL) ||
+        json_object_object_add(e, "state", json_object_new_string(o->state)))
+        goto out;
+    buf_reset(&w->dead_entry);
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(
+        e, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (!s || buf_append(&w->dead_entry, s, len) != 0)
+        goto out;
+    rc = 0;
+out:
+    json_object_put(e);
+    return rc;
+}
+
+/* Records an outcome with FINISH. */
+static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
+{
+    const consumer_config *cfg = w->cfg;
+    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], code[16] = "", ttl[24], extra[32],
+        dead_max[24];
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    keys_job(&cfg->keys, o->id, job_key);
+    if (o->smtp_code)
+        snprintf(code, sizeof code, "%d", o->smtp_code);
+    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
+    snprintf(dead_max, sizeof dead_max, "%ld", cfg->dead_max);
+    const char *target = cfg->keys.dead, *tail = extra;
+    size_t tail_len;
+    if (strcmp(o->state, "retrying") == 0) {
+        target = cfg->keys.scheduled;
+        snprintf(extra, sizeof extra, "%lld", (long long)o->due_ms);
+        tail_len = strlen(extra);
+    } else if (strcmp(o->state, "sent") == 0) {
+        extra[0] = '\0';
+        tail_len = 0;
+    } else {
+        if (build_dead_entry(w, o, raw, raw_len, now_iso) != 0) {
+            log_msg(LOG_ERROR, o->id, "out of memory building the dead-list entry");
+            return;
+        }
+        tail = w->dead_entry.data;
+        tail_len = w->dead_entry.len;
+    }
+    const char *argv[] = {job_key,  cfg->processing, cfg->keys.stats, target,
+                          raw,      o->state,        code,            o->reply,
+                          o->error, now_iso,         cfg->id,         cfg->keys.queue,
+                          cfg->keys.status, ttl,     o->id,           tail,
+                          dead_max};
+    size_t argvlen[sizeof argv / sizeof argv[0]];
+    for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
+        argvlen[i] = strlen(argv[i]);
+    argvlen[4] = raw_len;
+    argvlen[15] = tail_len;
+    redisReply *r = run_script(w, SCRIPT_FINISH, 4, (int)(sizeof argv / sizeof argv[0]), argv,
+                               argvlen, o->id);
+    if (!r) {
+        log_msg(LOG_ERROR, o->id,
+                "outcome %s not recorded; the job stays in %s for recovery", o->state,
+                cfg->processing);
+        return;
+    }
+    freeReplyObject(r);
+    log_msg(o->error[0] ? LOG_WARN : LOG_INFO, o->id, "%s%s%s%s%s", o->state,
+            o->reply[0] ? " " : "", o->reply, o->error[0] ? ": " : "", o->error);
+}
+
+static void reject(worker *w, const char *raw, size_t raw_len, const char *id,
+                   const char *reason)
+{
+    outcome o = {"rejected", id, 0, "", reason, 0};
+    finish(w, raw, raw_len, &o);
+}
+
+/*
+ * BEGIN: returns the attempt number (>= 1), 0 when the job was already sent (it has
+ * been acknowledged and a "duplicate" event published), or -1 when Redis could not be
+ * reached before stopping.
+ */
+static long begin(worker *w, const char *raw, size_t raw_len)
+{
+    const consumer_config *cfg = w->cfg;
+    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], ttl[24];
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    keys_job(&cfg->keys, w->job.id, job_key);
+    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
+    const char *argv[] = {job_key, cfg->processing, raw,  now_iso,   cfg->id,
+                          cfg->keys.queue, cfg->keys.status, ttl, w->job.id};
+    size_t argvlen[sizeof argv / sizeof argv[0]];
+    for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
+        argvlen[i] = strlen(argv[i]);
+    argvlen[2] = raw_len;
+    redisReply *r = run_script(w, SCRIPT_BEGIN, 2, (int)(sizeof argv / sizeof argv[0]), argv,
+                               argvlen, w->job.id);
+    if (!r)
+        return -1;
+    long attempt = -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_INTEGER)
+        attempt = strcmp(r->element[0]->str, "duplicate") == 0 ? 0 : r->element[1]->integer;
+    freeReplyObject(r);
+    return attempt;
+}
+
+/* Fills the envelope recipients (bare addresses) from to, cc and bcc. */
+static size_t envelope(worker *w)
+{
+    size_t n = 0;
+    const char *const *lists[3] = {w->job.to, w->job.cc, w->job.bcc};
+    size_t counts[3] = {w->job.n_to, w->job.n_cc, w->job.n_bcc};
+    for (int l = 0; l < 3; l++) {
+        for (size_t i = 0; i < counts[l] && n < JOB_MAX_RCPT; i++) {
+            addr_mailbox mb;
+            const char *why;
+            if (addr_parse(lists[l][i], strlen(lists[l][i]), &mb, &why) != 0)
+                continue; /* cannot happen: validated by job_decode */
+            memcpy(w->rcpt[n], mb.spec, strlen(mb.spec) + 1);
+            w->rcpt_ptrs[n] = w->rcpt[n];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Decides what a temporary failure becomes: retrying with a due time, or failed when
+ * attempts, lifetime or expires_at are spent. */
+static void temporary_failure(worker *w, long attempt, outcome *o, char *error, size_t cap)
+{
+    const consumer_config *cfg = w->cfg;
+    int64_t now = clock_now_ms();
+    char last[256];
+    snprintf(last, sizeof last, "%s", error);
+    if (attempt >= cfg->max_attempts) {
+        o->state = "failed";
+        snprintf(error, cap, "attempts exhausted (%ld): %s", attempt, last);
+    } else if (now - w->job.created_ms >= cfg->max_lifetime_ms) {
+        o->state = "failed";
+        snprintf(error, cap, "lifetime exceeded: %s", last);
+    } else {
+        o->state = "retrying";
+        o->due_ms = now + worker_backoff_ms((int)attempt, cfg->backoff_base_ms,
+                                            cfg->backoff_max_ms, next_random(w));
+    }
+}
+
+/* Sends a verified job whose attempt has begun, and records the outcome. */
+static void deliver(worker *w, const char *raw, size_t raw_len, long attempt)
+{
+    const char *why = NULL;
+    char error[512] = "";
+    smtp_result res;
+    outcome o = {"failed", w->job.id, 0, "", error, 0};
+    if (mime_build(&w->job, &w->message, &why) != 0) {
+        snprintf(error, sizeof error, "cannot build the message: %s", why ? why : "");
+        finish(w, raw, raw_len, &o);
+        return;
+    }
+    size_t n_rcpt = envelope(w);
+    smtp_send(&w->smtp, w->job.from, w->rcpt_ptrs, n_rcpt, w->message.data, w->message.len,
+              &res);
+    o.smtp_code = res.code;
+    o.reply = res.reply;
+    snprintf(error, sizeof error, "%s", res.error);
+    if (res.outcome == SMTP_SENT)
+        o.state = "sent";
+    else if (res.outcome == SMTP_TEMPORARY)
+        temporary_failure(w, attempt, &o, error, sizeof error);
+    finish(w, raw, raw_len, &o);
+}
+
+/* Handles one raw job taken from pending. */
+static void handle(worker *w, const char *raw, size_t raw_len)
+{
+    char err[JOB_ERR_MAX + 32], reason[JOB_ERR_MAX + 64], id[JOB_ID_MAX + 1];
+    if (job_decode(raw, raw_len, &w->job, err) != 0) {
+        job_peek_id(raw, raw_len, id);
+        snprintf(reason, sizeof reason, "invalid job: %s", err);
+        reject(w, raw, raw_len, id, reason);
+        goto out;
+    }
+    if (sig_verify_job(&w->job, &w->cfg->ring, w->cfg->accept_mask, &w->scratch, err,
+                       sizeof err) != 0) {
+        reject(w, raw, raw_len, w->job.id, err);
+        goto out;
+    }
+    if (w->job.expires_ms && clock_now_ms() >= w->job.expires_ms) {
+        outcome o = {"failed", w->job.id, 0, "", "expired", 0};
+        finish(w, raw, raw_len, &o);
+        goto out;
+    }
+    long attempt = begin(w, raw, raw_len);
+    if (attempt == 0)
+        log_msg(LOG_INFO, w->job.id, "duplicate: already sent, acknowledged");
+    else if (attempt > 0)
+        deliver(w, raw, raw_len, attempt);
+out:
+    job_clear(&w->job);
+    w->jobs_done++;
+}
+
+int worker_init(worker *w, int index, consumer_config *cfg)
+{
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->cfg = cfg;
+    if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
+        w->rng = 0x9E3779B9u ^ (unsigned)index;
+    if (smtp_session_init(&w->smtp, &cfg->smtp) != 0)
+        return -1;
+    return 0;
+}
+
+void *worker_main(void *arg)
+{
+    worker *w = arg;
+    const consumer_config *cfg = w->cfg;
+    char timeout[24];
+    snprintf(timeout, sizeof timeout, "%.3f", cfg->block_timeout_ms / 1000.0);
+    const char *argv[] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT", "LEFT",
+                          timeout};
+    while (!stopping(w)) {
+        if (!w->redis && connect_redis(w) != 0)
+            break;
+        redisReply *r = redisCommandArgv(w->redis, 6, argv, NULL);
+        if (!r) {
+            drop_redis(w, "BLMOVE");
+            continue;
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            handle(w, r->str, r->len);
+        else if (r->type == REDIS_REPLY_ERROR)
+            log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, r->str);
+        freeReplyObject(r);
+    }
+    return NULL;
+}
+
+void worker_free(worker *w)
+{
+    if (!w)
+        return;
+    if (w->redis)
+        redisFree(w->redis);
+    w->redis = NULL;
+    smtp_session_free(&w->smtp);
+    job_clear(&w->job);
+    buf_free(&w->message);
+    buf_free(&w->scratch);
+    buf_free(&w->dead_entry);
+}
+
+/* Runs a housekeeping script on the main thread's connection; -1 on failure. */
+static long housekeeping_run(const consumer_config *cfg, redisContext **c, script_id id,
+                             int nkeys, int argc, const char **argv)
+{
+    if (!*c) {
+        char why[300];
+        int timed_out;
+        *c = rconn_connect(&cfg->redis, 2000, 5000, why, sizeof why, &timed_out);
+        if (!*c)
+            return -1;
+    }
+    redisReply *r = script_run(*c, id, nkeys, argc, argv, NULL);
+    if (!r) {
+        redisFree(*c);
+        *c = NULL;
+        return -1;
+    }
+    long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
+    if (r->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, NULL, "housekeeping script error: %.300s", r->str);
+    freeReplyObject(r);
+    return n;
+}
+
+long housekeeping_promote(const consumer_config *cfg, redisContext **c)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
+    const char *argv[] = {cfg->keys.scheduled, cfg->keys.pending, now, PROMOTE_BATCH};
+    return housekeeping_run(cfg, c, SCRIPT_PROMOTE, 2, 4, argv);
+}
+
+long housekeeping_reclaim(const consumer_config *cfg, redisContext **c)
+{
+    const char *argv[] = {cfg->processing, cfg->keys.pending};
+    return housekeeping_run(cfg, c, SCRIPT_RECLAIM, 2, 2, argv);
+}

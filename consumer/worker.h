@@ -1,0 +1,75 @@
+/*
+ * worker: the consumer's moving parts. consumer_config is filled once by main() and
+ * read by every thread; each worker thread owns one Redis connection, one SMTP
+ * session, one decoded job and the buffers it reuses for every job. The housekeeping
+ * functions run on the main thread between signals.
+ */
+#ifndef MAILROOM_WORKER_H
+#define MAILROOM_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "address.h"
+#include "buf.h"
+#include "job.h"
+#include "keyring.h"
+#include "keys.h"
+#include "rconn.h"
+#include "smtp.h"
+
+typedef struct consumer_config {
+    rconn_url redis;
+    keys_queue keys;
+    char id[128];                     /* consumer id */
+    char processing[KEYS_NAME_MAX];   /* this consumer's processing list */
+    keyring ring;                     /* every accepted key */
+    unsigned accept_mask;             /* bit 1 << sig_alg per accepted algorithm */
+    smtp_config smtp;
+    int concurrency;
+    int block_timeout_ms;             /* BLMOVE timeout */
+    int redis_timeout_ms;             /* command timeout beyond the block timeout */
+    long status_ttl_s;
+    long dead_max;
+    int max_attempts;
+    int64_t backoff_base_ms, backoff_max_ms, max_lifetime_ms;
+    atomic_int stopping;              /* set by main on SIGTERM/SIGINT */
+} consumer_config;
+
+typedef struct worker {
+    int index;
+    consumer_config *cfg;             /* borrowed; outlives the worker */
+    pthread_t thread;
+    redisContext *redis;              /* owned; NULL while disconnected */
+    smtp_session smtp;
+    job job;
+    buf message, scratch, dead_entry;
+    char rcpt[JOB_MAX_RCPT][ADDR_SPEC_MAX + 1];
+    const char *rcpt_ptrs[JOB_MAX_RCPT];
+    unsigned rng;                     /* jitter state */
+    int64_t jobs_done;
+} worker;
+
+/* Creates a worker's resources. Returns 0, or -1 (nothing is left allocated). */
+int worker_init(worker *w, int index, consumer_config *cfg);
+/* Thread body: takes and handles jobs until cfg->stopping. */
+void *worker_main(void *arg);
+/* Frees what worker_init and the thread allocated. Accepts a zeroed worker. */
+void worker_free(worker *w);
+
+/*
+ * Delay before retry number `attempt` (1 for the first retry):
+ * min(max, base * 2^(attempt-1)), then scaled by a factor in [0.8, 1.2] taken from
+ * `random` (uniform over 32 bits).
+ */
+int64_t worker_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t random);
+
+/* Housekeeping on the main thread's own connection: move due scheduled jobs to
+ * pending. Returns the number moved, or -1 when Redis failed (*c is then freed and
+ * set to NULL so the next call reconnects). */
+long housekeeping_promote(const consumer_config *cfg, redisContext **c);
+/* Returns this consumer's processing list to pending (startup and shutdown). */
+long housekeeping_reclaim(const consumer_config *cfg, redisContext **c);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * mailroom.h — the producer library.
+ *
+ * An application opens one handle per thread (a handle is one Redis connection and is
+ * not thread-safe), then enqueues signed email jobs with mailroom_send(): the email is
+ * validated, signed with HMAC, and enqueued with one Redis round trip together with its
+ * status record. mailroom_status() reads that record back.
+ *
+ *     mailroom *m;
+ *     mailroom_options opts;
+ *     mailroom_options_init(&opts);          // NULL fields: taken from the environment
+ *     if (mailroom_open(&m, &opts) != MAILROOM_OK) { ... mailroom_errmsg(m) ... }
+ *     const char *to[] = {"王小明 <ming@example.com>"};
+ *     mailroom_email e = {.to = to, .n_to = 1, .from = "noreply@example.com",
+ *                         .subject = "请激活您的账户", .text = "https://..."};
+ *     char id[MAILROOM_ID_MAX];
+ *     int rc = mailroom_send(m, &e, id);
+ *     mailroom_close(m);
+ *
+ * Every function returns a mailroom_rc; none prints, exits or aborts. After a failure
+ * mailroom_errmsg(m) describes it in one line (never containing a secret).
+ */
+#ifndef MAILROOM_H
+#define MAILROOM_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "mailroom_version.h"
+
+#if defined(_WIN32)
+#define MAILROOM_EXPORT
+#elif defined(MAILROOM_BUILDING) && defined(__GNUC__)
+#define MAILROOM_EXPORT __attribute__((visibility("default")))
+#else
+#define MAILROOM_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. Values are stable: new codes are only ever added at the end. */
+typedef enum mailroom_rc {
+    MAILROOM_OK = 0,
+    MAILROOM_EINVAL = 1,     /* invalid argument or email (see mailroom_errmsg) */
+    MAILROOM_ENOMEM = 2,     /* out of memory */
+    MAILROOM_EREDIS = 3,     /* Redis unreachable, connection lost, or an error reply */
+    MAILROOM_ETIMEOUT = 4,   /* Redis did not answer in time */
+    MAILROOM_ENOTFOUND = 5,  /* no status record for that job id */
+    MAILROOM_EDUPLICATE = 6, /* a job with that id is already recorded */
+    MAILROOM_ETOOBIG = 7,    /* the encoded job exceeds MAILROOM_JOB_MAX_BYTES */
+    MAILROOM_EKEY = 8,       /* no usable signing key */
+    MAILROOM_EPROTO = 9      /* Redis answered something unexpected */
+} mailroom_rc;
+
+#define MAILROOM_ID_MAX 129 /* job ids are at most 128 bytes, plus the NUL */
+#define MAILROOM_JOB_MAX_BYTES (256 * 1024)
+
+/* A static, human-readable description of a status code. */
+MAILROOM_EXPORT const char *mailroom_strerror(int rc);
+
+typedef struct mailroom mailroom; /* opaque handle */
+
+/*
+ * Options for mailroom_open(). Call mailroom_options_init() first, then set what you
+ * need. A NULL field is taken from the environment, then from the default:
+ *   redis_url  MAILROOM_REDIS_URL, "redis://127.0.0.1:6379/0"
+ *              (redis://[user:pass@]host:port/db)
+ *   queue      MAILROOM_QUEUE, "default"
+ *   key        MAILROOM_KEYS_FILE (first "kid secret" line), else MAILROOM_SECRET
+ *              with kid "default". A key must be at least 16 bytes.
+ * The strings are copied by mailroom_open(); the caller keeps ownership.
+ */
+typedef struct mailroom_options {
+    const char *redis_url;
+    const char *queue;
+    const char *kid;         /* with key: the key's id */
+    const void *key;         /* with kid: the secret, key_len bytes */
+    size_t key_len;
+    const char *alg;         /* "hmac-sha1" (default) or "hmac-sha256" */
+    int connect_timeout_ms;  /* default 1000 */
+    int command_timeout_ms;  /* default 1000 */
+    long status_ttl_s;       /* lifetime of the status record; default 7 days */
+} mailroom_options;
+
+MAILROOM_EXPORT void mailroom_options_init(mailroom_options *opts);
+
+/*
+ * Connects to Redis and loads the signing key. On success *out is a new handle. On
+ * failure *out is still a handle (unless memory ran out, then NULL) so that
+ * mailroom_errmsg(*out) can say why; close it with mailroom_close().
+ */
+MAILROOM_EXPORT int mailroom_open(mailroom **out, const mailroom_options *opts);
+
+/* Closes the connection and wipes the key. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_close(mailroom *m);
+
+/* One line describing the last failure on this handle; "" when none. Accepts NULL. */
+MAILROOM_EXPORT const char *mailroom_errmsg(const mailroom *m);
+
+/* A header the application adds, from an allow-list: List-Unsubscribe,
+ * List-Unsubscribe-Post, List-Id and X-*. */
+typedef struct mailroom_header {
+    const char *name;
+    const char *value;
+} mailroom_header;
+
+/*
+ * An email. Strings are UTF-8. Mailboxes are "addr@example.com" or
+ * "Display Name <addr@example.com>"; from is a bare address and from_name its display
+ * name. Required: at least one of to, from, subject (may be empty) and text.
+ */
+typedef struct mailroom_email {
+    const char *const *to;
+    size_t n_to;
+    const char *const *cc;
+    size_t n_cc;
+    const char *const *bcc;
+    size_t n_bcc;
+    const char *from;
+    const char *from_name;  /* optional */
+    const char *reply_to;   /* optional mailbox */
+    const char *subject;
+    const char *text;
+    const char *html;       /* optional: sent as multipart/alternative with text */
+    const mailroom_header *headers;
+    size_t n_headers;
+    const char *id;         /* optional idempotency key, [A-Za-z0-9._:-]{1,128} */
+    time_t send_at;         /* optional: not before this time (0: now) */
+    time_t expires_at;      /* optional: give up after this time (0: never) */
+} mailroom_email;
+
+/*
+ * Validates, signs and enqueues an email, and records its status as "queued". The
+ * job's id (e->id, or a new time-ordered ULID) is written to id_out. A caller-chosen
+ * id whose record still exists is refused with MAILROOM_EDUPLICATE.
+ */
+MAILROOM_EXPORT int mailroom_send(mailroom *m, const mailroom_email *e,
+                                  char id_out[MAILROOM_ID_MAX]);
+
+typedef enum mailroom_state {
+    MAILROOM_STATE_UNKNOWN = 0,
+    MAILROOM_STATE_QUEUED,
+    MAILROOM_STATE_SENDING,
+    MAILROOM_STATE_SENT,
+    MAILROOM_STATE_RETRYING,
+    MAILROOM_STATE_FAILED,
+    MAILROOM_STATE_REJECTED
+} mailroom_state;
+
+/* "queued", "sending", ... ; "unknown" for anything else. */
+MAILROOM_EXPORT const char *mailroom_state_name(mailroom_state state);
+
+/* A job's status record. Strings are truncated to fit; "" when absent. */
+typedef struct mailroom_job_status {
+    char id[MAILROOM_ID_MAX];
+    mailroom_state state;
+    int attempts;
+    int smtp_code;          /* 0 when no SMTP reply was recorded */
+    char smtp_reply[512];
+    char error[512];
+    char consumer[128];
+    char created_at[32];
+    char updated_at[32];
+} mailroom_job_status;
+
+/* Reads a job's status record. MAILROOM_ENOTFOUND when there is none. */
+MAILROOM_EXPORT int mailroom_status(mailroom *m, const char *id,
+                                    mailroom_job_status *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

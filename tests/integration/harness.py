@@ -1,0 +1,746 @@
+"""Integration-test harness for mailroom.
+
+Everything here starts real servers on free loopback ports and always cleans up after
+itself: every helper is a context manager, every child runs in its own process group and
+is killed as a group, and temporary directories are removed. As a last line of defence an
+atexit hook kills any child a crashed test left behind.
+
+    with RedisServer() as redis, Receiver() as rx:
+        env = mailroom_env(redis, secret=SECRET, smtp=rx)
+        with Consumer(env, "--id", "c1") as consumer:
+            rc, out, err = run_cli("send", "--to", "a@example.com", ..., env=env)
+            rx.wait_for_count(1, timeout=10)
+            assert consumer.stop() == 0
+
+Only the Python standard library, python3-redis and python3-aiosmtpd are used (run with
+/usr/bin/python3). The binaries are taken from $MAILROOM_BIN_DIR, else
+<repo root>/build/bin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis  # python3-redis
+from aiosmtpd.controller import Controller  # python3-aiosmtpd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("MAILROOM_BIN_DIR") or (REPO_ROOT / "build" / "bin"))
+CLI = BIN_DIR / "mailroom"
+CONSUMER = BIN_DIR / "mailroom-consumer"
+LOOPBACK = "127.0.0.1"
+
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter
+
+
+# --------------------------------------------------------------------------- processes
+
+_live_lock = threading.Lock()
+_live: set = set()  # Popen objects still to be reaped
+
+
+def _spawn(argv, **kw) -> subprocess.Popen:
+    """Starts a child in its own session (so its whole group can be killed)."""
+    proc = subprocess.Popen([str(a) for a in argv], start_new_session=True, **kw)
+    with _live_lock:
+        _live.add(proc)
+    return proc
+
+
+def _kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(proc: subprocess.Popen, grace: float = 5.0) -> int:
+    """SIGTERM, wait up to `grace` s, then SIGKILL the process group. Returns the rc."""
+    if proc.poll() is None:
+        _kill_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc, signal.SIGKILL)  # stragglers of the group, if any
+    if proc.poll() is None:
+        proc.wait()
+    with _live_lock:
+        _live.discard(proc)
+    return proc.returncode
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    with _live_lock:
+        procs = list(_live)
+    for p in procs:
+        _kill_group(p, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            p.wait(2)
+
+
+# --------------------------------------------------------------------------- utilities
+
+
+class WaitTimeout(AssertionError):
+    """wait_for() ran out of time; an AssertionError so unittest reports a failure."""
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Polls predicate() until it returns something truthy, and returns that. Raises
+    WaitTimeout (an AssertionError) after `timeout` seconds, naming the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            what = message or getattr(predicate, "__name__", repr(predicate))
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def binaries_missing() -> list:
+    return [str(p) for p in (CLI, CONSUMER) if not os.access(p, os.X_OK)]
+
+
+def run_cli(*args, env: dict, timeout: float = 15.0, input: bytes | None = None):
+    """Runs `mailroom ARGS` and returns (rc, stdout, stderr) as str (UTF-8)."""
+    try:
+        cp = subprocess.run([str(CLI), *map(str, args)], env=env, input=input,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"mailroom {' '.join(map(str, args))!r} still running after {timeout}s") from e
+    return (cp.returncode, cp.stdout.decode("utf-8", "replace"), cp.stderr.decode("utf-8", "replace"))
+
+
+def mailroom_env(redis_server=None, *, secret: str | None = None, keys_file=None,
+                 queue: str | None = None, smtp=None, redis_url: str | None = None,
+                 **extra) -> dict:
+    """The environment for the binaries: the caller's environment without any
+    MAILROOM_* variable, plus the ones given here. smtp: a Receiver/SmtpSink or a URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")}
+    if redis_url is not None:
+        env["MAILROOM_REDIS_URL"] = redis_url
+    elif redis_server is not None:
+        env["MAILROOM_REDIS_URL"] = redis_server.url
+    if secret is not None:
+        env["MAILROOM_SECRET"] = secret
+    if keys_file is not None:
+        env["MAILROOM_KEYS_FILE"] = str(keys_file)
+    if queue is not None:
+        env["MAILROOM_QUEUE"] = queue
+    if smtp is not None:
+        env["MAILROOM_SMTP_URL"] = smtp if isinstance(smtp, str) else smtp.url
+    for k, v in extra.items():
+        env[k] = str(v)
+    return env
+
+
+def new_secret() -> str:
+    """A random 32-character secret (never print it)."""
+    return secrets.token_hex(16)
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, no persistence, own temp dir."""
+
+    def __init__(self, startup_timeout: float = 10.0):
+        self.port = free_port()
+        self.host = LOOPBACK
+        self.startup_timeout = startup_timeout
+        self.dir = None
+        self.proc = None
+        self._clients = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.dir = tempfile.mkdtemp(prefix="mailroom-redis-")
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = _spawn(["redis-server", "--port", str(self.port), "--bind", self.host,
+                            "--save", "", "--appendonly", "no", "--dir", self.dir,
+                            "--protected-mode", "yes", "--daemonize", "no"],
+                           stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        probe = redis.Redis(host=self.host, port=self.port, socket_timeout=0.5,
+                            socket_connect_timeout=0.5)
+
+        def pong():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: "
+                                   + Path(self.log_path).read_text(errors="replace")[-2000:])
+            try:
+                return probe.ping()
+            except redis.exceptions.RedisError:
+                return False
+
+        try:
+            wait_for(pong, self.startup_timeout, 0.02, "redis-server to answer PING")
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            probe.close()
+        return self
+
+    def client(self, decode: bool = True) -> redis.Redis:
+        c = redis.Redis(host=self.host, port=self.port, decode_responses=decode,
+                        socket_timeout=10, socket_connect_timeout=2)
+        self._clients.append(c)
+        return c
+
+    def stop(self) -> None:
+        for c in self._clients:
+            with contextlib.suppress(Exception):
+                c.close()
+        self._clients.clear()
+        if self.proc is not None:
+            _reap(self.proc, grace=3)
+            self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    __enter__ = start
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Keys:
+    """The Redis key names of one queue (the braces are a literal hash tag)."""
+
+    def __init__(self, queue: str = "default"):
+        self.queue = queue
+        p = f"mailroom:{{{queue}}}"
+        self.prefix = p
+        self.pending = f"{p}:pending"
+        self.dead = f"{p}:dead"
+        self.stats = f"{p}:stats"
+        self.scheduled = f"{p}:scheduled"
+        self.consumers = f"{p}:consumers"
+        self.status = f"{p}:status"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def processing(self, consumer_id: str) -> str:
+        return f"{self.prefix}:processing:{consumer_id}"
+
+    def processing_pattern(self) -> str:
+        # the braces must be escaped for a glob
+        return f"mailroom:\\{{{self.queue}\\}}:processing:*"
+
+
+def dead_entries(r: redis.Redis, queue: str = "default") -> list:
+    """The dead list, oldest first, each entry JSON-decoded."""
+    raw = r.lrange(Keys(queue).dead, 0, -1)
+    return [json.loads(x) for x in reversed(raw)]
+
+
+def stats(r: redis.Redis, queue: str = "default") -> dict:
+    return {k: int(v) for k, v in r.hgetall(Keys(queue).stats).items()}
+
+
+def processing_lengths(r: redis.Redis, queue: str = "default") -> dict:
+    k = Keys(queue)
+    return {key: r.llen(key) for key in r.scan_iter(match=k.processing_pattern())}
+
+
+class StatusListener:
+    """Subscribes to a queue's status channel (on enter, before the caller sends) and
+    collects every event on a background thread; on_event(event), when given, is called
+    on that thread for each one as it arrives."""
+
+    def __init__(self, redis_server: RedisServer, queue: str = "default", on_event=None):
+        self.channel = Keys(queue).status
+        self.on_event = on_event
+        self._client = redis.Redis(host=redis_server.host, port=redis_server.port,
+                                   decode_responses=True, socket_timeout=10)
+        self._pubsub = self._client.pubsub()
+        self._lock = threading.Lock()
+        self._events = []
+        self.bad = []  # messages that were not JSON objects
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self) -> "StatusListener":
+        self._pubsub.subscribe(self.channel)
+        # do not return before the server confirmed the subscription
+        deadline = time.monotonic() + 5
+        while True:
+            m = self._pubsub.get_message(timeout=0.5)
+            if m and m["type"] == "subscribe":
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no subscribe confirmation for {self.channel}")
+        self._thread = threading.Thread(target=self._run, name="status-listener", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                m = self._pubsub.get_message(timeout=0.1)
+            except Exception:  # connection closed at shutdown
+                if self._stop.is_set():
+                    return
+                raise
+            if not m or m["type"] != "message":
+                continue
+            try:
+                ev = json.loads(m["data"])
+                if not isinstance(ev, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                with self._lock:
+                    self.bad.append(m["data"])
+                continue
+            ev["_received"] = time.monotonic()
+            with self._lock:
+                self._events.append(ev)
+            if self.on_event is not None:
+                self.on_event(ev)
+
+    def events(self, job_id: str | None = None) -> list:
+        with self._lock:
+            return [e for e in self._events if job_id is None or e.get("id") == job_id]
+
+    def states(self, job_id: str) -> list:
+        return [e.get("state") for e in self.events(job_id)]
+
+    def wait_for_state(self, job_id: str, state: str, timeout: float = 10.0) -> dict:
+        def found():
+            for e in self.events(job_id):
+                if e.get("state") == state:
+                    return e
+            return None
+        return wait_for(found, timeout, message=f"status event {state!r} for job {job_id}")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        with contextlib.suppress(Exception):
+            self._pubsub.close()
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+@dataclass
+class ReceivedMessage:
+    mail_from: str
+    rcpt_tos: list
+    raw: bytes
+    peer: tuple = ()
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
+
+
+class _RecordingHandler:
+    def __init__(self, receiver: "Receiver"):
+        self.receiver = receiver
+
+    async def handle_DATA(self, server, session, envelope):
+        rx = self.receiver
+        if rx.data_delay:
+            await asyncio.sleep(rx.data_delay)
+        n = rx._record(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos),
+                                       bytes(envelope.original_content or b""),
+                                       tuple(session.peer or ())))
+        return f"250 2.0.0 Ok: queued as MR{n:06d}"
+
+
+class Receiver:
+    """An aiosmtpd SMTP server on 127.0.0.1:<free port> that records every message
+    (envelope sender, recipients, raw bytes as received after dot-unstuffing)."""
+
+    def __init__(self, data_delay: float = 0.0):
+        self.port = free_port()
+        self.host = LOOPBACK
+        self.data_delay = data_delay
+        self._cond = threading.Condition()
+        self._messages = []
+        self.controller = Controller(_RecordingHandler(self), hostname=self.host,
+                                     port=self.port, ready_timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def _record(self, msg: ReceivedMessage) -> int:
+        with self._cond:
+            self._messages.append(msg)
+            self._cond.notify_all()
+            return len(self._messages)
+
+    def messages(self) -> list:
+        with self._cond:
+            return list(self._messages)
+
+    def count(self) -> int:
+        with self._cond:
+            return len(self._messages)
+
+    def wait_for_count(self, n: int, timeout: float = 10.0) -> list:
+        """Waits until at least n messages arrived; returns all of them."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(f"timed out after {timeout:g}s waiting for {n} messages; "
+                                      f"got {len(self._messages)}")
+                self._cond.wait(left)
+            return list(self._messages)
+
+    def start(self) -> "Receiver":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.controller.stop()
+
+    __enter__ = start
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on 127.0.0.1:<free port>; extra args such as
+    ("-f", "data") make it reject commands with 5xx, ("-r", "rcpt") with 4xx."""
+
+    def __init__(self, *extra_args: str, startup_timeout: float = 10.0):
+        self.port = free_port()
+        self.host = LOOPBACK
+        self.extra = list(extra_args)
+        self.startup_timeout = startup_timeout
+        self.proc = None
+        self.dir = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> "SmtpSink":
+        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        argv = [exe]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]
+        argv += self.extra + [f"{self.host}:{self.port}", "64"]
+        self.dir = tempfile.mkdtemp(prefix="mailroom-sink-")
+        self._log = open(os.path.join(self.dir, "sink.log"), "wb")
+        self.proc = _spawn(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, cwd=self.dir)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"smtp-sink exited with {self.proc.returncode}")
+            return port_accepts(self.port)
+
+        try:
+            wait_for(up, self.startup_timeout, 0.02, "smtp-sink to accept connections")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _reap(self.proc, grace=2)
+            self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    __enter__ = start
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --------------------------------------------------------------------------- consumer
+
+
+class Consumer:
+    """A mailroom-consumer child with stderr (and stdout) captured to a temp file."""
+
+    def __init__(self, env: dict, *args: str):
+        self.env = env
+        self.args = list(args)
+        self.proc = None
+        self.dir = None
+        self.returncode = None
+
+    def start(self) -> "Consumer":
+        self.dir = tempfile.mkdtemp(prefix="mailroom-consumer-")
+        self.log_path = os.path.join(self.dir, "consumer.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = _spawn([CONSUMER, *self.args], env=self.env, stdout=self._log,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def send_signal(self, sig) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 10.0, sig=signal.SIGTERM):
+        """Sends sig (SIGTERM) to the consumer and waits up to timeout seconds for it to
+        exit; then SIGKILLs its group. Returns the exit code (negative: killed by a
+        signal) and sets self.timed_out when the kill was needed."""
+        self.timed_out = False
+        if self.proc is None:
+            return self.returncode
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.timed_out = True
+        _kill_group(self.proc, signal.SIGKILL)
+        self.proc.wait()
+        self.returncode = self.proc.returncode
+        with _live_lock:
+            _live.discard(self.proc)
+        return self.returncode
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(timeout=5)
+        if self.proc is not None:
+            _kill_group(self.proc, signal.SIGKILL)
+            with _live_lock:
+                _live.discard(self.proc)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    __enter__ = start
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(ms: int | None = None) -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, 26 Crockford base32 chars."""
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _load_signer():
+    tools = REPO_ROOT / "tests" / "tools"
+    if (tools / "mailroom_sign.py").exists():
+        if str(tools) not in sys.path:
+            sys.path.insert(0, str(tools))
+        import mailroom_sign  # noqa: E402
+        return mailroom_sign, "tests/tools/mailroom_sign.py"
+    return None, "harness fallback"
+
+
+class _FallbackSigner:
+    """Used only while tests/tools/mailroom_sign.py does not exist; same definition."""
+
+    @staticmethod
+    def _str(x: str) -> bytes:
+        b = x.encode("utf-8")
+        return str(len(b)).encode() + b":" + b
+
+    @classmethod
+    def _value(cls, v) -> bytes:
+        if isinstance(v, str):
+            return b"s" + cls._str(v)
+        if isinstance(v, list):
+            return b"a" + str(len(v)).encode() + b":" + b"".join(cls._value(x) for x in v)
+        if isinstance(v, dict):
+            return b"o" + str(len(v)).encode() + b":" + cls._members(v)
+        raise TypeError(f"value not allowed in a job: {v!r}")
+
+    @classmethod
+    def _members(cls, obj: dict) -> bytes:
+        items = sorted(obj.items(), key=lambda kv: kv[0].encode("utf-8"))
+        return b"".join(cls._str(k) + cls._value(v) for k, v in items)
+
+    @classmethod
+    def canonical(cls, obj: dict) -> bytes:
+        return cls._members({k: v for k, v in obj.items() if k != "sig"})
+
+    @classmethod
+    def sign(cls, job: dict, key: bytes, alg: str = "hmac-sha1") -> str:
+        digest = {"hmac-sha1": hashlib.sha1, "hmac-sha256": hashlib.sha256}[alg]
+        return hmac.new(key, cls.canonical(job), digest).hexdigest()
+
+    @classmethod
+    def signed_job(cls, job: dict, key: bytes, kid: str = "default", alg: str = "hmac-sha1") -> dict:
+        out = {k: v for k, v in job.items() if k != "sig"}
+        out["kid"] = kid
+        out["alg"] = alg
+        out["sig"] = cls.sign(out, key, alg)
+        return out
+
+
+_signer_mod, SIGNER_SOURCE = _load_signer()
+signer = _signer_mod if _signer_mod is not None else _FallbackSigner
+
+
+def make_job(job_id: str | None = None, *, to=("rcpt@example.com",), subject="Hello",
+             text="Hello there.\n", sender="noreply@example.com", **extra) -> dict:
+    """An unsigned v1 job dict (no kid/alg/sig yet)."""
+    job = {"v": "1", "id": job_id or new_ulid(), "to": list(to), "from": sender,
+           "subject": subject, "text": text, "created_at": utc_now()}
+    job.update(extra)
+    return job
+
+
+def sign_job(job: dict, key, kid: str = "default", alg: str = "hmac-sha1") -> dict:
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    return signer.signed_job(job, key, kid=kid, alg=alg)
+
+
+def job_json(job: dict) -> str:
+    return json.dumps(job, ensure_ascii=False, separators=(",", ":"))
+
+
+def enqueue_raw(r: redis.Redis, raw: str, queue: str = "default", job_id: str | None = None,
+                record: bool = True) -> None:
+    """Pushes a raw job as the producer does: job hash (state queued) and LPUSH in one
+    MULTI/EXEC. record=False pushes the raw string only (what a forger could do)."""
+    k = Keys(queue)
+    p = r.pipeline(transaction=True)
+    if record and job_id:
+        now = utc_now()
+        p.hset(k.job(job_id), mapping={"state": "queued", "attempts": "0", "created_at": now,
+                                       "updated_at": now})
+        p.expire(k.job(job_id), 7 * 24 * 3600)
+    p.lpush(k.pending, raw)
+    p.execute()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def parse_message(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def bare_line_ends(raw: bytes) -> int:
+    """How many bare LFs and bare CRs raw contains."""
+    return len(_BARE_LF.findall(raw)) + len(_BARE_CR.findall(raw))
+
+
+def longest_line(raw: bytes) -> int:
+    return max((len(l) for l in raw.split(b"\r\n")), default=0)
+
+
+def unfold_header_lines(raw: bytes) -> list:
+    """The raw header section's physical lines."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return head.split(b"\r\n")
+
+
+def text_of(part) -> str:
+    """A text part's decoded content with CRLF line ends turned into LF."""
+    return part.get_content().replace("\r\n", "\n")
+
+
+def message_id_for(job_id: str, sender: str) -> str:
+    """The Message-ID the consumer derives from a job id and the From address."""
+    domain = sender.rsplit("@", 1)[1]
+    local = "".join(c if re.fullmatch(r"[A-Za-z0-9_-]", c) else "".join(f"={b:02X}" for b in c.encode())
+                    for c in job_id)
+    return f"<{local}@{domain}>"

@@ -1,0 +1,316 @@
+/*
+ * test_job: the v1 job decoder and validator (every refusal names its reason), the
+ * mailbox parser (header injection refused), ids, Redis URLs, timestamps and the
+ * retry backoff bounds.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "address.h"
+#include "buf.h"
+#include "clock.h"
+#include "job.h"
+#include "rconn.h"
+#include "ulid.h"
+#include "worker.h"
+
+#define SIG "\"kid\":\"default\",\"alg\":\"hmac-sha1\",\"sig\":\"0000000000000000000000000000000000000000\""
+#define BASE                                                                              \
+    "\"v\":\"1\",\"id\":\"01JDQ6Z3K8P4W7X2M5N9R0T1AB\",\"from\":\"noreply@example.com\"," \
+    "\"created_at\":\"2026-11-24T13:00:00Z\"," SIG
+
+static int decode(const char *raw, char err[JOB_ERR_MAX])
+{
+    job j;
+    int rc = job_decode(raw, strlen(raw), &j, err);
+    job_clear(&j);
+    return rc;
+}
+
+static void test_decode_full_job(void **state)
+{
+    (void)state;
+    const char *raw = "{" BASE ",\"to\":[\"王小明 <ming@example.com>\",\"b@example.org\"],"
+                      "\"cc\":[\"\\\"Doe, Jane\\\" <jane@example.com>\"],\"bcc\":[\"x@example.com\"],"
+                      "\"from_name\":\"滴水网\",\"reply_to\":\"help@example.com\","
+                      "\"subject\":\"请激活您的账户\",\"text\":\"line1\\r\\nline2\",\"html\":\"<p>x</p>\","
+                      "\"headers\":{\"List-Unsubscribe\":\"<https://example.com/u>\",\"X-Campaign\":\"激活\"},"
+                      "\"send_at\":\"2026-11-24T14:00:00+08:00\",\"expires_at\":\"2026-11-25T13:00:00.5Z\"}";
+    job j;
+    char err[JOB_ERR_MAX] = "";
+    assert_int_equal(job_decode(raw, strlen(raw), &j, err), 0);
+    assert_int_equal(j.n_to, 2);
+    assert_int_equal(j.n_cc, 1);
+    assert_int_equal(j.n_bcc, 1);
+    assert_int_equal(j.n_headers, 2);
+    assert_string_equal(j.subject, "请激活您的账户");
+    assert_string_equal(j.text, "line1\r\nline2");
+    assert_int_equal(j.text_len, 12);
+    assert_int_equal(j.created_ms, 1795525200000LL);
+    assert_int_equal(j.send_at_ms, 1795525200000LL - 7 * 3600000LL);
+    assert_int_equal(j.expires_ms, 1795525200000LL + 86400000LL + 500);
+    job_clear(&j);
+    job_clear(&j); /* cleared twice is fine */
+    job_clear(NULL);
+}
+
+/* Each case: a raw job and a fragment its refusal must contain. */
+static void test_decode_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *why;
+    } cases[] = {
+        {"not json", "not valid JSON"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"", "truncated"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"} x", "not valid JSON"},
+        {"[1,2]", "must be a JSON object"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\"}", "missing member 'text'"},
+        {"{" BASE ",\"subject\":\"s\",\"text\":\"t\"}", "'to' must hold at least one"},
+        {"{" BASE ",\"to\":[],\"subject\":\"s\",\"text\":\"t\"}", "'to' must hold at least one"},
+        {"{" BASE ",\"to\":\"a@example.com\",\"subject\":\"s\",\"text\":\"t\"}", "array of strings"},
+        {"{" BASE ",\"to\":[1],\"subject\":\"s\",\"text\":\"t\"}", "array of strings"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":5,\"text\":\"t\"}", "'subject' must be a string"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":null,\"text\":\"t\"}", "'subject' must be a string"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"a\\r\\nBcc: x@evil.com\",\"text\":\"t\"}", "control character"},
+        {"{" BASE ",\"to\":[\"a@example.com\\r\\nRCPT TO:<x@evil.com>\"],\"subject\":\"s\",\"text\":\"t\"}", "control character"},
+        {"{" BASE ",\"to\":[\"Evil\\nBcc: x@evil.com <a@example.com>\"],\"subject\":\"s\",\"text\":\"t\"}", "control character"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\\u0000u\"}", "NUL"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"\xff\xfe\",\"text\":\"t\"}", "JSON"},
+        {"{" BASE ",\"to\":[\"not-an-address\"],\"subject\":\"s\",\"text\":\"t\"}", "malformed address"},
+        {"{" BASE ",\"to\":[\"a@localhost\"],\"subject\":\"s\",\"text\":\"t\"}", "malformed address"},
+        {"{" BASE ",\"to\":[\"a..b@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "malformed address"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"extra\":\"x\"}", "unknown member 'extra'"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"Bcc\":\"x@evil.com\"}}", "not allowed"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"X-Mailroom-Id\":\"1\"}}", "not allowed"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"X-A\":\"v\\r\\nBcc: x\"}}", "control character"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"X-A\":{\"deep\":\"x\"}}}", "JSON"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"send_at\":\"tomorrow\"}", "RFC 3339"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"expires_at\":\"2026-02-30T00:00:00Z\"}", "RFC 3339"},
+        {"{\"v\":\"2\",\"id\":\"x\",\"from\":\"noreply@example.com\",\"created_at\":\"2026-11-24T13:00:00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "unsupported version"},
+        {"{\"v\":\"1\",\"id\":\"bad id\",\"from\":\"noreply@example.com\",\"created_at\":\"2026-11-24T13:00:00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "'id' must match"},
+        {"{\"v\":\"1\",\"id\":\"x\",\"from\":\"Name <noreply@example.com>\",\"created_at\":\"2026-11-24T13:00:00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "'from' is not"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[JOB_ERR_MAX] = "";
+        if (decode(cases[i].raw, err) != -1)
+            fail_msg("case %zu accepted: %s", i, cases[i].raw);
+        if (!strstr(err, cases[i].why))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].why);
+    }
+}
+
+static void test_decode_limits(void **state)
+{
+    (void)state;
+    char err[JOB_ERR_MAX];
+    /* over 256 KiB is refused before parsing */
+    size_t big = JOB_MAX_BYTES + 1;
+    char *raw = malloc(big + 1);
+    memset(raw, ' ', big);
+    raw[big] = '\0';
+    assert_int_equal(decode(raw, err), -1);
+    assert_non_null(strstr(err, "over the limit"));
+    free(raw);
+    /* deep nesting */
+    buf deep = BUF_INIT;
+    for (int i = 0; i < 5000; i++)
+        buf_puts(&deep, "[");
+    assert_int_equal(decode(deep.data, err), -1);
+    buf_free(&deep);
+    /* 101 recipients */
+    buf many = BUF_INIT;
+    buf_puts(&many, "{" BASE ",\"subject\":\"s\",\"text\":\"t\",\"to\":[");
+    for (int i = 0; i <= JOB_MAX_RCPT; i++)
+        buf_printf(&many, "%s\"u%d@example.com\"", i ? "," : "", i);
+    buf_puts(&many, "]}");
+    assert_int_equal(decode(many.data, err), -1);
+    assert_non_null(strstr(err, "recipients"));
+    buf_free(&many);
+}
+
+static void test_job_tree_sig_rules(void **state)
+{
+    (void)state;
+    char err[JOB_ERR_MAX];
+    job j;
+    json_object *signed_tree = json_tokener_parse(
+        "{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"\",\"text\":\"\"}");
+    assert_int_equal(job_from_tree(signed_tree, 0, &j, err), -1);
+    assert_non_null(strstr(err, "before signing"));
+    job_clear(&j);
+    json_object *unsigned_tree = json_tokener_parse(
+        "{\"v\":\"1\",\"id\":\"x\",\"from\":\"n@example.com\",\"created_at\":\"2026-11-24T13:00:00Z\","
+        "\"kid\":\"default\",\"alg\":\"hmac-sha256\",\"to\":[\"a@example.com\"],\"subject\":\"\",\"text\":\"\"}");
+    assert_int_equal(job_from_tree(unsigned_tree, 0, &j, err), 0);
+    job_clear(&j);
+}
+
+static void test_peek_id(void **state)
+{
+    (void)state;
+    char id[JOB_ID_MAX + 1];
+    job_peek_id("{\"id\":\"abc:1\",\"x\":1}", 20, id);
+    assert_string_equal(id, "abc:1");
+    job_peek_id("{\"id\":\"bad id\"}", 15, id);
+    assert_string_equal(id, "");
+    job_peek_id("garbage", 7, id);
+    assert_string_equal(id, "");
+}
+
+static void test_mailboxes(void **state)
+{
+    (void)state;
+    addr_mailbox mb;
+    const char *why;
+    const char *s = "王小明 <ming@example.com>";
+    assert_int_equal(addr_parse(s, strlen(s), &mb, &why), 0);
+    assert_string_equal(mb.name, "王小明");
+    assert_string_equal(mb.spec, "ming@example.com");
+    s = "\"Doe, \\\"JD\\\" Jane\" <jane+tag@mail.example.co.uk>";
+    assert_int_equal(addr_parse(s, strlen(s), &mb, &why), 0);
+    assert_string_equal(mb.name, "Doe, \"JD\" Jane");
+    assert_string_equal(mb.spec, "jane+tag@mail.example.co.uk");
+    s = "  plain@example.com ";
+    assert_int_equal(addr_parse(s, strlen(s), &mb, &why), 0);
+    assert_string_equal(mb.name, "");
+    static const char *bad[] = {
+        "a@example.com\r\nRCPT TO:<b@example.com>", "a@example.com>", "<a@example.com",
+        "x <y> <a@example.com>", "a@-example.com", "a@example-.com", ".a@example.com",
+        "a@exa_mple.com", "\"a\"@example.com", "a@[127.0.0.1]", "ü@example.com",
+        "a@example.com\0", "Na\"me <a@example.com>", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t len = strlen(bad[i]) + (strcmp(bad[i], "a@example.com") == 0);
+        if (addr_parse(bad[i], len, &mb, &why) != -1)
+            fail_msg("mailbox %zu accepted: %s", i, bad[i]);
+    }
+    char local[70];
+    memset(local, 0, sizeof local);
+    memset(local, 'a', 65);
+    memcpy(local + 65, "@x.io", 4);
+    assert_false(addr_spec_valid(local, strlen(local)));
+    assert_true(addr_utf8_valid("滴水网", strlen("滴水网")));
+    assert_false(addr_utf8_valid("\xc0\xaf", 2));         /* overlong '/' */
+    assert_false(addr_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(addr_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(addr_utf8_valid("\xe6\xbb", 2));         /* truncated */
+}
+
+static void test_ids(void **state)
+{
+    (void)state;
+    assert_true(job_id_valid("signup:42.a_b-c"));
+    assert_false(job_id_valid(""));
+    assert_false(job_id_valid("a b"));
+    assert_false(job_id_valid("a{b}"));
+    char longid[JOB_ID_MAX + 2];
+    memset(longid, 'a', JOB_ID_MAX + 1);
+    longid[JOB_ID_MAX + 1] = '\0';
+    assert_false(job_id_valid(longid));
+    longid[JOB_ID_MAX] = '\0';
+    assert_true(job_id_valid(longid));
+
+    char a[ULID_LEN + 1], b[ULID_LEN + 1], c[ULID_LEN + 1];
+    assert_int_equal(ulid_new(1795525200000LL, a), 0);
+    assert_int_equal(ulid_new(1795525200000LL, b), 0);
+    assert_int_equal(ulid_new(1795957200001LL, c), 0);
+    assert_int_equal(strlen(a), ULID_LEN);
+    assert_true(job_id_valid(a));
+    assert_memory_equal(a, b, 10); /* same millisecond: same time prefix */
+    assert_string_not_equal(a, b);
+    assert_true(strcmp(a, c) < 0 && strcmp(b, c) < 0);
+    assert_int_equal(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ"), ULID_LEN);
+    /* 2026-11-24T13:00:00Z = 0x01A2B... ms: first char of a 48-bit time is '0' or '1' */
+    assert_true(a[0] == '0' || a[0] == '1');
+}
+
+static void test_redis_urls(void **state)
+{
+    (void)state;
+    rconn_url u;
+    char err[256];
+    assert_int_equal(rconn_url_parse("redis://127.0.0.1:6380/2", &u, err, sizeof err), 0);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+    assert_string_equal(u.password, "");
+    assert_int_equal(rconn_url_parse("redis://prod:p%40ss%3Aw@localhost", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "prod");
+    assert_string_equal(u.password, "p@ss:w");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(rconn_url_parse("redis://:only@[::1]:7000/", &u, err, sizeof err), 0);
+    assert_string_equal(u.host, "::1");
+    assert_string_equal(u.password, "only");
+    assert_int_equal(u.port, 7000);
+    static const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:70000",
+                                "redis://h:12a", "redis://h/db", "redis://u:%zz@h",
+                                "redis://u:%00@h"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (rconn_url_parse(bad[i], &u, err, sizeof err) != -1)
+            fail_msg("URL accepted: %s", bad[i]);
+    }
+    assert_int_equal(rconn_url_parse("redis://u:secretpw@h:1:2", &u, err, sizeof err), -1);
+    assert_null(strstr(err, "secretpw"));
+}
+
+static void test_clock(void **state)
+{
+    (void)state;
+    int64_t ms;
+    char out[CLOCK_ISO_MAX];
+    assert_int_equal(clock_parse_rfc3339("2026-11-24T13:00:00Z", &ms), 0);
+    clock_format_iso(ms, 0, out);
+    assert_string_equal(out, "2026-11-24T13:00:00Z");
+    clock_format_iso(ms + 7, 1, out);
+    assert_string_equal(out, "2026-11-24T13:00:00.007Z");
+    clock_format_rfc5322(ms, out);
+    assert_string_equal(out, "Tue, 24 Nov 2026 13:00:00 +0000");
+    assert_int_equal(clock_parse_rfc3339("2024-02-29T23:59:59-01:30", &ms), 0);
+    clock_format_iso(ms, 0, out);
+    assert_string_equal(out, "2024-03-01T01:29:59Z");
+    static const char *bad[] = {"2026-11-24", "2026-11-24T13:00:00", "2025-02-29T00:00:00Z",
+                                "2026-13-01T00:00:00Z", "2026-11-24T24:00:00Z",
+                                "2026-11-24T13:00:00Zjunk", "2026-11-24T13:00:00.Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(clock_parse_rfc3339(bad[i], &ms), -1);
+}
+
+static void test_backoff_bounds(void **state)
+{
+    (void)state;
+    const int64_t base = 10000, max = 3600000;
+    for (int attempt = 1; attempt <= 20; attempt++) {
+        int64_t nominal = base;
+        for (int i = 1; i < attempt; i++)
+            nominal = nominal * 2 > max ? max : nominal * 2;
+        int64_t lo = worker_backoff_ms(attempt, base, max, 0);
+        int64_t hi = worker_backoff_ms(attempt, base, max, UINT32_MAX);
+        int64_t mid = worker_backoff_ms(attempt, base, max, 1u << 31);
+        assert_int_equal(lo, (int64_t)((double)nominal * 0.8));
+        assert_true(hi <= nominal * 6 / 5 && hi >= nominal * 6 / 5 - 1);
+        assert_true(mid >= nominal - 1 && mid <= nominal + 1);
+    }
+    assert_int_equal(worker_backoff_ms(1, base, max, 1u << 31), 10000);
+    assert_int_equal(worker_backoff_ms(4, base, max, 1u << 31), 80000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_full_job), cmocka_unit_test(test_decode_refusals),
+        cmocka_unit_test(test_decode_limits),   cmocka_unit_test(test_job_tree_sig_rules),
+        cmocka_unit_test(test_peek_id),         cmocka_unit_test(test_mailboxes),
+        cmocka_unit_test(test_ids),             cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_clock),           cmocka_unit_test(test_backoff_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
