@@ -18,14 +18,15 @@ int ulid_new(int64_t now_ms, char out[ULID_LEN + 1])
     if (RAND_bytes(bytes + 6, 10) != 1)
         return -1;
     for (int c = 0; c < ULID_LEN; c++) {
-        /* character c holds bits [128 - 5 * (26 - c), 128 - 5 * (25 - c)) of the value */
-        int bit = 5 * c - 2; /* position of its first bit from the top (may be < 0) */
+        /* 26 characters hold 130 bits: the value is read as if two zero bits stood
+         * above it, so character c starts at bit 5c - 2 counted from the top. */
+        int bit = 5 * c - 2;
         unsigned v = 0;
         for (int k = 0; k < 5; k++) {
             int b = bit + k;
             v <<= 1;
             if (b >= 0)
-                v |= (bytes[b / 8] >> (7 - b % 8)) & 1u;
+                v |= (unsigned)(bytes[b / 8] >> (7 - b % 8)) & 1u;
         }
         out[c] = alphabet[v];
     }

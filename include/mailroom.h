@@ -69,7 +69,9 @@ typedef struct mailroom mailroom; /* opaque handle */
  *              (redis://[user:pass@]host:port/db)
  *   queue      MAILROOM_QUEUE, "default"
  *   key        MAILROOM_KEYS_FILE (first "kid secret" line), else MAILROOM_SECRET
- *              with kid "default". A key must be at least 16 bytes.
+ *              with kid "default". A key must be at least 16 bytes. With no key at
+ *              all the handle can still read status; mailroom_send() returns
+ *              MAILROOM_EKEY.
  * The strings are copied by mailroom_open(); the caller keeps ownership.
  */
 typedef struct mailroom_options {

@@ -637,15 +637,11 @@ static int fail_lib(struct failure *f, const char *what, const mailroom *m, int 
  * so the secret never passes through this program. The file is checked for readability
  * first so that a wrong path gets a plain strerror message. An EINVAL from opening
  * means a bad URL or queue name, which is configuration, not input data.
- *
- * mailroom_open() insists on a signing key, but reading a status record signs nothing.
- * So that `status` works for whoever may read the queue without holding (or even
- * reading) the secret, a command that does not sign (signs = 0) passes a placeholder
- * key instead, which the library never uses.
+ * A command that does not sign (signs = 0) leaves the key alone: `status` works for
+ * whoever may read the queue without holding the secret.
  */
 static int open_handle(const struct cli *c, int signs, mailroom **out, struct failure *f)
 {
-    static const char placeholder[] = "status-only, never used to sign";
     mailroom_options opts;
     mailroom_options_init(&opts);
     opts.redis_url = c->value[O_REDIS];
@@ -653,9 +649,8 @@ static int open_handle(const struct cli *c, int signs, mailroom **out, struct fa
 
     const char *keys = c->value[O_KEYS_FILE];
     if (!signs) {
-        opts.kid = "unused";
-        opts.key = placeholder;
-        opts.key_len = sizeof placeholder - 1;
+        unsetenv("MAILROOM_KEYS_FILE");
+        unsetenv("MAILROOM_SECRET");
     } else if (keys) {
         if (*keys == '\0')
             return fail(f, EXIT_USAGE, "--keys-file: empty path");

@@ -120,11 +120,24 @@ static int connection_failed(mailroom *m, const char *what)
     return rc;
 }
 
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+/*
+ * Loads the signing key. A handle without any key configured is legal (reading
+ * status signs nothing); mailroom_send() then fails with MAILROOM_EKEY. A key that is
+ * configured but unusable (too short, unreadable file) fails here, early.
+ */
 static int load_key(mailroom *m, const mailroom_options *opts)
 {
     char why[256];
     int ok;
-    if (opts->key)
+    if (!opts->key && !env_set("MAILROOM_KEYS_FILE") && !env_set("MAILROOM_SECRET"))
+        ok = 1;
+    else if (opts->key)
         ok = keyring_add(&m->ring, opts->kid ? opts->kid : "default", opts->key, opts->key_len,
                          why, sizeof why) == 0;
     else
@@ -329,7 +342,8 @@ int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_
     if (!e || !id_out)
         return set_err(m, MAILROOM_EINVAL, "email and id_out are required");
     if (m->ring.n == 0)
-        return set_err(m, MAILROOM_EKEY, "no signing key loaded");
+        return set_err(m, MAILROOM_EKEY,
+                       "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
     int rc;
     job j = {0};
     char id[MAILROOM_ID_MAX], created[CLOCK_ISO_MAX], now_iso[CLOCK_ISO_MAX], due[24] = "";
