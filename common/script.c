@@ -63,7 +63,8 @@ static const char lua_begin[] = LUA_EVENT
  * FINISH   KEYS: job hash, processing list, stats, target (dead list or scheduled)
  *          ARGV: raw job, state, smtp code ('' = none), smtp reply, error, now,
  *                consumer, queue, channel, status ttl s, id ('' = unknown),
- *                dead entry (failed/rejected) or due ms (retrying), dead max
+ *                dead entry (failed/rejected) or due ms (retrying; queued = a job
+ *                taken before its send_at, deferred uncounted), dead max
  * A rejected job never overwrites a record that says "sent": its id may be forged.
  */
 static const char lua_finish[] = LUA_EVENT
@@ -82,8 +83,8 @@ static const char lua_finish[] = LUA_EVENT
     "end\n"
     "local counter = ({sent = 'sent', retrying = 'retried', failed = 'failed',\n"
     "  rejected = 'rejected'})[state]\n"
-    "redis.call('HINCRBY', KEYS[3], counter, 1)\n"
-    "if state == 'retrying' then\n"
+    "if counter then redis.call('HINCRBY', KEYS[3], counter, 1) end\n"
+    "if state == 'retrying' or state == 'queued' then\n"
     "  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[1])\n"
     "elseif state ~= 'sent' then\n"
     "  redis.call('LPUSH', KEYS[4], ARGV[12])\n"
@@ -106,17 +107,66 @@ static const char lua_promote[] =
     "return #due\n";
 
 /*
- * RECLAIM  KEYS: processing list, pending
+ * RECLAIM  KEYS: processing list, pending, consumers    ARGV: consumer id
  * Moves every held job back, newest first to the right end, so the oldest is taken
- * first. Returns the number moved.
+ * first, and removes the consumer from the heartbeat set. Returns the number moved.
  */
 static const char lua_reclaim[] =
     "local n = 0\n"
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT') do n = n + 1 end\n"
+    "redis.call('ZREM', KEYS[3], ARGV[1])\n"
     "return n\n";
 
-static const char *const sources[SCRIPT_COUNT] = {lua_enqueue, lua_begin, lua_finish,
-                                                  lua_promote, lua_reclaim};
+/*
+ * HEARTBEAT  KEYS: consumers, pending, stats
+ *            ARGV: consumer id, dead after ms, recover ('1' or '0'), queue, channel,
+ *                  processing key prefix, job key prefix, now (RFC 3339), status ttl s
+ * Records this consumer's heartbeat with the Redis server's clock (so clocks of
+ * consumer hosts do not matter). With recover = '1', returns the processing lists of
+ * up to 10 consumers silent for longer than dead-after to the right end of pending,
+ * sets their records back to "queued" (never a "sent" one), publishes a "recovered"
+ * event per job, bumps "recovered" and removes those consumers. The processing lists
+ * and job hashes are derived from the queue's prefixes: they share its hash tag.
+ * Returns the number of jobs recovered.
+ */
+static const char lua_heartbeat[] = LUA_EVENT
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
+    "if ARGV[3] ~= '1' then return 0 end\n"
+    "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]),\n"
+    "  'LIMIT', 0, 10)\n"
+    "local moved = 0\n"
+    "for _, c in ipairs(dead) do\n"
+    "  local why = 'recovered from consumer ' .. c .. ', silent for over ' .. ARGV[2] .. ' ms'\n"
+    "  while true do\n"
+    "    local job = redis.call('LMOVE', ARGV[6] .. c, KEYS[2], 'LEFT', 'RIGHT')\n"
+    "    if not job then break end\n"
+    "    moved = moved + 1\n"
+    "    local ok, decoded = pcall(cjson.decode, job)\n"
+    "    local id = ''\n"
+    "    if ok and type(decoded) == 'table' and type(decoded.id) == 'string' then\n"
+    "      id = decoded.id\n"
+    "    end\n"
+    "    local n = 0\n"
+    "    if id ~= '' then\n"
+    "      local key = ARGV[7] .. id\n"
+    "      n = tonumber(redis.call('HGET', key, 'attempts')) or 0\n"
+    "      if redis.call('HGET', key, 'state') ~= 'sent' then\n"
+    "        redis.call('HSET', key, 'state', 'queued', 'error', why, 'updated_at', ARGV[8])\n"
+    "        redis.call('EXPIRE', key, ARGV[9])\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('PUBLISH', ARGV[5], event(id, 'recovered', n, '', '', why, ARGV[1],\n"
+    "      ARGV[8], ARGV[4]))\n"
+    "  end\n"
+    "  redis.call('ZREM', KEYS[1], c)\n"
+    "end\n"
+    "if moved > 0 then redis.call('HINCRBY', KEYS[3], 'recovered', moved) end\n"
+    "return moved\n";
+
+static const char *const sources[SCRIPT_COUNT] = {lua_enqueue, lua_begin,   lua_finish,
+                                                  lua_promote, lua_reclaim, lua_heartbeat};
 static char shas[SCRIPT_COUNT][41];
 static pthread_once_t shas_once = PTHREAD_ONCE_INIT;
 

@@ -15,7 +15,8 @@ typedef enum script_id {
     SCRIPT_BEGIN,       /* consumer: dedupe a "sent" job, else count the attempt */
     SCRIPT_FINISH,      /* consumer: record the outcome, ack, move, count, publish */
     SCRIPT_PROMOTE,     /* housekeeper: move due scheduled jobs to pending */
-    SCRIPT_RECLAIM,     /* consumer: return a processing list to pending */
+    SCRIPT_RECLAIM,     /* consumer: return its processing list to pending, leave */
+    SCRIPT_HEARTBEAT,   /* housekeeper: heartbeat, recover consumers that stopped */
     SCRIPT_COUNT
 } script_id;
 

@@ -2,10 +2,13 @@
  * mailroom-consumer: takes jobs from a mailroom queue, verifies, sends, reports.
  *
  * main() reads flags and environment into one consumer_config, starts --concurrency
- * worker threads, then becomes the housekeeper: once a second it moves due scheduled
- * jobs back to pending, between waits for SIGTERM/SIGINT. On the first signal it sets
- * `stopping`; workers finish the job in hand and leave; anything still in this
- * consumer's processing list goes back to pending; exit 0.
+ * worker threads, then becomes the housekeeper: once a second it heartbeats (and
+ * recovers consumers that went silent) and moves due scheduled jobs back to pending,
+ * between waits for SIGTERM/SIGINT. On the first signal it sets `stopping`: workers
+ * take no more jobs and finish the one in hand. When --shutdown-timeout passes or a
+ * second signal comes, it sets `hurry`: sends in progress are abandoned. Then anything
+ * still in this consumer's processing list goes back to pending, the consumer leaves
+ * the heartbeat set, and it exits 0.
  * Secrets (signing keys, Redis password) come from the environment or files only.
  */
 #define _GNU_SOURCE
@@ -21,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mailroom_version.h"
 #include "sig.h"
@@ -45,6 +49,8 @@ static void usage(FILE *out)
             "  --backoff-base DUR       first retry delay (default 10s)\n"
             "  --backoff-max DUR        longest retry delay (default 1h)\n"
             "  --max-lifetime DUR       give up this long after creation (default 24h)\n"
+            "  --dead-after DUR         recover consumers silent this long (default 30s)\n"
+            "  --shutdown-timeout DUR   time in-flight sends get after SIGTERM (default 30s)\n"
             "  --status-ttl DUR         lifetime of job status records (default 7d)\n"
             "  --dead-max N             dead-letter list cap, oldest trimmed (default 100000)\n"
             "  --smtp-timeout DUR       whole SMTP transaction (default 60s)\n"
@@ -57,7 +63,8 @@ static void usage(FILE *out)
             "  --help, --version\n\n"
             "Signing keys: MAILROOM_KEYS_FILE (lines \"kid secret\") or MAILROOM_SECRET.\n"
             "Durations: a number with ms, s, m, h or d (plain numbers are seconds).\n"
-            "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0.\n");
+            "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0; a second\n"
+            "signal abandons sends in progress (their jobs go back to pending).\n");
 }
 
 /* "250ms", "10s", "5m", "1h", "7d", "30" (seconds) -> ms. -1 when malformed. */
@@ -147,8 +154,8 @@ typedef struct settings {
 enum {
     OPT_REDIS = 256, OPT_QUEUE, OPT_SMTP, OPT_CONCURRENCY, OPT_ID, OPT_ACCEPT, OPT_MAX_ATTEMPTS,
     OPT_BACKOFF_BASE, OPT_BACKOFF_MAX, OPT_LIFETIME, OPT_TTL, OPT_DEAD_MAX, OPT_SMTP_TIMEOUT,
-    OPT_SMTP_CONNECT, OPT_PER_CONN, OPT_SMTP_IDLE, OPT_BLOCK, OPT_LOG_FORMAT, OPT_LOG_LEVEL,
-    OPT_HELP, OPT_VERSION
+    OPT_SMTP_CONNECT, OPT_PER_CONN, OPT_SMTP_IDLE, OPT_BLOCK, OPT_DEAD_AFTER, OPT_SHUTDOWN,
+    OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
 };
 
 /* Applies one numeric option; returns 0 or -1 (message printed by the caller). */
@@ -187,6 +194,12 @@ static int numeric_option(consumer_config *cfg, int opt, const char *arg)
             return -1;
         cfg->block_timeout_ms = (int)ms;
         break;
+    case OPT_DEAD_AFTER:
+        if (ms < 2000)
+            return -1; /* below two missed heartbeats every pause would look like death */
+        cfg->dead_after_ms = ms;
+        break;
+    case OPT_SHUTDOWN: cfg->shutdown_timeout_ms = ms; break;
     default: return -1;
     }
     return 0;
@@ -213,6 +226,8 @@ static int parse_args(int argc, char **argv, consumer_config *cfg, settings *st)
         {"max-per-connection", required_argument, NULL, OPT_PER_CONN},
         {"smtp-idle", required_argument, NULL, OPT_SMTP_IDLE},
         {"block-timeout", required_argument, NULL, OPT_BLOCK},
+        {"dead-after", required_argument, NULL, OPT_DEAD_AFTER},
+        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
@@ -258,6 +273,9 @@ static void defaults(consumer_config *cfg)
     cfg->backoff_base_ms = 10000;
     cfg->backoff_max_ms = 3600000;
     cfg->max_lifetime_ms = 24LL * 3600000;
+    cfg->dead_after_ms = 30000;
+    cfg->shutdown_timeout_ms = 30000;
+    cfg->smtp.abort = &cfg->hurry;
     cfg->smtp.connect_timeout_ms = 10000;
     cfg->smtp.timeout_ms = 60000;
     cfg->smtp.max_per_connection = 100;
@@ -315,29 +333,70 @@ static int configure(consumer_config *cfg, settings *st)
     return 0;
 }
 
-/* Waits up to one second for SIGTERM/SIGINT; returns the signal or 0. */
-static int wait_signal(const sigset_t *set)
+/* Waits up to ms for SIGTERM/SIGINT; returns the signal or 0. */
+static int wait_signal(const sigset_t *set, long ms)
 {
-    struct timespec one = {1, 0};
-    int sig = sigtimedwait(set, NULL, &one);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, &ts);
     return sig > 0 ? sig : 0;
+}
+
+/* The once-a-second duties; a Redis outage is logged once, not every second. */
+static void housekeeping_tick(housekeeper *h, int *redis_down)
+{
+    long beat = housekeeping_heartbeat(h);
+    long promoted = beat >= 0 ? housekeeping_promote(h) : -1;
+    if ((beat < 0 || promoted < 0) && !*redis_down)
+        log_msg(LOG_WARN, NULL, "housekeeping: Redis unavailable; retrying every second");
+    else if (beat >= 0 && promoted >= 0 && *redis_down)
+        log_msg(LOG_INFO, NULL, "housekeeping: Redis is back");
+    *redis_down = beat < 0 || promoted < 0;
+}
+
+/*
+ * After the first signal: waits for the workers to finish their jobs, heart-beating
+ * meanwhile so no one recovers jobs still in hand; hurries them at the timeout or on
+ * a second signal.
+ */
+static void drain(consumer_config *cfg, housekeeper *h, const sigset_t *set, int *redis_down)
+{
+    int64_t deadline = clock_now_ms() + cfg->shutdown_timeout_ms, next_tick = 0;
+    while (atomic_load(&cfg->running) > 0) {
+        int sig = wait_signal(set, 100);
+        if ((sig || clock_now_ms() >= deadline) && !atomic_load(&cfg->hurry)) {
+            log_msg(LOG_WARN, NULL, "%s: abandoning sends in progress",
+                    sig ? "second signal" : "shutdown timeout");
+            atomic_store(&cfg->hurry, 1);
+        }
+        if (clock_now_ms() >= next_tick) {
+            housekeeping_tick(h, redis_down);
+            next_tick = clock_now_ms() + 1000;
+        }
+    }
 }
 
 static int run(consumer_config *cfg)
 {
-    int rc = 1, started = 0;
-    redisContext *house = NULL;
+    int rc = 1, started = 0, redis_down = 0;
+    housekeeper h = {cfg, NULL, 0};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
     worker *workers = calloc((size_t)cfg->concurrency, sizeof *workers);
     if (!workers) {
         log_msg(LOG_ERROR, NULL, "out of memory");
         goto out;
     }
-    long back = housekeeping_reclaim(cfg, &house);
+    long back = housekeeping_reclaim(&h);
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld jobs left by an earlier run to pending", back);
+    housekeeping_tick(&h, &redis_down);
     for (; started < cfg->concurrency; started++) {
+        atomic_fetch_add(&cfg->running, 1);
         if (worker_init(&workers[started], started, cfg) != 0 ||
             pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {
+            atomic_fetch_sub(&cfg->running, 1);
             log_msg(LOG_ERROR, NULL, "cannot start worker %d", started);
             worker_free(&workers[started]);
             atomic_store(&cfg->stopping, 1);
@@ -346,33 +405,27 @@ static int run(consumer_config *cfg)
     }
     log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s, consumer %s",
             cfg->keys.queue, cfg->concurrency, cfg->smtp.url, cfg->id);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
     int sig = 0;
-    while (!(sig = wait_signal(&set))) {
-        if (housekeeping_promote(cfg, &house) < 0)
-            log_msg(LOG_DEBUG, NULL, "housekeeping: Redis unavailable");
-    }
+    while (!(sig = wait_signal(&set, 1000)))
+        housekeeping_tick(&h, &redis_down);
     log_msg(LOG_INFO, NULL, "%s: finishing jobs in hand", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&cfg->stopping, 1);
     rc = 0;
 join:
+    drain(cfg, &h, &set, &redis_down);
     for (int i = 0; i < started; i++) {
         pthread_join(workers[i].thread, NULL);
         worker_free(&workers[i]);
     }
-    back = housekeeping_reclaim(cfg, &house);
+    back = housekeeping_reclaim(&h);
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld unfinished jobs to pending", back);
     else if (back < 0)
         log_msg(LOG_WARN, NULL, "could not return unfinished jobs: Redis unavailable; "
-                                "recovery will");
+                                "another consumer will recover them");
     log_msg(LOG_INFO, NULL, "stopped");
 out:
-    if (house)
-        redisFree(house);
+    housekeeping_close(&h);
     free(workers);
     return rc;
 }

@@ -60,6 +60,15 @@ static size_t on_read_body(char *out, size_t size, size_t nitems, void *userdata
     return n;
 }
 
+/* libcurl calls this at least once a second during a transfer: non-zero aborts it. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const smtp_session *s = userdata;
+    return s->cfg->abort && atomic_load(s->cfg->abort) ? 1 : 0;
+}
+
 int smtp_session_init(smtp_session *s, const smtp_config *cfg)
 {
     memset(s, 0, sizeof *s);
@@ -80,6 +89,9 @@ int smtp_session_init(smtp_session *s, const smtp_config *cfg)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, cfg->idle_max_s);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
     return 0;
 }
 
@@ -157,6 +169,9 @@ void smtp_send(smtp_session *s, const char *from, const char *const *rcpt, size_
     res->code = reply_code(deciding);
     if (rc == CURLE_OK) {
         res->outcome = SMTP_SENT;
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        res->outcome = SMTP_ABORTED;
+        snprintf(res->error, sizeof res->error, "smtp: abandoned by shutdown");
     } else {
         res->outcome = classify(rc, s->failure_line[0] ? res->code : 0);
         if (!s->failure_line[0]) {

@@ -8,6 +8,7 @@
 #define MAILROOM_SMTP_H
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -18,9 +19,17 @@ typedef struct smtp_config {
     long timeout_ms;        /* whole transaction */
     long max_per_connection; /* recycle the connection after this many messages */
     long idle_max_s;         /* do not reuse a connection idle longer than this */
+    const atomic_int *abort; /* when set, a transfer in progress is abandoned */
 } smtp_config;
 
-typedef enum smtp_outcome { SMTP_SENT = 0, SMTP_TEMPORARY, SMTP_PERMANENT } smtp_outcome;
+/* SMTP_ABORTED: the transfer was abandoned because cfg->abort was set (shutdown in a
+ * hurry); whether the server accepted the message is unknown. */
+typedef enum smtp_outcome {
+    SMTP_SENT = 0,
+    SMTP_TEMPORARY,
+    SMTP_PERMANENT,
+    SMTP_ABORTED
+} smtp_outcome;
 
 typedef struct smtp_result {
     smtp_outcome outcome;

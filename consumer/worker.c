@@ -44,6 +44,13 @@ static int stopping(const worker *w)
     return atomic_load(&w->cfg->stopping);
 }
 
+/* A worker holding a job keeps trying to record it until the shutdown turns into a
+ * hurry; one holding nothing gives up as soon as the shutdown begins. */
+static int giving_up(const worker *w, int holding_job)
+{
+    return holding_job ? atomic_load(&w->cfg->hurry) : atomic_load(&w->cfg->stopping);
+}
+
 static uint32_t next_random(worker *w)
 {
     /* xorshift32: jitter needs spread, not secrecy */
@@ -73,8 +80,8 @@ static void sleep_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* Connects, retrying with capped, jittered backoff until connected or stopping. */
-static int connect_redis(worker *w)
+/* Connects, retrying with capped, jittered backoff until connected or giving up. */
+static int connect_redis(worker *w, int holding_job)
 {
     int64_t delay = RECONNECT_MIN_MS;
     int logged = 0;
@@ -88,7 +95,7 @@ static int connect_redis(worker *w)
             break;
         if (!logged++)
             log_msg(LOG_WARN, NULL, "worker %d: %s; retrying", w->index, why);
-        if (stopping(w))
+        if (giving_up(w, holding_job))
             return -1;
         sleep_ms(delay / 2 + (int64_t)(next_random(w) % (uint32_t)(delay / 2 + 1)));
         delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
@@ -107,20 +114,20 @@ static void drop_redis(worker *w, const char *what)
 }
 
 /*
- * Runs a script, reconnecting and retrying while the connection fails. Returns the
- * reply (caller frees), or NULL when stopping made us give up or Redis answered with
- * an error (logged).
+ * Runs a script for the job in hand, reconnecting and retrying while the connection
+ * fails. Returns the reply (caller frees), or NULL when a hurried shutdown made us give
+ * up or Redis answered with an error (logged).
  */
 static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, const char **argv,
                               const size_t *argvlen, const char *job_id)
 {
     for (;;) {
-        if (!w->redis && connect_redis(w) != 0)
+        if (!w->redis && connect_redis(w, 1) != 0)
             return NULL;
         redisReply *r = script_run(w->redis, id, nkeys, argc, argv, argvlen);
         if (!r) {
             drop_redis(w, "script");
-            if (stopping(w))
+            if (giving_up(w, 1))
                 return NULL;
             continue;
         }
@@ -175,7 +182,7 @@ static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
     snprintf(dead_max, sizeof dead_max, "%ld", cfg->dead_max);
     const char *target = cfg->keys.dead, *tail = extra;
     size_t tail_len;
-    if (strcmp(o->state, "retrying") == 0) {
+    if (strcmp(o->state, "retrying") == 0 || strcmp(o->state, "queued") == 0) {
         target = cfg->keys.scheduled;
         snprintf(extra, sizeof extra, "%lld", (long long)o->due_ms);
         tail_len = strlen(extra);
@@ -309,6 +316,10 @@ static void deliver(worker *w, const char *raw, size_t raw_len, long attempt)
     o.smtp_code = res.code;
     o.reply = res.reply;
     snprintf(error, sizeof error, "%s", res.error);
+    if (res.outcome == SMTP_ABORTED) {
+        log_msg(LOG_WARN, w->job.id, "send abandoned by shutdown; the job goes back to pending");
+        return;
+    }
     if (res.outcome == SMTP_SENT)
         o.state = "sent";
     else if (res.outcome == SMTP_TEMPORARY)
@@ -331,8 +342,15 @@ static void handle(worker *w, const char *raw, size_t raw_len)
         reject(w, raw, raw_len, w->job.id, err);
         goto out;
     }
-    if (w->job.expires_ms && clock_now_ms() >= w->job.expires_ms) {
+    int64_t now = clock_now_ms();
+    if (w->job.expires_ms && now >= w->job.expires_ms) {
         outcome o = {"failed", w->job.id, 0, "", "expired", 0};
+        finish(w, raw, raw_len, &o);
+        goto out;
+    }
+    if (w->job.send_at_ms > now + 1000) {
+        /* pushed onto pending before its time by a producer that did not schedule it */
+        outcome o = {"queued", w->job.id, 0, "", "", w->job.send_at_ms};
         finish(w, raw, raw_len, &o);
         goto out;
     }
@@ -367,7 +385,7 @@ void *worker_main(void *arg)
     const char *argv[] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT", "LEFT",
                           timeout};
     while (!stopping(w)) {
-        if (!w->redis && connect_redis(w) != 0)
+        if (!w->redis && connect_redis(w, 0) != 0)
             break;
         redisReply *r = redisCommandArgv(w->redis, 6, argv, NULL);
         if (!r) {
@@ -380,6 +398,7 @@ void *worker_main(void *arg)
             log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, r->str);
         freeReplyObject(r);
     }
+    atomic_fetch_sub(&w->cfg->running, 1);
     return NULL;
 }
 
@@ -397,21 +416,27 @@ void worker_free(worker *w)
     buf_free(&w->dead_entry);
 }
 
-/* Runs a housekeeping script on the main thread's connection; -1 on failure. */
-static long housekeeping_run(const consumer_config *cfg, redisContext **c, script_id id,
-                             int nkeys, int argc, const char **argv)
+/* Heartbeats after an outage: how long the housekeeper's own connection must have
+ * been up before it may judge other consumers silent. Live consumers heartbeat every
+ * second and reconnect within this. */
+#define RECOVERY_GRACE_MS 3000
+
+/* Runs a housekeeping script on the housekeeper's connection; -1 on failure. */
+static long housekeeping_run(housekeeper *h, script_id id, int nkeys, int argc,
+                             const char **argv)
 {
-    if (!*c) {
+    if (!h->redis) {
         char why[300];
         int timed_out;
-        *c = rconn_connect(&cfg->redis, 2000, 5000, why, sizeof why, &timed_out);
-        if (!*c)
+        h->redis = rconn_connect(&h->cfg->redis, 2000, 5000, why, sizeof why, &timed_out);
+        if (!h->redis)
             return -1;
+        h->up_since_ms = clock_now_ms();
     }
-    redisReply *r = script_run(*c, id, nkeys, argc, argv, NULL);
+    redisReply *r = script_run(h->redis, id, nkeys, argc, argv, NULL);
     if (!r) {
-        redisFree(*c);
-        *c = NULL;
+        redisFree(h->redis);
+        h->redis = NULL;
         return -1;
     }
     long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
@@ -421,16 +446,46 @@ static long housekeeping_run(const consumer_config *cfg, redisContext **c, scrip
     return n;
 }
 
-long housekeeping_promote(const consumer_config *cfg, redisContext **c)
+long housekeeping_promote(housekeeper *h)
 {
+    const consumer_config *cfg = h->cfg;
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
     const char *argv[] = {cfg->keys.scheduled, cfg->keys.pending, now, PROMOTE_BATCH};
-    return housekeeping_run(cfg, c, SCRIPT_PROMOTE, 2, 4, argv);
+    return housekeeping_run(h, SCRIPT_PROMOTE, 2, 4, argv);
 }
 
-long housekeeping_reclaim(const consumer_config *cfg, redisContext **c)
+long housekeeping_heartbeat(housekeeper *h)
 {
-    const char *argv[] = {cfg->processing, cfg->keys.pending};
-    return housekeeping_run(cfg, c, SCRIPT_RECLAIM, 2, 2, argv);
+    const consumer_config *cfg = h->cfg;
+    char dead_after[24], now_iso[CLOCK_ISO_MAX], ttl[24], processing_prefix[KEYS_NAME_MAX];
+    snprintf(dead_after, sizeof dead_after, "%lld", (long long)cfg->dead_after_ms);
+    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    keys_processing(&cfg->keys, "", processing_prefix);
+    int recover = h->redis && clock_now_ms() - h->up_since_ms >= RECOVERY_GRACE_MS;
+    const char *argv[] = {cfg->keys.consumers, cfg->keys.pending, cfg->keys.stats,
+                          cfg->id, dead_after, recover ? "1" : "0", cfg->keys.queue,
+                          cfg->keys.status, processing_prefix, cfg->keys.job_prefix,
+                          now_iso, ttl};
+    long n = housekeeping_run(h, SCRIPT_HEARTBEAT, 3, 12, argv);
+    if (n > 0)
+        log_msg(LOG_WARN, NULL, "recovered %ld jobs from consumers silent for over %lld ms", n,
+                (long long)cfg->dead_after_ms);
+    return n;
+}
+
+long housekeeping_reclaim(housekeeper *h)
+{
+    const consumer_config *cfg = h->cfg;
+    const char *argv[] = {cfg->processing, cfg->keys.pending, cfg->keys.consumers, cfg->id};
+    return housekeeping_run(h, SCRIPT_RECLAIM, 3, 4, argv);
+}
+
+void housekeeping_close(housekeeper *h)
+{
+    if (h && h->redis)
+        redisFree(h->redis);
+    if (h)
+        h->redis = NULL;
 }

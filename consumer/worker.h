@@ -34,7 +34,11 @@ typedef struct consumer_config {
     long dead_max;
     int max_attempts;
     int64_t backoff_base_ms, backoff_max_ms, max_lifetime_ms;
-    atomic_int stopping;              /* set by main on SIGTERM/SIGINT */
+    int64_t dead_after_ms;            /* silent this long: a consumer is recovered */
+    int64_t shutdown_timeout_ms;      /* in-flight work gets this long after SIGTERM */
+    atomic_int stopping;              /* SIGTERM/SIGINT: take no more jobs */
+    atomic_int hurry;                 /* shutdown timeout or second signal: abandon */
+    atomic_int running;               /* worker threads still in worker_main */
 } consumer_config;
 
 typedef struct worker {
@@ -65,11 +69,24 @@ void worker_free(worker *w);
  */
 int64_t worker_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t random);
 
-/* Housekeeping on the main thread's own connection: move due scheduled jobs to
- * pending. Returns the number moved, or -1 when Redis failed (*c is then freed and
- * set to NULL so the next call reconnects). */
-long housekeeping_promote(const consumer_config *cfg, redisContext **c);
-/* Returns this consumer's processing list to pending (startup and shutdown). */
-long housekeeping_reclaim(const consumer_config *cfg, redisContext **c);
+/*
+ * The housekeeper: the main thread's own Redis connection and when it came up. Each
+ * function returns a count, or -1 when Redis failed (the connection is then dropped
+ * and the next call reconnects).
+ */
+typedef struct housekeeper {
+    const consumer_config *cfg;
+    redisContext *redis; /* owned; NULL while disconnected */
+    int64_t up_since_ms; /* when the current connection was made */
+} housekeeper;
+
+/* Moves due scheduled jobs to pending. */
+long housekeeping_promote(housekeeper *h);
+/* Heartbeat; and once this connection has been up long enough for live consumers to
+ * have heart-beaten after an outage, recovery of consumers that went silent. */
+long housekeeping_heartbeat(housekeeper *h);
+/* Returns this consumer's processing list to pending and leaves the consumer set. */
+long housekeeping_reclaim(housekeeper *h);
+void housekeeping_close(housekeeper *h);
 
 #endif

@@ -383,7 +383,8 @@ class ReceivedMessage:
     rcpt_tos: list
     raw: bytes
     peer: tuple = ()
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # monotonic arrival time
+    wall: float = field(default_factory=time.time)     # wall-clock arrival time
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -398,6 +399,9 @@ class _RecordingHandler:
         rx = self.receiver
         if rx.data_delay:
             await asyncio.sleep(rx.data_delay)
+        refusal = rx._take_refusal(envelope)
+        if refusal:
+            return refusal
         n = rx._record(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos),
                                        bytes(envelope.original_content or b""),
                                        tuple(session.peer or ())))
@@ -406,12 +410,20 @@ class _RecordingHandler:
 
 class Receiver:
     """An aiosmtpd SMTP server on 127.0.0.1:<free port> that records every message
-    (envelope sender, recipients, raw bytes as received after dot-unstuffing)."""
+    (envelope sender, recipients, raw bytes as received after dot-unstuffing).
 
-    def __init__(self, data_delay: float = 0.0):
+    data_delay: seconds to sit on each message before answering the final dot.
+    refuse_first: answer the first N messages with refuse_reply instead of accepting
+    them (they are counted in .refused, not recorded as messages)."""
+
+    def __init__(self, data_delay: float = 0.0, refuse_first: int = 0,
+                 refuse_reply: str = "451 4.3.0 Try again later"):
         self.port = free_port()
         self.host = LOOPBACK
         self.data_delay = data_delay
+        self.refuse_first = refuse_first
+        self.refuse_reply = refuse_reply
+        self.refused = 0
         self._cond = threading.Condition()
         self._messages = []
         self.controller = Controller(_RecordingHandler(self), hostname=self.host,
@@ -420,6 +432,14 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
+
+    def _take_refusal(self, envelope):
+        with self._cond:
+            if self.refused < self.refuse_first:
+                self.refused += 1
+                self._cond.notify_all()
+                return self.refuse_reply
+        return None
 
     def _record(self, msg: ReceivedMessage) -> int:
         with self._cond:
@@ -550,6 +570,15 @@ class Consumer:
             return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
         except (OSError, AttributeError):
             return ""
+
+    def error_lines(self) -> list:
+        """Log lines at level error or worse (text or json log format)."""
+        out = []
+        for line in self.log().splitlines():
+            if re.match(r"^\S+\s+(error|fatal|crit\w*)\b", line, re.I) or \
+                    re.search(r'"level"\s*:\s*"(error|fatal|crit\w*)"', line, re.I):
+                out.append(line)
+        return out
 
     def send_signal(self, sig) -> None:
         if self.alive():

@@ -221,6 +221,8 @@ class DeliveryTest(PipelineTestCase):
         self.assert_queue_drained(r)
         self.assertEqual(r.llen(Q.dead), 0)
         self.assertEqual(consumer.stop(), 0)
+        self.assertEqual(consumer.error_lines(), [], "errors logged during a clean run")
+        self.assertNotIn(SECRET, consumer.log(), "the secret reached the log")
 
     def test_cc_bcc_reply_to_header_long_subject_and_caller_id(self):
         """cc/bcc reach the envelope, bcc never the headers; reply-to and an X- header
@@ -461,6 +463,51 @@ class SmtpErrorTest(PipelineTestCase):
         self.assertEqual(listener.states(job_id)[-1], "retrying")
         self.assert_queue_drained(r)
 
+    def test_4xx_then_accepted_on_retry(self):
+        """A temporary refusal is retried after the backoff (not earlier) and the job is
+        then delivered exactly once."""
+        rs = self.redis()
+        rx = self.receiver(refuse_first=1, refuse_reply="451 4.7.1 Greylisted, come back later")
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
+        listener = self.listener(rs)
+        self.consumer(env, "--id", "c1", "--backoff-base", "500ms")
+        job_id = self.send(env, subject="greylisted once")
+        h = self.wait_state(r, job_id, "sent", timeout=20)
+        self.assertEqual(h.get("attempts"), "2")
+        self.assertEqual(rx.refused, 1)
+        self.assertEqual(rx.count(), 1)
+        listener.wait_for_state(job_id, "sent", timeout=5)
+        evs = [e for e in listener.events(job_id) if e.get("state") != "queued"]
+        self.assertEqual([e["state"] for e in evs], ["sending", "retrying", "sending", "sent"])
+        self.assertEqual(str(evs[1].get("smtp_code")), "451")
+        gap = evs[2]["_received"] - evs[1]["_received"]
+        self.assertGreaterEqual(gap, 0.35, "retried before the backoff (500 ms ± 20 %) elapsed")
+        st = stats(r)
+        self.assertEqual((st.get("retried"), st.get("sent")), (1, 1), st)
+        self.assertEqual(r.zcard(Q.scheduled), 0)
+        self.assert_queue_drained(r)
+
+    def test_4xx_until_max_attempts_fails(self):
+        rs = self.redis()
+        sink = self.sink("-r", "rcpt", "-b", "452 4.2.2 Mailbox full")
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=sink)
+        listener = self.listener(rs)
+        self.consumer(env, "--id", "c1", "--max-attempts", "2", "--backoff-base", "200ms")
+        job_id = self.send(env, subject="full mailbox")
+        h = self.wait_state(r, job_id, "failed", timeout=20)
+        self.assertEqual(h.get("attempts"), "2")
+        self.assertEqual(h.get("smtp_code"), "452")
+        dead = dead_entries(r)
+        self.assertEqual([d.get("id") for d in dead], [job_id])
+        st = stats(r)
+        self.assertEqual((st.get("retried"), st.get("failed")), (1, 1), st)
+        self.assertEqual(r.zcard(Q.scheduled), 0)
+        states = [s for s in listener.states(job_id) if s != "queued"]
+        self.assertEqual(states, ["sending", "retrying", "sending", "failed"])
+        self.assert_queue_drained(r)
+
     def test_refused_connection_is_retried_later(self):
         rs = self.redis()
         r = rs.client()
@@ -472,6 +519,45 @@ class SmtpErrorTest(PipelineTestCase):
         wait_for(lambda: r.zcard(Q.scheduled) == 1, 5, message="job in the scheduled zset")
         self.assertEqual(r.llen(Q.dead), 0)
         self.assertEqual(stats(r).get("retried"), 1)
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+class ScheduleTest(PipelineTestCase):
+
+    def test_send_at_is_held_until_due(self):
+        rs = self.redis()
+        rx = self.receiver()
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
+        self.consumer(env, "--id", "c1")
+        due = int(time.time()) + 2
+        due_s = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(due))
+        job_id = self.send(env, "--send-at", due_s, subject="later")
+        self.assertEqual(r.zcard(Q.scheduled) + r.llen(Q.pending) + rx.count() >= 1, True)
+        m = rx.wait_for_count(1, timeout=10)[0]
+        self.assertGreaterEqual(m.wall, due - 0.05, f"delivered {due - m.wall:.2f}s early")
+        self.assertEqual(parse_message(m.raw)["Message-ID"], f"<{job_id}@example.com>")
+        self.wait_state(r, job_id, "sent")
+        self.assertEqual(r.zcard(Q.scheduled), 0)
+        self.assert_queue_drained(r)
+
+    def test_restart_with_same_id_resumes_held_job(self):
+        """A consumer killed while holding a job leaves it in its processing list; the
+        same consumer id started again delivers it."""
+        rs = self.redis()
+        rx = self.receiver()
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
+        job = sign_job(make_job(subject="held by a crashed consumer"), SECRET)
+        enqueue_raw(r, job_json(job), job_id=job["id"])
+        moved = r.lmove(Q.pending, Q.processing("c1"), "RIGHT", "LEFT")  # what c1 did
+        self.assertIsNotNone(moved)
+        self.consumer(env, "--id", "c1")
+        self.wait_state(r, job["id"], "sent")
+        self.assertEqual(rx.count(), 1)
+        self.assert_queue_drained(r)
 
 
 # --------------------------------------------------------------------------- 4. volume
@@ -678,6 +764,8 @@ class ShutdownTest(PipelineTestCase):
         self.assertEqual(rc, 0, f"exit status after {sig.name}")
         self.assertLess(elapsed, 5.0)
         self.assert_queue_drained(r)
+        self.assertIsNone(r.zscore(Q.consumers, "c1"), "heartbeat left behind after shutdown")
+        self.assertEqual(c.error_lines(), [], "errors logged during a clean run")
 
     def test_sigterm_idle_consumer_exits_0(self):
         self._idle_consumer(signal.SIGTERM)
