@@ -189,6 +189,12 @@ const char *script_source(script_id id)
     return sources[id];
 }
 
+const char *script_sha(script_id id)
+{
+    pthread_once(&shas_once, compute_shas);
+    return shas[id];
+}
+
 static redisReply *run_with(redisContext *c, const char *verb, const char *body, int nkeys,
                             int argc, const char **argv, const size_t *argvlen)
 {

@@ -30,7 +30,8 @@ typedef enum script_id {
 redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
                        const size_t *argvlen);
 
-/* The script's source text, for docs and tests. */
+/* The script's source text and its SHA-1 (hex), for pipelining EVALSHA/EVAL. */
 const char *script_source(script_id id);
+const char *script_sha(script_id id);
 
 #endif

@@ -51,7 +51,8 @@ typedef enum mailroom_rc {
     MAILROOM_EDUPLICATE = 6, /* a job with that id is already recorded */
     MAILROOM_ETOOBIG = 7,    /* the encoded job exceeds MAILROOM_JOB_MAX_BYTES */
     MAILROOM_EKEY = 8,       /* no usable signing key */
-    MAILROOM_EPROTO = 9      /* Redis answered something unexpected */
+    MAILROOM_EPROTO = 9,     /* Redis answered something unexpected */
+    MAILROOM_EPENDING = 10   /* mailroom_wait: the job was not final before the timeout */
 } mailroom_rc;
 
 #define MAILROOM_ID_MAX 129 /* job ids are at most 128 bytes, plus the NUL */
@@ -136,10 +137,25 @@ typedef struct mailroom_email {
 /*
  * Validates, signs and enqueues an email, and records its status as "queued". The
  * job's id (e->id, or a new time-ordered ULID) is written to id_out. A caller-chosen
- * id whose record still exists is refused with MAILROOM_EDUPLICATE.
+ * id whose record still exists is refused with MAILROOM_EDUPLICATE, so a double
+ * submission sends one mail.
  */
 MAILROOM_EXPORT int mailroom_send(mailroom *m, const mailroom_email *e,
                                   char id_out[MAILROOM_ID_MAX]);
+
+/* Checks an email exactly as mailroom_send() would, without a key or Redis. */
+MAILROOM_EXPORT int mailroom_validate(mailroom *m, const mailroom_email *e);
+
+/*
+ * Enqueues n emails in one pipelined round trip. For each email i, results[i] gets
+ * its status code and ids[i] its id ("" when it was not enqueued). Invalid emails are
+ * skipped, the others enqueued; returns MAILROOM_OK when all were, else the first
+ * failure's code. If the connection breaks mid-batch, the emails whose replies were
+ * not read get MAILROOM_EREDIS/ETIMEOUT and may or may not have been enqueued (their
+ * status record tells).
+ */
+MAILROOM_EXPORT int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
+                                        char (*ids)[MAILROOM_ID_MAX], int *results);
 
 typedef enum mailroom_state {
     MAILROOM_STATE_UNKNOWN = 0,
@@ -170,6 +186,17 @@ typedef struct mailroom_job_status {
 /* Reads a job's status record. MAILROOM_ENOTFOUND when there is none. */
 MAILROOM_EXPORT int mailroom_status(mailroom *m, const char *id,
                                     mailroom_job_status *out);
+
+/*
+ * Waits up to timeout_ms for a job to reach a final state (sent, failed, rejected)
+ * and fills *out with its record; MAILROOM_OK means final (check out->state), not
+ * sent. It subscribes to the status channel before it reads the record, so a final
+ * event cannot slip between the two. Uses a second Redis connection for the duration
+ * of the call. MAILROOM_EPENDING when the job was not final in time (out holds the
+ * last record read), MAILROOM_ENOTFOUND when there is no record.
+ */
+MAILROOM_EXPORT int mailroom_wait(mailroom *m, const char *id, int timeout_ms,
+                                  mailroom_job_status *out);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,7 @@ static const char *const rc_messages[] = {
     [MAILROOM_ETOOBIG] = "job too large",
     [MAILROOM_EKEY] = "no usable signing key",
     [MAILROOM_EPROTO] = "unexpected reply from Redis",
+    [MAILROOM_EPENDING] = "the job was not final before the timeout",
 };
 
 const char *mailroom_strerror(int rc)
@@ -291,28 +292,116 @@ static int sign_tree(mailroom *m, job *j)
     return MAILROOM_OK;
 }
 
+/* A validated, signed job ready to enqueue. raw borrows from j's tree. */
+typedef struct prepared {
+    job j;
+    char id[MAILROOM_ID_MAX];
+    const char *raw;
+    size_t raw_len;
+    char due[24]; /* "" = now, else the send_at in ms */
+} prepared;
+
+/*
+ * Builds, validates and (when sign) signs one email. On success p->j owns the tree:
+ * release it with job_clear(&p->j). On failure nothing is left allocated.
+ */
+static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, prepared *p)
+{
+    int rc = MAILROOM_OK;
+    char created[CLOCK_ISO_MAX], why[JOB_ERR_MAX];
+    memset(p, 0, sizeof *p);
+    if (!e)
+        return set_err(m, MAILROOM_EINVAL, "email is NULL");
+    if (e->id) {
+        if (!job_id_valid(e->id))
+            return set_err(m, MAILROOM_EINVAL, "id must match [A-Za-z0-9._:-]{1,128}");
+        snprintf(p->id, sizeof p->id, "%s", e->id);
+    } else if (ulid_new(now, p->id) != 0) {
+        return set_err(m, MAILROOM_ENOMEM, "no randomness for a job id");
+    }
+    clock_format_iso(now, 0, created);
+    json_object *root = json_object_new_object();
+    if (!root)
+        return set_err(m, MAILROOM_ENOMEM, "out of memory");
+    const char *kid = m->ring.n ? m->ring.keys[0].kid : "default";
+    int built = build_tree(root, e, p->id, created, kid, m->alg);
+    if (built != 0) {
+        json_object_put(root);
+        return built == -2 ? set_err(m, MAILROOM_EINVAL, "NULL string in a list or header")
+                           : set_err(m, MAILROOM_ENOMEM, "out of memory");
+    }
+    if (job_from_tree(root, 0, &p->j, why) != 0) {
+        rc = set_err(m, MAILROOM_EINVAL, "invalid email: %s", why);
+        goto out;
+    }
+    if (!sign)
+        goto out;
+    if ((rc = sign_tree(m, &p->j)) != MAILROOM_OK)
+        goto out;
+    p->raw = json_object_to_json_string_length(
+        p->j.root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &p->raw_len);
+    if (!p->raw) {
+        rc = set_err(m, MAILROOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (p->raw_len > JOB_MAX_BYTES) {
+        rc = set_err(m, MAILROOM_ETOOBIG, "job is %zu bytes, over the limit of %d", p->raw_len,
+                     JOB_MAX_BYTES);
+        goto out;
+    }
+    if (e->send_at && (int64_t)e->send_at * 1000 > now)
+        snprintf(p->due, sizeof p->due, "%lld", (long long)e->send_at * 1000);
+out:
+    if (rc != MAILROOM_OK || !sign)
+        job_clear(&p->j);
+    return rc;
+}
+
+/* The arguments of one ENQUEUE: keys, then raw job, now, ttl, due. job_key and ttl are
+ * caller buffers the arrays point into. */
+typedef struct enqueue_args {
+    char job_key[KEYS_NAME_MAX], ttl[24];
+    const char *argv[7];
+    size_t argvlen[7];
+} enqueue_args;
+
+static void fill_args(mailroom *m, enqueue_args *a, const char *id, const char *raw,
+                      size_t raw_len, const char *now_iso, const char *due)
+{
+    keys_job(&m->keys, id, a->job_key);
+    snprintf(a->ttl, sizeof a->ttl, "%ld", m->status_ttl_s);
+    const char *argv[7] = {a->job_key, m->keys.pending, m->keys.scheduled, raw,
+                           now_iso,    a->ttl,          due};
+    for (int i = 0; i < 7; i++) {
+        a->argv[i] = argv[i];
+        a->argvlen[i] = i == 3 ? raw_len : strlen(argv[i]);
+    }
+}
+
+/* Maps an ENQUEUE reply to a status code (and the handle's message). */
+static int enqueue_reply(mailroom *m, const redisReply *r, const char *id)
+{
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "DUPLICATE", 9) == 0)
+        return set_err(m, MAILROOM_EDUPLICATE, "a job with id '%s' is already recorded", id);
+    if (r->type == REDIS_REPLY_ERROR)
+        return set_err(m, MAILROOM_EREDIS, "enqueue refused by Redis: %.300s", r->str);
+    if (r->type != REDIS_REPLY_INTEGER)
+        return set_err(m, MAILROOM_EPROTO, "enqueue: unexpected reply type %d", r->type);
+    return MAILROOM_OK;
+}
+
 /* Runs ENQUEUE once. Returns MAILROOM_OK, EDUPLICATE, or a Redis failure. */
-static int enqueue_once(mailroom *m, const char *id, const char *raw, size_t raw_len,
-                        const char *now_iso, const char *due)
+static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
 {
     int rc = ensure_connected(m);
     if (rc != MAILROOM_OK)
         return rc;
-    char job_key[KEYS_NAME_MAX], ttl[24];
-    keys_job(&m->keys, id, job_key);
-    snprintf(ttl, sizeof ttl, "%ld", m->status_ttl_s);
-    const char *argv[] = {job_key, m->keys.pending, m->keys.scheduled, raw, now_iso, ttl, due};
-    size_t argvlen[] = {strlen(job_key), strlen(m->keys.pending), strlen(m->keys.scheduled),
-                        raw_len, strlen(now_iso), strlen(ttl), strlen(due)};
-    redisReply *r = script_run(m->redis, SCRIPT_ENQUEUE, 3, 7, argv, argvlen);
+    enqueue_args a;
+    fill_args(m, &a, p->id, p->raw, p->raw_len, now_iso, p->due);
+    redisReply *r = script_run(m->redis, SCRIPT_ENQUEUE, 3, 7, a.argv, a.argvlen);
     if (!r)
         return connection_failed(m, "enqueue");
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "DUPLICATE", 9) == 0)
-        rc = set_err(m, MAILROOM_EDUPLICATE, "a job with id '%s' is already recorded", id);
-    else if (r->type == REDIS_REPLY_ERROR)
-        rc = set_err(m, MAILROOM_EREDIS, "enqueue refused by Redis: %.300s", r->str);
-    else if (r->type != REDIS_REPLY_INTEGER)
-        rc = set_err(m, MAILROOM_EPROTO, "enqueue: unexpected reply type %d", r->type);
+    rc = enqueue_reply(m, r, p->id);
     freeReplyObject(r);
     return rc;
 }
@@ -322,17 +411,24 @@ static int enqueue_once(mailroom *m, const char *id, const char *raw, size_t raw
  * (Redis restarted since the last call). If that retry finds the id already recorded
  * and the id is one we generated, the first attempt reached Redis: that is success.
  */
-static int enqueue(mailroom *m, const char *id, int generated_id, const char *raw,
-                   size_t raw_len, const char *now_iso, const char *due)
+static int enqueue(mailroom *m, const prepared *p, int generated_id, const char *now_iso)
 {
     int had_connection = m->redis != NULL;
-    int rc = enqueue_once(m, id, raw, raw_len, now_iso, due);
+    int rc = enqueue_once(m, p, now_iso);
     if (rc == MAILROOM_EREDIS && had_connection && !m->redis) {
-        rc = enqueue_once(m, id, raw, raw_len, now_iso, due);
+        rc = enqueue_once(m, p, now_iso);
         if (rc == MAILROOM_EDUPLICATE && generated_id)
             rc = MAILROOM_OK;
     }
     return rc;
+}
+
+static int need_key(mailroom *m)
+{
+    if (m->ring.n == 0)
+        return set_err(m, MAILROOM_EKEY,
+                       "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
+    return MAILROOM_OK;
 }
 
 int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_MAX])
@@ -341,60 +437,157 @@ int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_
         return MAILROOM_EINVAL;
     if (!e || !id_out)
         return set_err(m, MAILROOM_EINVAL, "email and id_out are required");
-    if (m->ring.n == 0)
-        return set_err(m, MAILROOM_EKEY,
-                       "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
-    int rc;
-    job j = {0};
-    char id[MAILROOM_ID_MAX], created[CLOCK_ISO_MAX], now_iso[CLOCK_ISO_MAX], due[24] = "";
-    char why[JOB_ERR_MAX];
+    int rc = need_key(m);
+    if (rc != MAILROOM_OK)
+        return rc;
+    prepared p;
+    char now_iso[CLOCK_ISO_MAX];
     int64_t now = clock_now_ms();
-    if (e->id) {
-        if (!job_id_valid(e->id))
-            return set_err(m, MAILROOM_EINVAL, "id must match [A-Za-z0-9._:-]{1,128}");
-        snprintf(id, sizeof id, "%s", e->id);
-    } else if (ulid_new(now, id) != 0) {
-        return set_err(m, MAILROOM_ENOMEM, "no randomness for a job id");
-    }
-    clock_format_iso(now, 0, created);
     clock_format_iso(now, 1, now_iso);
-    json_object *root = json_object_new_object();
-    if (!root)
-        return set_err(m, MAILROOM_ENOMEM, "out of memory");
-    int built = build_tree(root, e, id, created, m->ring.keys[0].kid, m->alg);
-    if (built != 0) {
-        json_object_put(root);
-        return built == -2 ? set_err(m, MAILROOM_EINVAL, "NULL string in a list or header")
-                           : set_err(m, MAILROOM_ENOMEM, "out of memory");
-    }
-    if (job_from_tree(root, 0, &j, why) != 0) {
-        rc = set_err(m, MAILROOM_EINVAL, "invalid email: %s", why);
-        goto out;
-    }
-    if ((rc = sign_tree(m, &j)) != MAILROOM_OK)
-        goto out;
-    size_t raw_len = 0;
-    const char *raw = json_object_to_json_string_length(
-        j.root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &raw_len);
-    if (!raw) {
-        rc = set_err(m, MAILROOM_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (raw_len > JOB_MAX_BYTES) {
-        rc = set_err(m, MAILROOM_ETOOBIG, "job is %zu bytes, over the limit of %d", raw_len,
-                     JOB_MAX_BYTES);
-        goto out;
-    }
-    if (e->send_at && (int64_t)e->send_at * 1000 > now)
-        snprintf(due, sizeof due, "%lld", (long long)e->send_at * 1000);
-    rc = enqueue(m, id, e->id == NULL, raw, raw_len, now_iso, due);
+    if ((rc = prepare(m, e, now, 1, &p)) != MAILROOM_OK)
+        return rc;
+    rc = enqueue(m, &p, e->id == NULL, now_iso);
     if (rc == MAILROOM_OK) {
-        memcpy(id_out, id, strlen(id) + 1);
+        memcpy(id_out, p.id, strlen(p.id) + 1);
         m->err[0] = '\0';
     }
-out:
-    job_clear(&j);
+    job_clear(&p.j);
     return rc;
+}
+
+int mailroom_validate(mailroom *m, const mailroom_email *e)
+{
+    if (!m)
+        return MAILROOM_EINVAL;
+    prepared p;
+    int rc = prepare(m, e, clock_now_ms(), 0, &p);
+    if (rc == MAILROOM_OK)
+        m->err[0] = '\0';
+    return rc;
+}
+
+/* One email of a batch: where its raw job sits in the batch buffer. */
+typedef struct batch_item {
+    size_t off, len;
+    char due[24];
+    int pending; /* sent in the pipeline, reply not yet read */
+} batch_item;
+
+/* Signs every valid email of the batch into raws; results[i] is set for the others. */
+static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
+                         char (*ids)[MAILROOM_ID_MAX], int *results, batch_item *items,
+                         buf *raws, int64_t now)
+{
+    int first = MAILROOM_OK;
+    for (size_t i = 0; i < n; i++) {
+        prepared p;
+        results[i] = prepare(m, &emails[i], now, 1, &p);
+        ids[i][0] = '\0';
+        if (results[i] != MAILROOM_OK) {
+            if (first == MAILROOM_OK)
+                first = results[i];
+            continue;
+        }
+        memcpy(ids[i], p.id, strlen(p.id) + 1);
+        items[i].off = raws->len;
+        items[i].len = p.raw_len;
+        memcpy(items[i].due, p.due, sizeof p.due);
+        int appended = buf_append(raws, p.raw, p.raw_len);
+        job_clear(&p.j);
+        if (appended != 0)
+            return set_err(m, MAILROOM_ENOMEM, "out of memory");
+        items[i].pending = 1;
+    }
+    return first;
+}
+
+/* Writes one pipelined round of ENQUEUE commands (EVALSHA, or EVAL after NOSCRIPT) and
+ * reads the replies. Items answered NOSCRIPT stay pending for the next round. */
+static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MAX],
+                       int *results, batch_item *items, size_t n, const buf *raws,
+                       const char *now_iso, int *noscript)
+{
+    *noscript = 0;
+    const char *body = strcmp(verb, "EVAL") == 0 ? script_source(SCRIPT_ENQUEUE)
+                                                 : script_sha(SCRIPT_ENQUEUE);
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].pending)
+            continue;
+        enqueue_args a;
+        fill_args(m, &a, ids[i], raws->data + items[i].off, items[i].len, now_iso, items[i].due);
+        const char *argv[10] = {verb, body, "3"};
+        size_t argvlen[10] = {strlen(verb), strlen(body), 1};
+        for (int k = 0; k < 7; k++) {
+            argv[3 + k] = a.argv[k];
+            argvlen[3 + k] = a.argvlen[k];
+        }
+        if (redisAppendCommandArgv(m->redis, 10, argv, argvlen) != REDIS_OK)
+            return set_err(m, MAILROOM_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].pending)
+            continue;
+        redisReply *r = NULL;
+        if (redisGetReply(m->redis, (void **)&r) != REDIS_OK || !r) {
+            int rc = connection_failed(m, "batch enqueue");
+            for (size_t k = i; k < n; k++)
+                if (items[k].pending)
+                    results[k] = rc;
+            return rc;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            *noscript = 1;
+        } else {
+            results[i] = enqueue_reply(m, r, ids[i]);
+            items[i].pending = 0;
+        }
+        freeReplyObject(r);
+    }
+    return MAILROOM_OK;
+}
+
+int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
+                        char (*ids)[MAILROOM_ID_MAX], int *results)
+{
+    if (!m)
+        return MAILROOM_EINVAL;
+    if ((!emails || !ids || !results) && n)
+        return set_err(m, MAILROOM_EINVAL, "emails, ids and results are required");
+    int rc = need_key(m);
+    if (rc != MAILROOM_OK || n == 0)
+        return rc;
+    buf raws = BUF_INIT;
+    batch_item *items = calloc(n, sizeof *items);
+    if (!items)
+        return set_err(m, MAILROOM_ENOMEM, "out of memory");
+    char now_iso[CLOCK_ISO_MAX];
+    int64_t now = clock_now_ms();
+    clock_format_iso(now, 1, now_iso);
+    int first = batch_prepare(m, emails, n, ids, results, items, &raws, now);
+    if (first == MAILROOM_ENOMEM)
+        goto out;
+    if ((rc = ensure_connected(m)) != MAILROOM_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (items[i].pending)
+                results[i] = rc;
+        first = rc;
+        goto out;
+    }
+    int noscript = 0;
+    rc = batch_round(m, "EVALSHA", ids, results, items, n, &raws, now_iso, &noscript);
+    if (rc == MAILROOM_OK && noscript)
+        rc = batch_round(m, "EVAL", ids, results, items, n, &raws, now_iso, &noscript);
+    for (size_t i = 0; i < n && first == MAILROOM_OK; i++)
+        if (results[i] != MAILROOM_OK)
+            first = results[i];
+    if (first != MAILROOM_OK && rc == MAILROOM_OK)
+        set_err(m, first, "%zu emails, some not enqueued: see results", n);
+out:
+    if (first == MAILROOM_OK)
+        m->err[0] = '\0';
+    free(items);
+    buf_free(&raws);
+    return first;
 }
 
 const char *mailroom_state_name(mailroom_state state)
@@ -463,5 +656,100 @@ int mailroom_status(mailroom *m, const char *id, mailroom_job_status *out)
             take_field(out, r->element[i]->str, r->element[i + 1]->str);
     }
     freeReplyObject(r);
+    return rc;
+}
+
+static int is_final(mailroom_state st)
+{
+    return st == MAILROOM_STATE_SENT || st == MAILROOM_STATE_FAILED ||
+           st == MAILROOM_STATE_REJECTED;
+}
+
+/* 1 when a status event (JSON) is about job id and says it is final. */
+static int final_event_for(const char *payload, size_t len, const char *id)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *ev = tok && len <= (size_t)__INT_MAX__
+                          ? json_tokener_parse_ex(tok, payload, (int)len)
+                          : NULL;
+    json_object *jid = NULL, *jstate = NULL;
+    int final = 0;
+    json_tokener_free(tok);
+    if (ev && json_object_object_get_ex(ev, "id", &jid) &&
+        json_object_object_get_ex(ev, "state", &jstate) &&
+        json_object_is_type(jid, json_type_string) &&
+        strcmp(json_object_get_string(jid), id) == 0) {
+        const char *st = json_object_get_string(jstate);
+        final = strcmp(st, "sent") == 0 || strcmp(st, "failed") == 0 ||
+                strcmp(st, "rejected") == 0 || strcmp(st, "duplicate") == 0;
+    }
+    json_object_put(ev);
+    return final;
+}
+
+/* Opens the subscription connection and confirms SUBSCRIBE. */
+static redisContext *subscribe(mailroom *m, int *rc)
+{
+    char why[300];
+    int timed_out;
+    redisContext *sub = rconn_connect(&m->url, m->connect_ms, m->command_ms, why, sizeof why,
+                                      &timed_out);
+    if (!sub) {
+        *rc = set_err(m, timed_out ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS, "%s", why);
+        return NULL;
+    }
+    const char *argv[] = {"SUBSCRIBE", m->keys.status};
+    redisReply *r = redisCommandArgv(sub, 2, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        *rc = set_err(m, MAILROOM_EREDIS, "wait: SUBSCRIBE failed: %s",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : sub->errstr);
+        freeReplyObject(r);
+        redisFree(sub);
+        return NULL;
+    }
+    freeReplyObject(r);
+    return sub;
+}
+
+int mailroom_wait(mailroom *m, const char *id, int timeout_ms, mailroom_job_status *out)
+{
+    if (!m)
+        return MAILROOM_EINVAL;
+    if (!id || !out || !job_id_valid(id) || timeout_ms < 0)
+        return set_err(m, MAILROOM_EINVAL, "wait: a valid id, out and timeout >= 0 are needed");
+    int rc = MAILROOM_OK;
+    int64_t deadline = clock_now_ms() + timeout_ms;
+    redisContext *sub = subscribe(m, &rc);
+    if (!sub)
+        return rc;
+    /* subscribed first: from here on no final event can be missed */
+    if ((rc = mailroom_status(m, id, out)) != MAILROOM_OK || is_final(out->state))
+        goto out;
+    for (;;) {
+        int64_t left = deadline - clock_now_ms();
+        redisReply *r = NULL;
+        if (left > 0) {
+            struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+            redisSetTimeout(sub, tv);
+        }
+        if (left <= 0 || redisGetReply(sub, (void **)&r) != REDIS_OK || !r) {
+            if (left <= 0 || rconn_timed_out(sub))
+                rc = set_err(m, MAILROOM_EPENDING, "job '%s' not final after %d ms (state %s)",
+                             id, timeout_ms, mailroom_state_name(out->state));
+            else
+                rc = set_err(m, MAILROOM_EREDIS, "wait: subscription lost: %s", sub->errstr);
+            goto out;
+        }
+        int final = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                    r->element[2]->type == REDIS_REPLY_STRING &&
+                    final_event_for(r->element[2]->str, r->element[2]->len, id);
+        freeReplyObject(r);
+        if (final) {
+            rc = mailroom_status(m, id, out);
+            goto out;
+        }
+    }
+out:
+    redisFree(sub);
     return rc;
 }

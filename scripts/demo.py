@@ -132,14 +132,17 @@ class Demo:
         say("enqueue (mailroom send) and status events as they arrive")
         expected = {}  # id -> (label, subject, rcpt)
         for label, args, subject, rcpt in emails:
+            # a caller-chosen ULID, so that events arriving before `send` returns are
+            # already labelled
+            jid = h.new_ulid()
+            self.labels[jid] = label
             t = time.monotonic()
-            rc, out, err = h.run_cli("send", *args, env=env)
+            rc, out, err = h.run_cli("send", *args, "--id", jid, env=env)
             ms = (time.monotonic() - t) * 1000
-            if not self.check(rc == 0, f"`mailroom send` ({label}) exits 0"):
+            if not self.check(rc == 0 and out.strip() == jid,
+                              f"`mailroom send` ({label}) exits 0 and prints the job id"):
                 say(f"  send   {label}: exit {rc}: {err.strip()}")
                 continue
-            jid = out.strip()
-            self.labels[jid] = label
             expected[jid] = (label, subject, rcpt)
             say(f"  send   {short(jid):14}  {label:8} {subject}  → {rcpt}  ({ms:.0f} ms incl. process start)")
 
@@ -184,7 +187,7 @@ class Demo:
             say(f"      To:      {msg['To']}")
             say(f"      Subject: {msg['Subject']}")
             say(f"      Parts:   {', '.join(kinds)}   Message-ID: {msg['Message-ID']}")
-            for line in text.splitlines()[:3]:
+            for line in [x for x in text.splitlines() if x.strip()][:3]:
                 say(f"      | {line}")
             mid = str(msg["Message-ID"] or "")
             jid = mid[1:].split("@", 1)[0] if mid.startswith("<") else ""
