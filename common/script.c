@@ -60,7 +60,8 @@ static const char lua_begin[] = LUA_EVENT
     "return {'sending', n}\n";
 
 /*
- * FINISH   KEYS: job hash, processing list, stats, target (dead list or scheduled)
+ * FINISH   KEYS: job hash, processing list, stats, target (dead list or scheduled),
+ *                this minute's sent counter (mailroom:{Q}:rate:<unix minute>)
  *          ARGV: raw job, state, smtp code ('' = none), smtp reply, error, now,
  *                consumer, queue, channel, status ttl s, id ('' = unknown),
  *                dead entry (failed/rejected) or due ms (retrying; queued = a job
@@ -84,6 +85,10 @@ static const char lua_finish[] = LUA_EVENT
     "local counter = ({sent = 'sent', retrying = 'retried', failed = 'failed',\n"
     "  rejected = 'rejected'})[state]\n"
     "if counter then redis.call('HINCRBY', KEYS[3], counter, 1) end\n"
+    "if state == 'sent' then\n"
+    "  redis.call('INCR', KEYS[5])\n"
+    "  redis.call('EXPIRE', KEYS[5], 180)\n"
+    "end\n"
     "if state == 'retrying' or state == 'queued' then\n"
     "  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[1])\n"
     "elseif state ~= 'sent' then\n"

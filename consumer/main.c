@@ -353,6 +353,31 @@ static void housekeeping_tick(housekeeper *h, int *redis_down)
     *redis_down = beat < 0 || promoted < 0;
 }
 
+/* Every minute: what this process did in that minute and since it started. */
+typedef struct summary {
+    int64_t next_ms;
+    long sent, retried, failed, rejected; /* totals at the previous line */
+} summary;
+
+static void summary_tick(consumer_config *cfg, summary *sm)
+{
+    int64_t now = clock_now_ms();
+    if (now < sm->next_ms)
+        return;
+    if (sm->next_ms == 0) {
+        sm->next_ms = now + 60000;
+        return;
+    }
+    long sent = atomic_load(&cfg->n_sent), retried = atomic_load(&cfg->n_retried);
+    long failed = atomic_load(&cfg->n_failed), rejected = atomic_load(&cfg->n_rejected);
+    log_msg(LOG_INFO, NULL,
+            "summary: last minute sent %ld (%.1f/s), retried %ld, failed %ld, rejected %ld; "
+            "since start sent %ld, retried %ld, failed %ld, rejected %ld",
+            sent - sm->sent, (double)(sent - sm->sent) / 60.0, retried - sm->retried,
+            failed - sm->failed, rejected - sm->rejected, sent, retried, failed, rejected);
+    *sm = (summary){now + 60000, sent, retried, failed, rejected};
+}
+
 /*
  * After the first signal: waits for the workers to finish their jobs, heart-beating
  * meanwhile so no one recovers jobs still in hand; hurries them at the timeout or on
@@ -406,8 +431,11 @@ static int run(consumer_config *cfg)
     log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s, consumer %s",
             cfg->keys.queue, cfg->concurrency, cfg->smtp.url, cfg->id);
     int sig = 0;
-    while (!(sig = wait_signal(&set, 1000)))
+    summary sm = {0};
+    while (!(sig = wait_signal(&set, 1000))) {
         housekeeping_tick(&h, &redis_down);
+        summary_tick(cfg, &sm);
+    }
     log_msg(LOG_INFO, NULL, "%s: finishing jobs in hand", sig == SIGINT ? "SIGINT" : "SIGTERM");
     atomic_store(&cfg->stopping, 1);
     rc = 0;

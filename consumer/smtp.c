@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Copies a reply line with CR/LF removed and anything unprintable replaced by '?', so
  * it is safe in a log line, a JSON event and a Redis hash. */
@@ -136,6 +137,20 @@ static CURLcode transfer(smtp_session *s, const char *msg, size_t msg_len, int f
     return rc;
 }
 
+/*
+ * After an abandoned transfer libcurl still holds the connection, and cleaning the
+ * handle up would send QUIT and wait for a server that may be hanging in DATA (and may
+ * then accept the message). Shutting the socket down first makes the server see the
+ * client drop, which aborts the transaction, and makes the cleanup immediate.
+ */
+static void cut_connection(smtp_session *s)
+{
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(s->curl, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+        fd != CURL_SOCKET_BAD)
+        shutdown(fd, SHUT_RDWR);
+}
+
 /* A failure with no reply at all on a connection that was reused: it died while idle. */
 static int dead_reused_connection(const smtp_session *s, CURLcode rc, long new_connections)
 {
@@ -172,6 +187,7 @@ void smtp_send(smtp_session *s, const char *from, const char *const *rcpt, size_
     } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
         res->outcome = SMTP_ABORTED;
         snprintf(res->error, sizeof res->error, "smtp: abandoned by shutdown");
+        cut_connection(s);
     } else {
         res->outcome = classify(rc, s->failure_line[0] ? res->code : 0);
         if (!s->failure_line[0]) {

@@ -168,13 +168,27 @@ out:
     return rc;
 }
 
+static void count_outcome(consumer_config *cfg, const char *state)
+{
+    if (strcmp(state, "sent") == 0)
+        atomic_fetch_add(&cfg->n_sent, 1);
+    else if (strcmp(state, "retrying") == 0)
+        atomic_fetch_add(&cfg->n_retried, 1);
+    else if (strcmp(state, "failed") == 0)
+        atomic_fetch_add(&cfg->n_failed, 1);
+    else if (strcmp(state, "rejected") == 0)
+        atomic_fetch_add(&cfg->n_rejected, 1);
+}
+
 /* Records an outcome with FINISH. */
 static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
 {
     const consumer_config *cfg = w->cfg;
     char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], code[16] = "", ttl[24], extra[32],
-        dead_max[24];
-    clock_format_iso(clock_now_ms(), 1, now_iso);
+        dead_max[24], rate_key[KEYS_NAME_MAX];
+    int64_t now = clock_now_ms();
+    clock_format_iso(now, 1, now_iso);
+    keys_rate(&cfg->keys, now / 60000, rate_key);
     keys_job(&cfg->keys, o->id, job_key);
     if (o->smtp_code)
         snprintf(code, sizeof code, "%d", o->smtp_code);
@@ -197,17 +211,18 @@ static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
         tail = w->dead_entry.data;
         tail_len = w->dead_entry.len;
     }
+    enum { RAW = 5, TAIL = 16 }; /* positions of the binary arguments */
     const char *argv[] = {job_key,  cfg->processing, cfg->keys.stats, target,
-                          raw,      o->state,        code,            o->reply,
-                          o->error, now_iso,         cfg->id,         cfg->keys.queue,
-                          cfg->keys.status, ttl,     o->id,           tail,
-                          dead_max};
+                          rate_key, raw,             o->state,        code,
+                          o->reply, o->error,        now_iso,         cfg->id,
+                          cfg->keys.queue, cfg->keys.status, ttl,     o->id,
+                          tail,     dead_max};
     size_t argvlen[sizeof argv / sizeof argv[0]];
     for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
         argvlen[i] = strlen(argv[i]);
-    argvlen[4] = raw_len;
-    argvlen[15] = tail_len;
-    redisReply *r = run_script(w, SCRIPT_FINISH, 4, (int)(sizeof argv / sizeof argv[0]), argv,
+    argvlen[RAW] = raw_len;
+    argvlen[TAIL] = tail_len;
+    redisReply *r = run_script(w, SCRIPT_FINISH, 5, (int)(sizeof argv / sizeof argv[0]), argv,
                                argvlen, o->id);
     if (!r) {
         log_msg(LOG_ERROR, o->id,
@@ -216,6 +231,7 @@ static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
         return;
     }
     freeReplyObject(r);
+    count_outcome(w->cfg, o->state);
     log_msg(o->error[0] ? LOG_WARN : LOG_INFO, o->id, "%s%s%s%s%s", o->state,
             o->reply[0] ? " " : "", o->reply, o->error[0] ? ": " : "", o->error);
 }

@@ -39,6 +39,8 @@ typedef struct consumer_config {
     atomic_int stopping;              /* SIGTERM/SIGINT: take no more jobs */
     atomic_int hurry;                 /* shutdown timeout or second signal: abandon */
     atomic_int running;               /* worker threads still in worker_main */
+    /* outcomes recorded by this process since it started, for the summary log line */
+    atomic_long n_sent, n_retried, n_failed, n_rejected;
 } consumer_config;
 
 typedef struct worker {

@@ -296,7 +296,12 @@ class ReliabilityTestCase(unittest.TestCase):
         return self.stack.enter_context(StatusListener(redis_server))
 
     def consumer(self, env, *args) -> Consumer:
-        c = self.stack.enter_context(Consumer(env, *args))
+        c = Consumer(env, *args)
+        try:
+            self.stack.enter_context(c)
+        except BaseException:  # e.g. the binary is being rebuilt: drop its temp dir
+            c.cleanup()
+            raise
         self.consumers.append(c)
         return c
 
@@ -674,7 +679,7 @@ class GracefulShutdownTest(ReliabilityTestCase):
         t0 = time.monotonic()
         c.send_signal(signal.SIGTERM)
         wait_for(lambda: not c.alive(), shutdown_timeout + 2.0,
-                 message=f"consumer to exit within shutdown-timeout + 2 s after SIGTERM")
+                 message="consumer to exit within shutdown-timeout + 2 s after SIGTERM")
         elapsed = time.monotonic() - t0
         self.assertEqual(c.stop(), 0, "exit status after SIGTERM")
         return elapsed
