@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rconn.h"
 
+#include "secret.h"
+
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -147,6 +149,23 @@ int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
     return 0;
 }
 
+int rconn_password_from_env(rconn_url *u, char *err, size_t err_len)
+{
+    const char *path = getenv("MAILROOM_REDIS_PASSWORD_FILE");
+    if (!path || !*path)
+        return 0;
+    char *pw = secret_read_file(path, err, err_len);
+    if (!pw)
+        return -1;
+    int fits = strlen(pw) < sizeof u->password;
+    if (fits)
+        memcpy(u->password, pw, strlen(pw) + 1);
+    else
+        snprintf(err, err_len, "Redis password in %s is too long", path);
+    secret_free(pw);
+    return fits ? 0 : -1;
+}
+
 void rconn_url_clear(rconn_url *u)
 {
     OPENSSL_cleanse(u->password, sizeof u->password);
@@ -156,6 +175,18 @@ int rconn_timed_out(const redisContext *c)
 {
     return c && c->err == REDIS_ERR_IO &&
            (strstr(c->errstr, "temporarily unavailable") || strstr(c->errstr, "timed out"));
+}
+
+int rconn_transient_error(const redisReply *r)
+{
+    static const char *const codes[] = {"LOADING", "READONLY", "MASTERDOWN", "BUSY ",
+                                        "TRYAGAIN"};
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
+            return 1;
+    return 0;
 }
 
 static struct timeval to_tv(int ms)

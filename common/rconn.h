@@ -23,6 +23,9 @@ typedef struct rconn_url {
 /* Returns 0, or -1 with a reason in err (which never repeats the password). */
 int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len);
 void rconn_url_clear(rconn_url *u);
+/* When MAILROOM_REDIS_PASSWORD_FILE is set, its first line replaces the URL's password.
+ * Returns 0, or -1 with a reason in err. */
+int rconn_password_from_env(rconn_url *u, char *err, size_t err_len);
 
 /*
  * Connects, authenticates and selects the database. Returns a connected context
@@ -34,5 +37,10 @@ redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int comm
 
 /* 1 when the context's last I/O error was a timeout. */
 int rconn_timed_out(const redisContext *c);
+
+/* 1 when an error reply means "this server cannot serve you right now" (LOADING after
+ * a restart, READONLY from a demoted master, MASTERDOWN, BUSY, TRYAGAIN): the caller
+ * should drop the connection and retry on a fresh one, as for a lost connection. */
+int rconn_transient_error(const redisReply *r);
 
 #endif

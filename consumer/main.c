@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "secret.h"
 #include "mailroom_version.h"
 #include "sig.h"
 #include "worker.h"
@@ -41,6 +42,13 @@ static void usage(FILE *out)
             "  --queue NAME             queue name (MAILROOM_QUEUE, default \"default\")\n"
             "  --smtp URL               smtp://host:port or smtps://host:port\n"
             "                           (MAILROOM_SMTP_URL, default smtp://127.0.0.1:25)\n"
+            "  --smtp-tls required|none STARTTLS policy for smtp:// (MAILROOM_SMTP_TLS; default\n"
+            "                           required, none for a loopback host); smtps:// is\n"
+            "                           implicit TLS\n"
+            "  --smtp-ca-file PATH      private CA bundle (MAILROOM_SMTP_CA_FILE)\n"
+            "  --smtp-insecure          do not verify the server certificate (logs a warning)\n"
+            "  --smtp-user USER         AUTH user (MAILROOM_SMTP_USER); the password is read\n"
+            "                           from MAILROOM_SMTP_PASSWORD_FILE, never argv\n"
             "  --concurrency N          worker threads (MAILROOM_CONCURRENCY, default 8)\n"
             "  --id ID                  consumer id (MAILROOM_CONSUMER_ID, default host-pid-rand)\n"
             "  --accept-alg LIST        accepted algorithms, comma separated\n"
@@ -62,6 +70,7 @@ static void usage(FILE *out)
             "  --log-level debug|info|warn|error  (default info)\n"
             "  --help, --version\n\n"
             "Signing keys: MAILROOM_KEYS_FILE (lines \"kid secret\") or MAILROOM_SECRET.\n"
+            "Redis password: in the URL or MAILROOM_REDIS_PASSWORD_FILE.\n"
             "Durations: a number with ms, s, m, h or d (plain numbers are seconds).\n"
             "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0; a second\n"
             "signal abandons sends in progress (their jobs go back to pending).\n");
@@ -149,13 +158,16 @@ static int id_valid(const char *id)
 
 typedef struct settings {
     const char *redis, *queue, *smtp, *id, *algs, *log_format, *log_level;
+    const char *smtp_tls, *smtp_ca, *smtp_user;
+    int smtp_insecure;
 } settings;
 
 enum {
     OPT_REDIS = 256, OPT_QUEUE, OPT_SMTP, OPT_CONCURRENCY, OPT_ID, OPT_ACCEPT, OPT_MAX_ATTEMPTS,
     OPT_BACKOFF_BASE, OPT_BACKOFF_MAX, OPT_LIFETIME, OPT_TTL, OPT_DEAD_MAX, OPT_SMTP_TIMEOUT,
     OPT_SMTP_CONNECT, OPT_PER_CONN, OPT_SMTP_IDLE, OPT_BLOCK, OPT_DEAD_AFTER, OPT_SHUTDOWN,
-    OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION
+    OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_SMTP_TLS, OPT_SMTP_CA,
+    OPT_SMTP_INSECURE, OPT_SMTP_USER
 };
 
 /* Applies one numeric option; returns 0 or -1 (message printed by the caller). */
@@ -228,6 +240,10 @@ static int parse_args(int argc, char **argv, consumer_config *cfg, settings *st)
         {"block-timeout", required_argument, NULL, OPT_BLOCK},
         {"dead-after", required_argument, NULL, OPT_DEAD_AFTER},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"smtp-tls", required_argument, NULL, OPT_SMTP_TLS},
+        {"smtp-ca-file", required_argument, NULL, OPT_SMTP_CA},
+        {"smtp-insecure", no_argument, NULL, OPT_SMTP_INSECURE},
+        {"smtp-user", required_argument, NULL, OPT_SMTP_USER},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
@@ -243,13 +259,20 @@ static int parse_args(int argc, char **argv, consumer_config *cfg, settings *st)
         case OPT_ACCEPT: st->algs = optarg; break;
         case OPT_LOG_FORMAT: st->log_format = optarg; break;
         case OPT_LOG_LEVEL: st->log_level = optarg; break;
+        case OPT_SMTP_TLS: st->smtp_tls = optarg; break;
+        case OPT_SMTP_CA: st->smtp_ca = optarg; break;
+        case OPT_SMTP_INSECURE: st->smtp_insecure = 1; break;
+        case OPT_SMTP_USER: st->smtp_user = optarg; break;
         case OPT_HELP: usage(stdout); return 1;
         case OPT_VERSION: printf("mailroom-consumer %s\n", MAILROOM_VERSION_STRING); return 1;
         case '?': usage(stderr); return 2;
         default:
             if (numeric_option(cfg, opt, optarg) != 0) {
+                const struct option *o = longopts;
+                while (o->name && o->val != opt)
+                    o++;
                 fprintf(stderr, "mailroom-consumer: bad value '%s' for --%s\n", optarg,
-                        longopts[opt - OPT_REDIS].name);
+                        o->name ? o->name : "?");
                 return 2;
             }
         }
@@ -282,6 +305,52 @@ static void defaults(consumer_config *cfg)
     cfg->smtp.idle_max_s = 30;
 }
 
+/*
+ * TLS and AUTH for SMTP. TLS is required unless the host is a loopback address (a
+ * local relay or test server); turning certificate checks off takes an explicit flag
+ * and is logged at every start. The password comes from a file only.
+ */
+static int configure_smtp(consumer_config *cfg, const settings *st)
+{
+    const char *tls = st->smtp_tls ? st->smtp_tls : getenv("MAILROOM_SMTP_TLS");
+    int implicit = strncmp(cfg->smtp.url, "smtps://", 8) == 0;
+    if (tls && *tls && strcmp(tls, "required") != 0 && strcmp(tls, "none") != 0) {
+        fprintf(stderr, "mailroom-consumer: SMTP TLS must be \"required\" or \"none\"\n");
+        return -1;
+    }
+    if (tls && *tls)
+        cfg->smtp.tls_required = strcmp(tls, "required") == 0;
+    else
+        cfg->smtp.tls_required = !smtp_url_is_loopback(cfg->smtp.url);
+    if (implicit && !cfg->smtp.tls_required) {
+        fprintf(stderr, "mailroom-consumer: smtps:// is always TLS; drop --smtp-tls none\n");
+        return -1;
+    }
+    cfg->smtp.ca_file = st->smtp_ca ? st->smtp_ca : getenv("MAILROOM_SMTP_CA_FILE");
+    if (cfg->smtp.ca_file && !*cfg->smtp.ca_file)
+        cfg->smtp.ca_file = NULL;
+    cfg->smtp.insecure = st->smtp_insecure;
+    cfg->smtp.user = st->smtp_user ? st->smtp_user : getenv("MAILROOM_SMTP_USER");
+    if (cfg->smtp.user && !*cfg->smtp.user)
+        cfg->smtp.user = NULL;
+    const char *pw_file = getenv("MAILROOM_SMTP_PASSWORD_FILE");
+    if (pw_file && *pw_file) {
+        char why[300];
+        char *pw = secret_read_file(pw_file, why, sizeof why);
+        if (!pw) {
+            fprintf(stderr, "mailroom-consumer: %s\n", why);
+            return -1;
+        }
+        cfg->smtp_password = pw;
+        cfg->smtp.password = pw;
+    }
+    if (cfg->smtp.password && !cfg->smtp.user) {
+        fprintf(stderr, "mailroom-consumer: an SMTP password needs MAILROOM_SMTP_USER\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Everything that comes from the environment or needs checking after the flags. */
 static int configure(consumer_config *cfg, settings *st)
 {
@@ -298,7 +367,8 @@ static int configure(consumer_config *cfg, settings *st)
         return -1;
     }
     const char *url = st->redis ? st->redis : env_or("MAILROOM_REDIS_URL", RCONN_DEFAULT_URL);
-    if (rconn_url_parse(url, &cfg->redis, why, sizeof why) != 0) {
+    if (rconn_url_parse(url, &cfg->redis, why, sizeof why) != 0 ||
+        rconn_password_from_env(&cfg->redis, why, sizeof why) != 0) {
         fprintf(stderr, "mailroom-consumer: %s\n", why);
         return -1;
     }
@@ -307,6 +377,8 @@ static int configure(consumer_config *cfg, settings *st)
         fprintf(stderr, "mailroom-consumer: SMTP URL must start with smtp:// or smtps://\n");
         return -1;
     }
+    if (configure_smtp(cfg, st) != 0)
+        return -1;
     if (parse_algs(st->algs ? st->algs : "hmac-sha1,hmac-sha256", &cfg->accept_mask) != 0) {
         fprintf(stderr, "mailroom-consumer: --accept-alg takes hmac-sha1 and/or hmac-sha256\n");
         return -1;
@@ -428,8 +500,14 @@ static int run(consumer_config *cfg)
             goto join;
         }
     }
-    log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s, consumer %s",
-            cfg->keys.queue, cfg->concurrency, cfg->smtp.url, cfg->id);
+    if (cfg->smtp.insecure)
+        log_msg(LOG_WARN, NULL, "SMTP server certificates are NOT verified (--smtp-insecure)");
+    log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s (tls %s%s), consumer %s",
+            cfg->keys.queue, cfg->concurrency, cfg->smtp.url,
+            strncmp(cfg->smtp.url, "smtps://", 8) == 0 ? "implicit"
+            : cfg->smtp.tls_required                   ? "required"
+                                                       : "none",
+            cfg->smtp.user ? ", auth" : "", cfg->id);
     int sig = 0;
     summary sm = {0};
     while (!(sig = wait_signal(&set, 1000))) {
@@ -493,6 +571,7 @@ int main(int argc, char **argv)
 out:
     keyring_clear(&cfg->ring);
     rconn_url_clear(&cfg->redis);
+    secret_free(cfg->smtp_password);
     free(cfg);
     return rc;
 }

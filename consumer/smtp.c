@@ -70,6 +70,20 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
     return s->cfg->abort && atomic_load(s->cfg->abort) ? 1 : 0;
 }
 
+int smtp_url_is_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int loopback = 0;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
+                   strcmp(host, "localhost") == 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return loopback;
+}
+
 int smtp_session_init(smtp_session *s, const smtp_config *cfg)
 {
     memset(s, 0, sizeof *s);
@@ -90,6 +104,18 @@ int smtp_session_init(smtp_session *s, const smtp_config *cfg)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, cfg->idle_max_s);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cfg->tls_required && strncmp(cfg->url, "smtp://", 7) == 0)
+        curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+    if (cfg->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file);
+    if (cfg->insecure) {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (cfg->user)
+        curl_easy_setopt(c, CURLOPT_USERNAME, cfg->user);
+    if (cfg->password)
+        curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->password);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);

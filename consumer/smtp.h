@@ -20,6 +20,11 @@ typedef struct smtp_config {
     long max_per_connection; /* recycle the connection after this many messages */
     long idle_max_s;         /* do not reuse a connection idle longer than this */
     const atomic_int *abort; /* when set, a transfer in progress is abandoned */
+    int tls_required;        /* smtp://: STARTTLS or fail (CURLUSESSL_ALL) */
+    int insecure;            /* do not verify the server certificate (logged loudly) */
+    const char *ca_file;     /* private CA bundle, or NULL for the system's */
+    const char *user;        /* AUTH user, or NULL */
+    const char *password;    /* AUTH password (from a file), or NULL */
 } smtp_config;
 
 /* SMTP_ABORTED: the transfer was abandoned because cfg->abort was set (shutdown in a
@@ -49,6 +54,10 @@ typedef struct smtp_session {
     char failure_line[512]; /* first final reply >= 400 of this transaction */
     char curl_err[CURL_ERROR_SIZE];
 } smtp_session;
+
+/* 1 when the URL's host is a loopback address or "localhost" (where TLS defaults to
+ * off); 0 otherwise or when the URL cannot be parsed. */
+int smtp_url_is_loopback(const char *url);
 
 /* Returns 0, or -1 when libcurl could not make a handle. */
 int smtp_session_init(smtp_session *s, const smtp_config *cfg);

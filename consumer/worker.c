@@ -105,10 +105,12 @@ static int connect_redis(worker *w, int holding_job)
     return 0;
 }
 
+/* Drops the connection after a failure: an I/O error (what names the command) or a
+ * transient error reply (what is its text). */
 static void drop_redis(worker *w, const char *what)
 {
-    log_msg(LOG_WARN, NULL, "worker %d: Redis %s failed: %s", w->index, what,
-            w->redis->errstr);
+    log_msg(LOG_WARN, NULL, "worker %d: Redis %.120s failed: %s", w->index, what,
+            w->redis->err ? w->redis->errstr : "server busy; reconnecting");
     redisFree(w->redis);
     w->redis = NULL;
 }
@@ -125,10 +127,12 @@ static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, cons
         if (!w->redis && connect_redis(w, 1) != 0)
             return NULL;
         redisReply *r = script_run(w->redis, id, nkeys, argc, argv, argvlen);
-        if (!r) {
-            drop_redis(w, "script");
+        if (!r || rconn_transient_error(r)) {
+            drop_redis(w, r ? r->str : "script");
+            freeReplyObject(r);
             if (giving_up(w, 1))
                 return NULL;
+            sleep_ms(RECONNECT_MIN_MS);
             continue;
         }
         if (r->type == REDIS_REPLY_ERROR) {
@@ -404,8 +408,11 @@ void *worker_main(void *arg)
         if (!w->redis && connect_redis(w, 0) != 0)
             break;
         redisReply *r = redisCommandArgv(w->redis, 6, argv, NULL);
-        if (!r) {
-            drop_redis(w, "BLMOVE");
+        if (!r || rconn_transient_error(r)) {
+            drop_redis(w, r ? r->str : "BLMOVE");
+            if (r)
+                sleep_ms(RECONNECT_MIN_MS);
+            freeReplyObject(r);
             continue;
         }
         if (r->type == REDIS_REPLY_STRING)
@@ -450,7 +457,8 @@ static long housekeeping_run(housekeeper *h, script_id id, int nkeys, int argc,
         h->up_since_ms = clock_now_ms();
     }
     redisReply *r = script_run(h->redis, id, nkeys, argc, argv, NULL);
-    if (!r) {
+    if (!r || rconn_transient_error(r)) {
+        freeReplyObject(r);
         redisFree(h->redis);
         h->redis = NULL;
         return -1;

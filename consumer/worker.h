@@ -27,6 +27,7 @@ typedef struct consumer_config {
     keyring ring;                     /* every accepted key */
     unsigned accept_mask;             /* bit 1 << sig_alg per accepted algorithm */
     smtp_config smtp;
+    char *smtp_password;              /* owned (secret_free); smtp.password points here */
     int concurrency;
     int block_timeout_ms;             /* BLMOVE timeout */
     int redis_timeout_ms;             /* command timeout beyond the block timeout */

@@ -67,7 +67,8 @@ typedef struct mailroom mailroom; /* opaque handle */
  * Options for mailroom_open(). Call mailroom_options_init() first, then set what you
  * need. A NULL field is taken from the environment, then from the default:
  *   redis_url  MAILROOM_REDIS_URL, "redis://127.0.0.1:6379/0"
- *              (redis://[user:pass@]host:port/db)
+ *              (redis://[user:pass@]host:port/db); the first line of the file named
+ *              by MAILROOM_REDIS_PASSWORD_FILE, when set, replaces the password
  *   queue      MAILROOM_QUEUE, "default"
  *   key        MAILROOM_KEYS_FILE (first "kid secret" line), else MAILROOM_SECRET
  *              with kid "default". A key must be at least 16 bytes. With no key at

@@ -169,7 +169,8 @@ int mailroom_open(mailroom **out, const mailroom_options *opts)
         return set_err(m, MAILROOM_EINVAL, "queue name must match [A-Za-z0-9._:-]{1,64}");
     char why[256];
     if (rconn_url_parse(pick(opts->redis_url, "MAILROOM_REDIS_URL", RCONN_DEFAULT_URL), &m->url,
-                        why, sizeof why) != 0)
+                        why, sizeof why) != 0 ||
+        rconn_password_from_env(&m->url, why, sizeof why) != 0)
         return set_err(m, MAILROOM_EINVAL, "%s", why);
     int rc = load_key(m, opts);
     if (rc != MAILROOM_OK)
@@ -401,6 +402,13 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
     redisReply *r = script_run(m->redis, SCRIPT_ENQUEUE, 3, 7, a.argv, a.argvlen);
     if (!r)
         return connection_failed(m, "enqueue");
+    if (rconn_transient_error(r)) {
+        rc = set_err(m, MAILROOM_EREDIS, "enqueue: Redis cannot serve now: %.200s", r->str);
+        freeReplyObject(r);
+        redisFree(m->redis);
+        m->redis = NULL;
+        return rc;
+    }
     rc = enqueue_reply(m, r, p->id);
     freeReplyObject(r);
     return rc;

@@ -93,7 +93,7 @@ class Demo:
         say("mailroom demo")
         say(f"  redis      {redis_server.host}:{redis_server.port} (private, no persistence)")
         say(f"  smtp       {receiver.host}:{receiver.port} (aiosmtpd receiver)")
-        say(f"  key        random, kid 'default', in a mode-600 temp file (not shown)")
+        say("  key        random, kid 'default', in a mode-600 temp file (not shown)")
 
         listener = self.stack.enter_context(
             h.StatusListener(redis_server, on_event=self.on_event))

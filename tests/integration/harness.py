@@ -395,6 +395,16 @@ class _RecordingHandler:
     def __init__(self, receiver: "Receiver"):
         self.receiver = receiver
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        rx = self.receiver
+        with rx._cond:
+            rx.rcpt_seen += 1
+            rx._cond.notify_all()
+        if rx.rcpt_delay:
+            await asyncio.sleep(rx.rcpt_delay)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
     async def handle_DATA(self, server, session, envelope):
         rx = self.receiver
         if rx.data_delay:
@@ -413,14 +423,18 @@ class Receiver:
     (envelope sender, recipients, raw bytes as received after dot-unstuffing).
 
     data_delay: seconds to sit on each message before answering the final dot.
+    rcpt_delay: seconds to sit on each RCPT TO before answering (a client killed then
+    has sent no message). .rcpt_seen counts the RCPT commands received.
     refuse_first: answer the first N messages with refuse_reply instead of accepting
     them (they are counted in .refused, not recorded as messages)."""
 
     def __init__(self, data_delay: float = 0.0, refuse_first: int = 0,
-                 refuse_reply: str = "451 4.3.0 Try again later"):
+                 refuse_reply: str = "451 4.3.0 Try again later", rcpt_delay: float = 0.0):
         self.port = free_port()
         self.host = LOOPBACK
         self.data_delay = data_delay
+        self.rcpt_delay = rcpt_delay
+        self.rcpt_seen = 0
         self.refuse_first = refuse_first
         self.refuse_reply = refuse_reply
         self.refused = 0
@@ -454,6 +468,10 @@ class Receiver:
     def count(self) -> int:
         with self._cond:
             return len(self._messages)
+
+    def wait_for_rcpt(self, n: int = 1, timeout: float = 10.0) -> None:
+        """Waits until at least n RCPT TO commands arrived."""
+        wait_for(lambda: self.rcpt_seen >= n, timeout, message=f"{n} RCPT TO commands")
 
     def wait_for_count(self, n: int, timeout: float = 10.0) -> list:
         """Waits until at least n messages arrived; returns all of them."""
@@ -603,6 +621,13 @@ class Consumer:
         self.returncode = self.proc.returncode
         with _live_lock:
             _live.discard(self.proc)
+        return self.returncode
+
+    def kill(self) -> int:
+        """SIGKILL (a crash): no shutdown code runs. Returns the exit code."""
+        _kill_group(self.proc, signal.SIGKILL)
+        self.proc.wait()
+        self.returncode = self.proc.returncode
         return self.returncode
 
     def cleanup(self) -> None:

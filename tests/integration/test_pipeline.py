@@ -21,7 +21,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -53,7 +52,9 @@ class PipelineTestCase(unittest.TestCase):
         self.stack = contextlib.ExitStack()
         self.addCleanup(self.stack.close)
         self.consumers = []
+        self._problems_before = self._problem_count()
         self.addCleanup(self._dump_logs_if_failed)
+        self.addCleanup(self._terminate_consumers)  # runs first (cleanups are LIFO)
 
     # ---- fixtures
 
@@ -69,17 +70,33 @@ class PipelineTestCase(unittest.TestCase):
     def listener(self, redis_server) -> StatusListener:
         return self.stack.enter_context(StatusListener(redis_server))
 
-    def consumer(self, env, *args) -> Consumer:
-        c = self.stack.enter_context(Consumer(env, *args))
+    def consumer(self, env, *args, default_timing=False) -> Consumer:
+        """Starts a consumer. Unless default_timing, it blocks at most 250 ms in BLMOVE
+        (--block-timeout) so that it stops quickly at teardown; the shutdown tests use
+        the default (1 s)."""
+        if not default_timing:
+            args = ("--block-timeout", "250ms") + tuple(args)
+        c = Consumer(env, *args)
+        self.stack.enter_context(c)
         self.consumers.append(c)
         return c
+
+    def _terminate_consumers(self):
+        # signal every consumer at once, so that they shut down in parallel; the
+        # ExitStack then waits for each (and kills what is still running)
+        for c in self.consumers:
+            with contextlib.suppress(Exception):
+                c.send_signal(signal.SIGTERM)
 
     def tmpdir(self) -> str:
         return self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-test-"))
 
+    def _problem_count(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return len(getattr(result, "failures", [])) + len(getattr(result, "errors", []))
+
     def _dump_logs_if_failed(self):
-        outcome = getattr(self, "_outcome", None)
-        if outcome is None or getattr(outcome, "success", True):
+        if self._problem_count() == self._problems_before:
             return
         for c in self.consumers:
             sys.stderr.write(f"\n----- consumer {c.args} log -----\n{c.log()[-6000:]}\n")
@@ -368,6 +385,23 @@ class RejectionTest(PipelineTestCase):
                                                f"<{marker['id']}@example.com>"]))
         self.assertEqual(self.job_hash(r, job["id"]).get("state"), "sent")
 
+    def test_expired_job_fails_without_sending(self):
+        rs = self.redis()
+        rx = self.receiver()
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
+        past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        job = sign_job(make_job(subject="too late", expires_at=past), SECRET)
+        enqueue_raw(r, job_json(job), job_id=job["id"])
+        self.consumer(env, "--id", "c1", "--concurrency", "1")
+        h = self.wait_state(r, job["id"], "failed")
+        self.assertRegex(h.get("error", ""), "(?i)expire")
+        self.assertEqual([d.get("id") for d in dead_entries(r)], [job["id"]])
+        ok = self.send(env, subject="still on time")  # FIFO: handled after the expired one
+        self.wait_state(r, ok, "sent")
+        self.assertEqual([parse_message(m.raw)["Message-ID"] for m in rx.messages()],
+                         [f"<{ok}@example.com>"])
+
     def test_python_signed_jobs_with_keys_file(self):
         """Interop: jobs signed by tests/tools/mailroom_sign.py under two kids and both
         algorithms are accepted; the CLI signs with the first key of the file."""
@@ -562,6 +596,61 @@ class ScheduleTest(PipelineTestCase):
         self.assert_queue_drained(r)
 
 
+    def test_killed_consumer_jobs_are_recovered_by_another(self):
+        """SIGKILL a consumer in the middle of an SMTP transaction (before DATA): another
+        consumer notices the silence after --dead-after, recovers the job and delivers
+        it exactly once."""
+        rs = self.redis()
+        rx = self.receiver(rcpt_delay=0.3)
+        r = rs.client()
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
+        listener = self.listener(rs)
+        a = self.consumer(env, "--id", "a", "--concurrency", "1", "--dead-after", "2s")
+        job_id = self.send(env, subject="survives a crash")
+        listener.wait_for_state(job_id, "sending", timeout=10)
+        rx.wait_for_rcpt(1, timeout=10)
+        a.kill()
+        self.assertEqual(len(r.lrange(Q.processing("a"), 0, -1)), 1,
+                         "the killed consumer's job is not in its processing list")
+        self.assertEqual(rx.count(), 0)
+        self.consumer(env, "--id", "b", "--concurrency", "1", "--dead-after", "2s")
+        h = self.wait_state(r, job_id, "sent", timeout=20)
+        self.assertEqual(h.get("consumer"), "b")
+        self.assertEqual(h.get("attempts"), "2")
+        self.assertEqual(rx.count(), 1)
+        self.assertEqual(parse_message(rx.messages()[0].raw)["Message-ID"], f"<{job_id}@example.com>")
+        self.assertIn("recovered", listener.states(job_id))
+        self.assertEqual(stats(r).get("recovered"), 1)
+        self.assertIsNone(r.zscore(Q.consumers, "a"), "the dead consumer is still registered")
+        self.assert_queue_drained(r)
+
+    def test_named_queue_is_separate(self):
+        rs = self.redis()
+        rx = self.receiver()
+        r = rs.client()
+        qb = Keys("billing")
+        env_default = mailroom_env(rs, secret=SECRET, smtp=rx)
+        env_billing = mailroom_env(rs, secret=SECRET, smtp=rx, queue="billing")
+        listener = self.stack.enter_context(StatusListener(rs, queue="billing"))
+        self.consumer(env_default, "--id", "d1")  # must not take billing jobs
+        job_id = self.send(env_billing, subject="invoice")
+        self.assertEqual(r.llen(qb.pending), 1)
+        self.assertEqual(r.hget(qb.job(job_id), "state"), "queued")
+        self.assertFalse(r.exists(Q.job(job_id)))
+        self.consumer(env_default, "--id", "b1", "--queue", "billing")
+        self.wait_state_in(r, qb, job_id, "sent")
+        self.assertEqual(r.hget(qb.job(job_id), "consumer"), "b1")
+        self.assertEqual(listener.wait_for_state(job_id, "sent")["queue"], "billing")
+        self.assertEqual(int(r.hget(qb.stats, "sent")), 1)
+        self.assertFalse(r.exists(Q.stats), "the default queue's counters moved")
+        rc, out, err = run_cli("status", job_id, env=env_billing)
+        self.assertEqual((rc, json.loads(out)["queue"]), (0, "billing"), err)
+
+    def wait_state_in(self, r, keys, job_id, state, timeout=15.0):
+        return wait_for(lambda: r.hget(keys.job(job_id), "state") == state, timeout,
+                        message=f"job {job_id} in queue {keys.queue} to reach {state!r}")
+
+
 # --------------------------------------------------------------------------- 4. volume
 
 
@@ -591,7 +680,7 @@ class VolumeTest(PipelineTestCase):
         enqueue_s = time.monotonic() - t0
         self.assertEqual(len(ids), self.N, "duplicate job ids from the CLI")
 
-        msgs = rx.wait_for_count(self.N, timeout=40)
+        rx.wait_for_count(self.N, timeout=40)
         wait_for(lambda: stats(r).get("sent", 0) >= self.N, 15, message=f"stats sent == {self.N}")
         self.assert_queue_drained(r)
 
@@ -713,7 +802,7 @@ class CliErrorTest(PipelineTestCase):
 
     def test_missing_or_short_secret_is_78(self):
         env = mailroom_env(self.rs)
-        err = self.assert_refused(self.base(), 78, env=env)
+        self.assert_refused(self.base(), 78, env=env)
         env = mailroom_env(self.rs, secret="fifteen-bytes!!")
         self.assertEqual(len("fifteen-bytes!!"), 15)
         err2 = self.assert_refused(self.base(), 78, env=env)
@@ -750,12 +839,12 @@ class CliErrorTest(PipelineTestCase):
 
 class ShutdownTest(PipelineTestCase):
 
-    def _idle_consumer(self, sig):
+    def _idle_consumer(self, sig, *args):
         rs = self.redis()
         rx = self.receiver()
         r = rs.client()
         env = mailroom_env(rs, secret=SECRET, smtp=rx)
-        c = self.consumer(env, "--id", "c1", "--concurrency", "4")
+        c = self.consumer(env, "--id", "c1", "--concurrency", "4", *args, default_timing=True)
         # one delivered job proves the consumer is up and idle in its loop
         job_id = self.send(env, subject="warm-up")
         self.wait_state(r, job_id, "sent")
@@ -768,12 +857,17 @@ class ShutdownTest(PipelineTestCase):
         self.assert_queue_drained(r)
         self.assertIsNone(r.zscore(Q.consumers, "c1"), "heartbeat left behind after shutdown")
         self.assertEqual(c.error_lines(), [], "errors logged during a clean run")
+        return c
 
     def test_sigterm_idle_consumer_exits_0(self):
         self._idle_consumer(signal.SIGTERM)
 
-    def test_sigint_idle_consumer_exits_0(self):
-        self._idle_consumer(signal.SIGINT)
+    def test_sigint_idle_consumer_exits_0_json_log(self):
+        c = self._idle_consumer(signal.SIGINT, "--log-format", "json")
+        lines = [l for l in c.log().splitlines() if l.strip()]
+        self.assertTrue(lines, "nothing logged")
+        for line in lines:
+            self.assertIsInstance(json.loads(line), dict, f"not a JSON object: {line!r}")
 
     def test_sigterm_finishes_in_flight_job(self):
         rs = self.redis()
@@ -781,7 +875,7 @@ class ShutdownTest(PipelineTestCase):
         r = rs.client()
         env = mailroom_env(rs, secret=SECRET, smtp=rx)
         listener = self.listener(rs)
-        c = self.consumer(env, "--id", "c1", "--concurrency", "2")
+        c = self.consumer(env, "--id", "c1", "--concurrency", "2", default_timing=True)
         job_id = self.send(env, subject="in flight")
         listener.wait_for_state(job_id, "sending", timeout=10)
         c.send_signal(signal.SIGTERM)

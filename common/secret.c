@@ -1,0 +1,40 @@
+/* secret: see secret.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "secret.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *secret_read_file(const char *path, char *err, size_t err_len)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "cannot open secret file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (n <= 0) {
+        snprintf(err, err_len, "secret file %s is empty", path);
+        if (line)
+            OPENSSL_cleanse(line, cap);
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+void secret_free(char *secret)
+{
+    if (!secret)
+        return;
+    OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+}

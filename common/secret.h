@@ -1,0 +1,17 @@
+/*
+ * secret: secrets that come from files (SMTP password, Redis password). The file's
+ * first line is the secret, without its line end. The caller owns the returned string
+ * and releases it with secret_free(), which wipes it first.
+ */
+#ifndef MAILROOM_SECRET_H
+#define MAILROOM_SECRET_H
+
+#include <stddef.h>
+
+/* Returns a new string, or NULL with a reason in err that names the file, never its
+ * contents. An empty secret is refused. */
+char *secret_read_file(const char *path, char *err, size_t err_len);
+/* Wipes and frees. Accepts NULL. */
+void secret_free(char *secret);
+
+#endif
