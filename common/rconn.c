@@ -110,16 +110,59 @@ static int parse_hostport(const char *s, size_t len, rconn_url *out)
     return 0;
 }
 
+/* "host:port,host:port,..." into out->sentinels. */
+static int parse_sentinels(const char *s, size_t len, rconn_url *out)
+{
+    while (len) {
+        const char *comma = memchr(s, ',', len);
+        size_t n = comma ? (size_t)(comma - s) : len;
+        if (out->n_sentinels == RCONN_MAX_SENTINELS)
+            return -1;
+        rconn_url one = {.port = 26379};
+        if (parse_hostport(s, n, &one) != 0)
+            return -1;
+        rconn_endpoint *e = &out->sentinels[out->n_sentinels++];
+        memcpy(e->host, one.host, sizeof e->host);
+        e->port = one.port;
+        s += n;
+        len -= n;
+        if (comma) {
+            s++;
+            len--;
+            if (!len)
+                return -1;
+        }
+    }
+    return out->n_sentinels ? 0 : -1;
+}
+
+/* The path of a Sentinel URL: "/master-name[/db]". */
+static int parse_master_path(const char *path, rconn_url *out)
+{
+    if (!path || path[0] != '/' || path[1] == '\0')
+        return -1;
+    const char *name = path + 1, *slash = strchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) : strlen(name);
+    if (n == 0 || n >= sizeof out->master_name)
+        return -1;
+    memcpy(out->master_name, name, n);
+    out->master_name[n] = '\0';
+    if (slash && slash[1] && parse_int(slash + 1, strlen(slash + 1), 0, 1000000, &out->db) != 0)
+        return -1;
+    return 0;
+}
+
 int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     out->port = 6379;
-    static const char scheme[] = "redis://";
-    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
-        snprintf(err, err_len, "Redis URL must start with redis://");
+    static const char scheme[] = "redis://", sentinel_scheme[] = "redis-sentinel://";
+    int sentinel = strncmp(url, sentinel_scheme, sizeof sentinel_scheme - 1) == 0;
+    if (!sentinel && strncmp(url, scheme, sizeof scheme - 1) != 0) {
+        snprintf(err, err_len, "Redis URL must start with redis:// or redis-sentinel://");
         return -1;
     }
-    const char *p = url + sizeof scheme - 1;
+    const char *p = url + (sentinel ? sizeof sentinel_scheme : sizeof scheme) - 1;
     const char *slash = strchr(p, '/');
     size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
     const char *at = NULL;
@@ -134,6 +177,15 @@ int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
         }
         auth_len -= (size_t)(at - p) + 1;
         p = at + 1;
+    }
+    if (sentinel) {
+        if (parse_sentinels(p, auth_len, out) != 0 || parse_master_path(slash, out) != 0) {
+            rconn_url_clear(out);
+            snprintf(err, err_len, "Sentinel URL: expected "
+                                   "redis-sentinel://host:port[,host:port...]/master[/db]");
+            return -1;
+        }
+        return 0;
     }
     if (parse_hostport(p, auth_len, out) != 0) {
         rconn_url_clear(out);
@@ -212,19 +264,88 @@ static int setup_command(redisContext *c, int argc, const char **argv, const cha
     return rc;
 }
 
+/* Asks one sentinel where the master is. 0 and *master filled, or -1. */
+static int ask_sentinel(const rconn_endpoint *s, const char *name, int timeout_ms,
+                        rconn_endpoint *master)
+{
+    int rc = -1;
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, to_tv(timeout_ms));
+    redisReply *r = NULL;
+    if (!c || c->err || redisSetTimeout(c, to_tv(timeout_ms)) != REDIS_OK)
+        goto out;
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", name};
+    r = redisCommandArgv(c, 3, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        goto out;
+    snprintf(master->host, sizeof master->host, "%s", r->element[0]->str);
+    master->port = atoi(r->element[1]->str);
+    rc = master->port > 0 ? 0 : -1;
+out:
+    freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return rc;
+}
+
+/* 1 when the server on c says it is a master (ROLE), so a sentinel's stale answer
+ * during a failover does not send writes to a replica. */
+static int is_master(redisContext *c)
+{
+    const char *argv[] = {"ROLE"};
+    redisReply *r = redisCommandArgv(c, 1, argv, NULL);
+    int master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "master") == 0;
+    freeReplyObject(r);
+    return master;
+}
+
+static redisContext *connect_one(const char *host, int port, const rconn_url *u,
+                                 int connect_timeout_ms, int command_timeout_ms, char *err,
+                                 size_t err_len, int *timed_out);
+
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
                             char *err, size_t err_len, int *timed_out)
 {
     *timed_out = 0;
-    redisContext *c = redisConnectWithTimeout(u->host, u->port, to_tv(connect_timeout_ms));
+    err[0] = '\0';
+    if (u->n_sentinels == 0)
+        return connect_one(u->host, u->port, u, connect_timeout_ms, command_timeout_ms, err,
+                           err_len, timed_out);
+    for (int i = 0; i < u->n_sentinels; i++) {
+        rconn_endpoint master;
+        if (ask_sentinel(&u->sentinels[i], u->master_name, connect_timeout_ms, &master) != 0)
+            continue;
+        redisContext *c = connect_one(master.host, master.port, u, connect_timeout_ms,
+                                      command_timeout_ms, err, err_len, timed_out);
+        if (c && is_master(c))
+            return c;
+        if (c) {
+            snprintf(err, err_len, "Redis at %s:%d is not (yet) the master of '%s'",
+                     master.host, master.port, u->master_name);
+            redisFree(c);
+        }
+    }
+    if (!*err)
+        snprintf(err, err_len, "no sentinel knows a master named '%s'", u->master_name);
+    return NULL;
+}
+
+/* Connects to one server, authenticates, selects the database. */
+static redisContext *connect_one(const char *host, int port, const rconn_url *u,
+                                 int connect_timeout_ms, int command_timeout_ms, char *err,
+                                 size_t err_len, int *timed_out)
+{
+    err[0] = '\0';
+    redisContext *c = redisConnectWithTimeout(host, port, to_tv(connect_timeout_ms));
     if (!c) {
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
     if (c->err) {
         *timed_out = rconn_timed_out(c) || strstr(c->errstr, "timeout") != NULL;
-        snprintf(err, err_len, "cannot connect to Redis at %s:%d: %s", u->host, u->port,
-                 c->errstr);
+        snprintf(err, err_len, "cannot connect to Redis at %s:%d: %s", host, port, c->errstr);
         goto fail;
     }
     if (redisSetTimeout(c, to_tv(command_timeout_ms)) != REDIS_OK) {

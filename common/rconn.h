@@ -1,8 +1,12 @@
 /*
  * rconn: Redis connections. Parses redis://[user:pass@]host[:port][/db] URLs (user
- * and password percent-decoded), connects with a connect timeout, sets the command
- * timeout, authenticates, selects the database. Used by the library, the CLI and every
- * consumer thread; each owns its redisContext and frees it with redisFree().
+ * and password percent-decoded) and the Sentinel form
+ * redis-sentinel://[user:pass@]host:port[,host:port...]/master-name[/db], connects with
+ * a connect timeout, sets the command timeout, authenticates, selects the database.
+ * With Sentinel, every connect asks the sentinels (in order) for the current master
+ * and checks its ROLE, so a reconnect after a failover reaches the new master. Used by
+ * the library, the CLI and every consumer thread; each owns its redisContext and frees
+ * it with redisFree().
  */
 #ifndef MAILROOM_RCONN_H
 #define MAILROOM_RCONN_H
@@ -12,9 +16,19 @@
 
 #define RCONN_DEFAULT_URL "redis://127.0.0.1:6379/0"
 
-typedef struct rconn_url {
+#define RCONN_MAX_SENTINELS 8
+
+typedef struct rconn_endpoint {
     char host[256];
     int port;
+} rconn_endpoint;
+
+typedef struct rconn_url {
+    char host[256]; /* plain URLs; with Sentinel, filled by each connect */
+    int port;
+    int n_sentinels; /* 0: a plain redis:// URL */
+    rconn_endpoint sentinels[RCONN_MAX_SENTINELS];
+    char master_name[128];
     int db;
     char user[128];     /* "" for none */
     char password[256]; /* "" for none; wiped by rconn_url_clear */

@@ -114,8 +114,11 @@ static int ensure_connected(mailroom *m)
 static int connection_failed(mailroom *m, const char *what)
 {
     int rc = rconn_timed_out(m->redis) ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS;
-    set_err(m, rc, "%s: Redis %s:%d: %s", what, m->url.host, m->url.port,
-            rc == MAILROOM_ETIMEOUT ? "no answer in time" : m->redis->errstr);
+    const char *why = rc == MAILROOM_ETIMEOUT ? "no answer in time" : m->redis->errstr;
+    if (m->url.n_sentinels)
+        set_err(m, rc, "%s: Redis master '%s': %s", what, m->url.master_name, why);
+    else
+        set_err(m, rc, "%s: Redis %s:%d: %s", what, m->url.host, m->url.port, why);
     redisFree(m->redis);
     m->redis = NULL;
     return rc;

@@ -258,6 +258,23 @@ static void test_redis_urls(void **state)
         if (rconn_url_parse(bad[i], &u, err, sizeof err) != -1)
             fail_msg("URL accepted: %s", bad[i]);
     }
+    assert_int_equal(rconn_url_parse("redis-sentinel://:pw@127.0.0.1:26379,[::1]:26380/mymaster/3",
+                                     &u, err, sizeof err), 0);
+    assert_int_equal(u.n_sentinels, 2);
+    assert_string_equal(u.sentinels[0].host, "127.0.0.1");
+    assert_int_equal(u.sentinels[1].port, 26380);
+    assert_string_equal(u.sentinels[1].host, "::1");
+    assert_string_equal(u.master_name, "mymaster");
+    assert_int_equal(u.db, 3);
+    assert_string_equal(u.password, "pw");
+    assert_int_equal(rconn_url_parse("redis-sentinel://h1/m", &u, err, sizeof err), 0);
+    assert_int_equal(u.sentinels[0].port, 26379);
+    static const char *bad_sentinel[] = {"redis-sentinel://h1:1", "redis-sentinel://h1:1/",
+                                         "redis-sentinel://h1:1,/m", "redis-sentinel:///m"};
+    for (size_t i = 0; i < sizeof bad_sentinel / sizeof bad_sentinel[0]; i++) {
+        if (rconn_url_parse(bad_sentinel[i], &u, err, sizeof err) != -1)
+            fail_msg("Sentinel URL accepted: %s", bad_sentinel[i]);
+    }
     assert_int_equal(rconn_url_parse("redis://u:secretpw@h:1:2", &u, err, sizeof err), -1);
     assert_null(strstr(err, "secretpw"));
 }
