@@ -1,0 +1,663 @@
+<?php
+/*
+ * mailroom.php — a small mailroom producer for PHP (>= 8.1) with phpredis.
+ *
+ * It speaks wire format v1 (docs/protocol.md) exactly as libmailroom does: it builds
+ * the job from an email, validates it (the rules of common/job.c, so a job this class
+ * accepts is one the consumer accepts), signs the canonical form with HMAC, encodes it
+ * as compact UTF-8 JSON and enqueues it with the same Lua ENQUEUE script as the C
+ * producer (byte for byte, so EVALSHA finds the script whichever producer loaded it
+ * first). That script writes the status record and pushes the job in one round trip,
+ * and refuses an id that is already recorded: a caller-chosen id is an idempotency key.
+ *
+ *     require 'mailroom.php';
+ *     $redis = Mailroom::connect();               // MAILROOM_REDIS_URL
+ *     $mailroom = Mailroom::fromEnv($redis);      // MAILROOM_QUEUE, MAILROOM_KEYS_FILE
+ *                                                 // or MAILROOM_SECRET
+ *     $id = $mailroom->send([
+ *         'to' => ['王小明 <ming@example.com>'], 'from' => 'noreply@example.com',
+ *         'from_name' => '滴水网', 'subject' => '请激活您的账户',
+ *         'text' => "https://example.com/activate?token=…\n",
+ *     ], 'signup:42');                            // MailroomDuplicateException when sent before
+ *
+ * Run on its own it checks itself against the signing vectors:
+ *
+ *     php mailroom.php check-vectors [tests/vectors/signing.json] [--json]
+ *
+ * PHP pitfalls handled here: keys are sorted with ksort(SORT_STRING), which compares
+ * bytes (the default flag compares numeric-looking keys as numbers), and PHP turns keys
+ * such as "10" into integers, so they are cast back; strlen() counts bytes, as the
+ * canonical form requires; an empty PHP array is both a list and a map, so empty
+ * headers (and empty cc/bcc) are left out of the job; headers are encoded as a JSON
+ * object and lists as JSON arrays whatever their PHP keys; a PCRE "$" also matches
+ * before a final newline, so every pattern here ends in \z.
+ */
+
+declare(strict_types=1);
+
+/** Every failure of this library. */
+class MailroomException extends RuntimeException
+{
+}
+
+/** The email, an argument or a setting is invalid; nothing was enqueued. */
+class MailroomInvalidException extends MailroomException
+{
+}
+
+/** A job with this id is already recorded (a double submission); nothing was enqueued. */
+class MailroomDuplicateException extends MailroomException
+{
+}
+
+final class Mailroom
+{
+    /** The text of lua_enqueue in common/script.c, byte for byte (same SHA1). */
+    public const ENQUEUE =
+        "if redis.call('EXISTS', KEYS[1]) == 1 then\n" .
+        "  return redis.error_reply('DUPLICATE a job with this id is already recorded')\n" .
+        "end\n" .
+        "redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0',\n" .
+        "  'created_at', ARGV[2], 'updated_at', ARGV[2])\n" .
+        "redis.call('EXPIRE', KEYS[1], ARGV[3])\n" .
+        "if ARGV[4] == '' then redis.call('LPUSH', KEYS[2], ARGV[1])\n" .
+        "else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end\n" .
+        "return 1\n";
+
+    public const JOB_MAX_BYTES = 262144;
+    public const DEFAULT_STATUS_TTL = 604800;   // 7 days, as the C producer
+    public const ALGS = ['hmac-sha1' => 'sha1', 'hmac-sha256' => 'sha256'];
+
+    private const ID_RE = '/^[A-Za-z0-9._:-]{1,128}\z/';
+    private const QUEUE_RE = '/^[A-Za-z0-9._:-]{1,64}\z/';
+    private const KID_RE = '/^[A-Za-z0-9._-]{1,64}\z/';
+    private const MIN_SECRET = 16;
+    private const MAX_RCPT = 100;
+    private const MAX_HEADERS = 32;
+    private const ATEXT = "A-Za-z0-9!#$%&'*+\\/=?^_`{|}~-";
+    private const RFC3339_RE =
+        '/^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\z/';
+
+    /** The members an email passed to send() may have, in the order the job carries them. */
+    private const EMAIL_MEMBERS = ['to', 'cc', 'bcc', 'from', 'from_name', 'reply_to',
+        'subject', 'text', 'html', 'headers', 'send_at', 'expires_at'];
+
+    /** Lifetime of a job's status record, in seconds (a duplicate is refused meanwhile). */
+    public int $statusTtl = self::DEFAULT_STATUS_TTL;
+
+    private string $prefix;
+
+    public function __construct(
+        private Redis $redis,
+        string $queue,
+        private string $kid,
+        #[\SensitiveParameter] private string $secret,
+        private string $alg = 'hmac-sha1'
+    ) {
+        if (!preg_match(self::QUEUE_RE, $queue)) {
+            throw new MailroomInvalidException('queue name must match [A-Za-z0-9._:-]{1,64}');
+        }
+        if (!preg_match(self::KID_RE, $kid)) {
+            throw new MailroomInvalidException('kid must match [A-Za-z0-9._-]{1,64}');
+        }
+        if (strlen($secret) < self::MIN_SECRET) {
+            throw new MailroomInvalidException("key '$kid' is shorter than " . self::MIN_SECRET . ' bytes');
+        }
+        if (!isset(self::ALGS[$alg])) {
+            throw new MailroomInvalidException('alg must be hmac-sha1 or hmac-sha256');
+        }
+        $this->prefix = 'mailroom:{' . $queue . '}:';
+    }
+
+    /** Keeps the secret out of var_dump() and print_r(). */
+    public function __debugInfo(): array
+    {
+        return ['queue key prefix' => $this->prefix, 'kid' => $this->kid, 'alg' => $this->alg,
+                'secret' => '(hidden)', 'statusTtl' => $this->statusTtl];
+    }
+
+    // ------------------------------------------------------------------ configuration
+
+    /**
+     * A phpredis connection for a redis://[user:pass@]host[:port][/db] URL (default
+     * MAILROOM_REDIS_URL, else redis://127.0.0.1:6379/0), with timeouts in seconds.
+     */
+    public static function connect(?string $url = null, float $timeout = 1.0): Redis
+    {
+        $url ??= (string)getenv('MAILROOM_REDIS_URL');
+        if ($url === '') {
+            $url = 'redis://127.0.0.1:6379/0';
+        }
+        $u = parse_url($url);
+        if ($u === false || ($u['scheme'] ?? '') !== 'redis' || !isset($u['host'])) {
+            throw new MailroomInvalidException('Redis URL must look like redis://[user:pass@]host:port/db');
+        }
+        $host = trim($u['host'], '[]');
+        $port = $u['port'] ?? 6379;
+        $db = ltrim($u['path'] ?? '', '/');
+        if ($db !== '' && !ctype_digit($db)) {
+            throw new MailroomInvalidException('Redis URL: database must be a number');
+        }
+        $redis = new Redis();
+        try {
+            if (!$redis->connect($host, $port, $timeout)) {
+                throw new MailroomException("cannot connect to Redis at $host:$port");
+            }
+            $redis->setOption(Redis::OPT_READ_TIMEOUT, $timeout);
+            if (isset($u['pass'])) {
+                $pass = rawurldecode($u['pass']);
+                $auth = isset($u['user']) && $u['user'] !== ''
+                    ? [rawurldecode($u['user']), $pass] : $pass;
+                if (!$redis->auth($auth)) {
+                    throw new MailroomException('Redis AUTH refused');
+                }
+            } elseif (isset($u['user']) && $u['user'] !== '') {
+                // redis://secret@host: a password alone, as the C producer reads it
+                if (!$redis->auth(rawurldecode($u['user']))) {
+                    throw new MailroomException('Redis AUTH refused');
+                }
+            }
+            if ($db !== '' && $db !== '0' && !$redis->select((int)$db)) {
+                throw new MailroomException("Redis SELECT $db refused");
+            }
+        } catch (RedisException $e) {
+            throw new MailroomException("cannot connect to Redis at $host:$port: " . $e->getMessage(), 0, $e);
+        }
+        return $redis;
+    }
+
+    /**
+     * The signing key from the environment, as the C producer finds it: the first
+     * "kid secret" line of MAILROOM_KEYS_FILE, else MAILROOM_SECRET with kid "default".
+     *
+     * @return array{0: string, 1: string} [kid, secret]
+     */
+    public static function keyFromEnv(): array
+    {
+        $file = (string)getenv('MAILROOM_KEYS_FILE');
+        if ($file !== '') {
+            $lines = @file($file, FILE_IGNORE_NEW_LINES);
+            if ($lines === false) {
+                throw new MailroomInvalidException("cannot open keys file $file");
+            }
+            foreach ($lines as $n => $line) {
+                $line = trim($line, " \t\r\n");
+                if ($line === '' || $line[0] === '#') {
+                    continue;
+                }
+                $parts = preg_split('/[ \t]+/', $line, 2);
+                if (count($parts) !== 2) {
+                    throw new MailroomInvalidException('keys file line ' . ($n + 1) . ': expected "kid secret"');
+                }
+                return [$parts[0], $parts[1]];
+            }
+            throw new MailroomInvalidException("keys file $file holds no key");
+        }
+        $secret = (string)getenv('MAILROOM_SECRET');
+        if ($secret === '') {
+            throw new MailroomInvalidException('no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE');
+        }
+        return ['default', $secret];
+    }
+
+    /** A producer configured from MAILROOM_QUEUE and the key in the environment. */
+    public static function fromEnv(Redis $redis, string $alg = 'hmac-sha1'): self
+    {
+        $queue = (string)getenv('MAILROOM_QUEUE');
+        [$kid, $secret] = self::keyFromEnv();
+        return new self($redis, $queue !== '' ? $queue : 'default', $kid, $secret, $alg);
+    }
+
+    // ------------------------------------------------------------------ signing
+
+    private static function str(string $s): string
+    {
+        return strlen($s) . ':' . $s;
+    }
+
+    private static function leaf(mixed $v, string $where): string
+    {
+        if (!is_string($v)) {
+            throw new MailroomInvalidException("$where: " . get_debug_type($v) . ' where only a string is allowed');
+        }
+        return 's' . self::str($v);
+    }
+
+    /**
+     * The canonical form of a job (docs/protocol.md 2), the top-level "sig" left out:
+     * members in bytewise key order, each str(key) value; a string is "s" str, a list
+     * "a" count ":" values, a map (or stdClass) "o" count ":" str(key) value ...
+     */
+    public static function canonical(array $obj): string
+    {
+        unset($obj['sig']);
+        ksort($obj, SORT_STRING);
+        $out = '';
+        foreach ($obj as $k => $v) {
+            $k = (string)$k;
+            $out .= self::str($k);
+            if (is_string($v)) {
+                $out .= self::leaf($v, "member '$k'");
+            } elseif (is_array($v) && array_is_list($v)) {       // to, cc, bcc
+                $out .= 'a' . count($v) . ':';
+                foreach ($v as $s) {
+                    $out .= self::leaf($s, "member '$k'");
+                }
+            } elseif (is_array($v) || $v instanceof stdClass) {  // headers
+                $v = (array)$v;
+                ksort($v, SORT_STRING);
+                $out .= 'o' . count($v) . ':';
+                foreach ($v as $name => $s) {
+                    $out .= self::str((string)$name) . self::leaf($s, "member '$k'");
+                }
+            } else {
+                throw new MailroomInvalidException("member '$k': " . get_debug_type($v)
+                    . ' is not allowed (strings, arrays of strings, objects of strings only)');
+            }
+        }
+        return $out;
+    }
+
+    /** Lowercase hex HMAC(alg, secret, canonical(job)). */
+    public static function signature(array $job, #[\SensitiveParameter] string $secret,
+                                     string $alg = 'hmac-sha1'): string
+    {
+        if (!isset(self::ALGS[$alg])) {
+            throw new MailroomInvalidException('alg must be hmac-sha1 or hmac-sha256');
+        }
+        return hash_hmac(self::ALGS[$alg], self::canonical($job), $secret);
+    }
+
+    /** The job with this producer's kid and alg set and "sig" computed over the result. */
+    public function sign(array $job): array
+    {
+        unset($job['sig']);
+        $job['kid'] = $this->kid;
+        $job['alg'] = $this->alg;
+        $job['sig'] = self::signature($job, $this->secret, $this->alg);
+        return $job;
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    /**
+     * Validates, signs and enqueues an email; returns the job id ($id, or a new ULID).
+     *
+     * $email: to (a mailbox or a list), from, subject and text are required; cc, bcc,
+     * from_name, reply_to, html, headers (name => value: List-Unsubscribe,
+     * List-Unsubscribe-Post, List-Id, X-*), send_at and expires_at (DateTimeInterface,
+     * Unix time or RFC 3339 string) are optional. Mailboxes are "addr@example.com" or
+     * "Display Name <addr@example.com>".
+     *
+     * @throws MailroomInvalidException   the email is invalid (nothing enqueued)
+     * @throws MailroomDuplicateException a job with this id is already recorded
+     * @throws MailroomException          Redis failed
+     */
+    public function send(array $email, ?string $id = null): string
+    {
+        $now = new DateTimeImmutable('now', new DateTimeZone('UTC'));
+        $nowMs = (int)$now->format('Uv');
+        if ($id !== null && !preg_match(self::ID_RE, $id)) {
+            throw new MailroomInvalidException('id must match [A-Za-z0-9._:-]{1,128}');
+        }
+        $job = $this->buildJob($email, $id ?? self::ulid($nowMs), $now->format('Y-m-d\TH:i:s\Z'));
+        $due = '';                                   // '' = now, else send_at in ms
+        if (isset($job['send_at'])) {
+            $at = (int)(new DateTimeImmutable($job['send_at']))->format('U') * 1000;
+            if ($at > $nowMs) {
+                $due = (string)$at;
+            }
+        }
+        $job = $this->sign($job);
+        $wire = $job;
+        if (isset($wire['headers'])) {
+            $wire['headers'] = (object)$wire['headers'];     // a JSON object, never []
+        }
+        try {
+            $raw = json_encode($wire, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR);
+        } catch (JsonException $e) {
+            throw new MailroomInvalidException('cannot encode the job: ' . $e->getMessage(), 0, $e);
+        }
+        if (strlen($raw) > self::JOB_MAX_BYTES) {
+            throw new MailroomInvalidException('job is ' . strlen($raw) . ' bytes, over the limit of '
+                . self::JOB_MAX_BYTES);
+        }
+        $this->enqueue($job['id'], $raw, $now->format('Y-m-d\TH:i:s.v\Z'), $due);
+        return $job['id'];
+    }
+
+    /** Checks an email exactly as send() would, without a key or Redis. */
+    public function validate(array $email): void
+    {
+        $this->buildJob($email, self::ulid(), gmdate('Y-m-d\TH:i:s\Z'));
+    }
+
+    /**
+     * A job's status record (state, attempts, smtp_code, smtp_reply, error, created_at,
+     * updated_at, consumer), or null when there is none.
+     */
+    public function status(string $id): ?array
+    {
+        if (!preg_match(self::ID_RE, $id)) {
+            throw new MailroomInvalidException('id must match [A-Za-z0-9._:-]{1,128}');
+        }
+        try {
+            $h = $this->redis->hGetAll($this->prefix . 'job:' . $id);
+        } catch (RedisException $e) {
+            throw new MailroomException('status: Redis: ' . $e->getMessage(), 0, $e);
+        }
+        if (!is_array($h)) {
+            throw new MailroomException('status: Redis: ' . (string)$this->redis->getLastError());
+        }
+        return $h === [] ? null : $h;
+    }
+
+    /** A ULID: 48-bit milliseconds, 80 random bits, 26 characters of Crockford base32. */
+    public static function ulid(?int $ms = null): string
+    {
+        $ms ??= (int)floor(microtime(true) * 1000);
+        $bytes = substr(pack('J', $ms), 2) . random_bytes(10);   // 16 bytes, big endian
+        $alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+        $out = '';
+        for ($c = 0; $c < 26; $c++) {
+            // 26 characters hold 130 bits: character c starts at bit 5c - 2 of the value
+            $v = 0;
+            for ($k = 0, $bit = 5 * $c - 2; $k < 5; $k++, $bit++) {
+                $v <<= 1;
+                if ($bit >= 0) {
+                    $v |= (ord($bytes[$bit >> 3]) >> (7 - ($bit & 7))) & 1;
+                }
+            }
+            $out .= $alphabet[$v];
+        }
+        return $out;
+    }
+
+    /** Runs ENQUEUE: EVALSHA, and EVAL when Redis does not have the script yet. */
+    private function enqueue(string $id, string $raw, string $nowIso, string $due): void
+    {
+        // phpredis would prefix the KEYS and serialize or compress the ARGV of EVAL:
+        // the key names and the raw job must reach Redis exactly as written here.
+        if ((string)$this->redis->getOption(Redis::OPT_PREFIX) !== ''
+            || $this->redis->getOption(Redis::OPT_SERIALIZER) !== Redis::SERIALIZER_NONE
+            || (defined('Redis::OPT_COMPRESSION')
+                && $this->redis->getOption(Redis::OPT_COMPRESSION) !== Redis::COMPRESSION_NONE)) {
+            throw new MailroomInvalidException(
+                'use a Redis connection without OPT_PREFIX, OPT_SERIALIZER or OPT_COMPRESSION');
+        }
+        $args = [$this->prefix . 'job:' . $id, $this->prefix . 'pending', $this->prefix . 'scheduled',
+                 $raw, $nowIso, (string)$this->statusTtl, $due];
+        $reply = $this->run('evalSha', sha1(self::ENQUEUE), $args);
+        if ($reply === 'NOSCRIPT') {
+            $reply = $this->run('eval', self::ENQUEUE, $args);
+        }
+        if ($reply === 'DUPLICATE') {
+            throw new MailroomDuplicateException("a job with id '$id' is already recorded");
+        }
+        if ($reply !== 1) {
+            throw new MailroomException('enqueue: unexpected reply from Redis: ' . var_export($reply, true));
+        }
+    }
+
+    /**
+     * One EVAL/EVALSHA. phpredis reports an error reply either by returning false (for
+     * ERR and NOSCRIPT) or by throwing (for others, such as DUPLICATE); both end here.
+     * Returns the reply, or 'NOSCRIPT' / 'DUPLICATE'.
+     */
+    private function run(string $verb, string $script, array $args): mixed
+    {
+        $this->redis->clearLastError();
+        try {
+            $reply = $this->redis->{$verb}($script, $args, 3);
+            $error = $reply === false ? (string)$this->redis->getLastError() : '';
+        } catch (RedisException $e) {
+            $error = $e->getMessage();
+            if (!preg_match('/^(NOSCRIPT|DUPLICATE)\b/', $error)) {
+                throw new MailroomException('enqueue: Redis: ' . $error, 0, $e);
+            }
+        }
+        foreach (['NOSCRIPT', 'DUPLICATE'] as $known) {
+            if (str_starts_with($error, $known)) {
+                return $known;
+            }
+        }
+        if ($error !== '') {
+            throw new MailroomException('enqueue refused by Redis: ' . $error);
+        }
+        return $reply;
+    }
+
+    // ------------------------------------------------------------------ validation
+
+    /** The unsigned job for an email, validated; members in the C producer's order. */
+    private function buildJob(array $email, string $id, string $createdAt): array
+    {
+        foreach ($email as $k => $_) {
+            if (!in_array($k, self::EMAIL_MEMBERS, true)) {
+                throw new MailroomInvalidException(in_array($k, ['v', 'id', 'created_at', 'kid', 'alg', 'sig'], true)
+                    ? "member '$k' is set by the producer (pass an id as send()'s second argument)"
+                    : "unknown member '$k'");
+            }
+        }
+        $job = ['v' => '1', 'id' => $id];
+        $rcpt = 0;
+        foreach (['to', 'cc', 'bcc'] as $k) {
+            $list = $email[$k] ?? [];
+            $list = is_string($list) ? [$list] : $list;
+            if (!is_array($list)) {
+                throw new MailroomInvalidException("member '$k' must be a mailbox or a list of mailboxes");
+            }
+            $list = array_values($list);                 // a JSON array whatever the keys
+            foreach ($list as $i => $mb) {
+                if (++$rcpt > self::MAX_RCPT) {
+                    throw new MailroomInvalidException('more than ' . self::MAX_RCPT . ' recipients');
+                }
+                self::checkText($mb, $k, false, 254 + 256 + 8);
+                self::checkMailbox($mb, "member '$k' item $i");
+            }
+            if ($list !== []) {
+                $job[$k] = $list;
+            }
+        }
+        if (!isset($job['to'])) {
+            throw new MailroomInvalidException("member 'to' must hold at least one address");
+        }
+        $plain = ['from' => 254, 'from_name' => 256, 'reply_to' => 254 + 256 + 8, 'subject' => 2000,
+                  'text' => self::JOB_MAX_BYTES, 'html' => self::JOB_MAX_BYTES];
+        foreach ($plain as $k => $max) {
+            if (isset($email[$k])) {
+                self::checkText($email[$k], $k, $k === 'text' || $k === 'html', $max);
+                $job[$k] = $email[$k];
+            } elseif (in_array($k, ['from', 'subject', 'text'], true)) {
+                throw new MailroomInvalidException("missing member '$k'");
+            }
+        }
+        if (!self::specValid($job['from'])) {
+            throw new MailroomInvalidException("member 'from' is not a well-formed address");
+        }
+        if (isset($job['reply_to'])) {
+            self::checkMailbox($job['reply_to'], "member 'reply_to'");
+        }
+        $headers = $email['headers'] ?? [];
+        if ($headers instanceof stdClass) {
+            $headers = (array)$headers;
+        }
+        if (!is_array($headers) || ($headers !== [] && array_is_list($headers))) {
+            throw new MailroomInvalidException("member 'headers' must be a map of name => value");
+        }
+        if (count($headers) > self::MAX_HEADERS) {
+            throw new MailroomInvalidException('more than ' . self::MAX_HEADERS . ' headers');
+        }
+        foreach ($headers as $name => $value) {
+            if (!self::headerAllowed((string)$name)) {
+                throw new MailroomInvalidException("header '$name' is not allowed (List-Unsubscribe, "
+                    . 'List-Unsubscribe-Post, List-Id, X-*)');
+            }
+            self::checkText($value, (string)$name, false, 998);
+        }
+        if ($headers !== []) {
+            $job['headers'] = $headers;                  // empty headers: no member at all
+        }
+        $job['created_at'] = $createdAt;
+        foreach (['send_at', 'expires_at'] as $k) {
+            if (isset($email[$k])) {
+                $job[$k] = self::time($email[$k], $k);
+            }
+        }
+        return $job;
+    }
+
+    /** A string of valid UTF-8 without NUL, at most $max bytes; control characters
+     *  only where $multiline (bodies). */
+    private static function checkText(mixed $s, string $what, bool $multiline, int $max): void
+    {
+        if (!is_string($s)) {
+            throw new MailroomInvalidException("member '$what' must be a string");
+        }
+        if (strlen($s) > $max) {
+            throw new MailroomInvalidException("member '$what' is " . strlen($s) . " bytes, over the limit of $max");
+        }
+        if (!preg_match('//u', $s)) {
+            throw new MailroomInvalidException("member '$what' is not valid UTF-8");
+        }
+        if (str_contains($s, "\0")) {
+            throw new MailroomInvalidException("member '$what' contains a NUL character");
+        }
+        if (!$multiline && preg_match('/[\x00-\x1F\x7F]/', $s)) {
+            throw new MailroomInvalidException("member '$what' contains a control character (CR, LF, ...)");
+        }
+    }
+
+    /** addr@domain.tld: a dot-atom local part of at most 64 bytes, two or more labels. */
+    private static function specValid(string $s): bool
+    {
+        $atom = '[' . self::ATEXT . ']+';
+        $label = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+        if (strlen($s) > 254 || !preg_match("/^($atom(?:\\.$atom)*)@($label(?:\\.$label)+)\\z/", $s, $m)) {
+            return false;
+        }
+        return strlen($m[1]) <= 64 && strlen($m[2]) <= 253;
+    }
+
+    /** "addr@example.com" or "Display Name <addr@example.com>" (the name may be quoted). */
+    private static function checkMailbox(string $mb, string $where): void
+    {
+        $mb = trim($mb, " \t");
+        if (!str_ends_with($mb, '>')) {
+            if (!self::specValid($mb)) {
+                throw new MailroomInvalidException("$where: malformed address (expected local@domain.tld)");
+            }
+            return;
+        }
+        $lt = strrpos($mb, '<');
+        if ($lt === false) {
+            throw new MailroomInvalidException("$where: '>' without '<' in address");
+        }
+        $name = trim(substr($mb, 0, $lt), " \t");
+        if (strpbrk($name, '<>') !== false) {
+            throw new MailroomInvalidException("$where: '<' or '>' in display name");
+        }
+        if (strlen($name) >= 2 && $name[0] === '"' && str_ends_with($name, '"')) {
+            if (preg_match('/(?<!\\\\)"/', substr($name, 1, -1))) {
+                throw new MailroomInvalidException("$where: unescaped quote in display name");
+            }
+        } elseif (str_contains($name, '"')) {
+            throw new MailroomInvalidException("$where: quote inside unquoted display name");
+        }
+        if (!self::specValid(substr($mb, $lt + 1, -1))) {
+            throw new MailroomInvalidException("$where: malformed address (expected local@domain.tld)");
+        }
+    }
+
+    private static function headerAllowed(string $name): bool
+    {
+        if (in_array(strtolower($name), ['list-unsubscribe', 'list-unsubscribe-post', 'list-id'], true)) {
+            return true;
+        }
+        return (bool)preg_match('/^X-[A-Za-z0-9-]{1,74}\z/i', $name)
+            && stripos($name, 'X-Mailroom-') !== 0;
+    }
+
+    /** A time as the job carries it: RFC 3339 UTC, whole seconds. */
+    private static function time(mixed $t, string $what): string
+    {
+        if (is_int($t)) {
+            $t = (new DateTimeImmutable('@' . $t));
+        } elseif (is_string($t)) {
+            if (!preg_match(self::RFC3339_RE, $t)) {
+                throw new MailroomInvalidException("member '$what' is not an RFC 3339 timestamp");
+            }
+            $t = new DateTimeImmutable($t);
+        } elseif (!$t instanceof DateTimeInterface) {
+            throw new MailroomInvalidException("member '$what' must be a DateTimeInterface, a Unix time or a string");
+        }
+        return $t->setTimezone(new DateTimeZone('UTC'))->format('Y-m-d\TH:i:s\Z');
+    }
+}
+
+/*
+ * Script mode: php mailroom.php check-vectors [FILE] [--json]. Recomputes the canonical
+ * form and signature of every vector; prints "ok"/"FAIL" lines (exit 1 on a failure),
+ * or with --json the computed values for another program to compare:
+ * {"vectors": [{"name", "canonical_hex", "sig"}], "canonical_only": [{"name", "canonical_hex"}]}.
+ */
+function mailroom_check_vectors(array $args): int
+{
+    $json = in_array('--json', $args, true);
+    $files = array_values(array_filter($args, fn ($a) => $a !== '--json'));
+    $file = $files[0] ?? __DIR__ . '/../../tests/vectors/signing.json';
+    $text = @file_get_contents($file);
+    if ($text === false) {
+        fwrite(STDERR, "cannot read $file\n");
+        return 2;
+    }
+    // objects stay stdClass: {} must not turn into [] (an empty list)
+    $doc = json_decode($text, false, 512, JSON_THROW_ON_ERROR);
+    $out = ['vectors' => [], 'canonical_only' => []];
+    $failed = 0;
+    foreach ($doc->vectors as $v) {
+        $job = (array)$v->job;
+        $canonical = Mailroom::canonical($job);
+        if (class_exists('Redis')) {     // the producer's own path: sign() sets kid and alg
+            $sig = (new Mailroom(new Redis(), 'default', $job['kid'], $v->key, $v->alg))->sign($job)['sig'];
+        } else {
+            $sig = Mailroom::signature($job, $v->key, $v->alg);
+        }
+        $out['vectors'][] = ['name' => $v->name, 'canonical_hex' => bin2hex($canonical), 'sig' => $sig];
+        $ok = $canonical === $v->canonical && $sig === $v->sig;
+        $failed += $ok ? 0 : 1;
+        if (!$json) {
+            echo ($ok ? 'ok   ' : 'FAIL '), $v->name,
+                 $canonical === $v->canonical ? '' : ' (canonical form differs)',
+                 $sig === $v->sig ? '' : ' (signature differs)', "\n";
+        }
+    }
+    foreach ($doc->canonical_only as $v) {
+        $canonical = Mailroom::canonical((array)$v->object);
+        $out['canonical_only'][] = ['name' => $v->name, 'canonical_hex' => bin2hex($canonical)];
+        $ok = $canonical === $v->canonical;
+        $failed += $ok ? 0 : 1;
+        if (!$json) {
+            echo ($ok ? 'ok   ' : 'FAIL '), $v->name, $ok ? '' : ' (canonical form differs)', "\n";
+        }
+    }
+    if ($json) {
+        echo json_encode($out, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR), "\n";
+    } else {
+        $n = count($doc->vectors) + count($doc->canonical_only);
+        echo $failed ? "$failed of $n vectors FAILED\n" : "all $n vectors reproduced\n";
+    }
+    return $failed ? 1 : 0;
+}
+
+// only when this file is the script php runs (not when included, nor under php -r)
+if (PHP_SAPI === 'cli' && ($_SERVER['SCRIPT_FILENAME'] ?? '') !== ''
+    && realpath($_SERVER['SCRIPT_FILENAME']) === __FILE__) {
+    $args = array_slice($argv, 1);
+    if (($args[0] ?? '') !== 'check-vectors') {
+        fwrite(STDERR, "usage: php mailroom.php check-vectors [FILE] [--json]\n"
+            . "(include this file from your application to send mail)\n");
+        exit(2);
+    }
+    exit(mailroom_check_vectors(array_slice($args, 1)));
+}
