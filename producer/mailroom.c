@@ -296,6 +296,9 @@ static int sign_tree(mailroom *m, job *j)
     return MAILROOM_OK;
 }
 
+/* The bytes the "sig" member adds to a job: ,"sig":"<up to 64 hex digits>" */
+#define SIG_MEMBER_MAX (sizeof ",\"sig\":\"\"" - 1 + SIG_HEX_MAX - 1)
+
 /* A validated, signed job ready to enqueue. raw borrows from j's tree. */
 typedef struct prepared {
     job j;
@@ -338,9 +341,7 @@ static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, 
         rc = set_err(m, MAILROOM_EINVAL, "invalid email: %s", why);
         goto out;
     }
-    if (!sign)
-        goto out;
-    if ((rc = sign_tree(m, &p->j)) != MAILROOM_OK)
+    if (sign && (rc = sign_tree(m, &p->j)) != MAILROOM_OK)
         goto out;
     p->raw = json_object_to_json_string_length(
         p->j.root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &p->raw_len);
@@ -348,6 +349,8 @@ static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, 
         rc = set_err(m, MAILROOM_ENOMEM, "out of memory");
         goto out;
     }
+    if (!sign) /* room for ,"sig":"<64 hex digits>" */
+        p->raw_len += SIG_MEMBER_MAX;
     if (p->raw_len > JOB_MAX_BYTES) {
         rc = set_err(m, MAILROOM_ETOOBIG, "job is %zu bytes, over the limit of %d", p->raw_len,
                      JOB_MAX_BYTES);
@@ -484,19 +487,35 @@ typedef struct batch_item {
     int pending; /* sent in the pipeline, reply not yet read */
 } batch_item;
 
-/* Signs every valid email of the batch into raws; results[i] is set for the others. */
+/* The first failure of a batch: its code and message, kept while later emails
+ * overwrite the handle's message. */
+typedef struct batch_first {
+    int rc;
+    size_t index;
+    char msg[sizeof ((mailroom *)0)->err];
+} batch_first;
+
+static void note_failure(batch_first *f, const mailroom *m, size_t index, int rc)
+{
+    if (rc == MAILROOM_OK || f->rc != MAILROOM_OK)
+        return;
+    f->rc = rc;
+    f->index = index;
+    snprintf(f->msg, sizeof f->msg, "%s", m->err);
+}
+
+/* Signs every valid email of the batch into raws; results[i] is set for the others.
+ * Returns MAILROOM_ENOMEM when the batch buffer could not grow, else MAILROOM_OK. */
 static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
                          char (*ids)[MAILROOM_ID_MAX], int *results, batch_item *items,
-                         buf *raws, int64_t now)
+                         buf *raws, int64_t now, batch_first *first)
 {
-    int first = MAILROOM_OK;
     for (size_t i = 0; i < n; i++) {
         prepared p;
         results[i] = prepare(m, &emails[i], now, 1, &p);
         ids[i][0] = '\0';
         if (results[i] != MAILROOM_OK) {
-            if (first == MAILROOM_OK)
-                first = results[i];
+            note_failure(first, m, i, results[i]);
             continue;
         }
         memcpy(ids[i], p.id, strlen(p.id) + 1);
@@ -505,11 +524,14 @@ static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
         memcpy(items[i].due, p.due, sizeof p.due);
         int appended = buf_append(raws, p.raw, p.raw_len);
         job_clear(&p.j);
-        if (appended != 0)
+        if (appended != 0) {
+            for (size_t k = i; k < n; k++)
+                results[k] = MAILROOM_ENOMEM;
             return set_err(m, MAILROOM_ENOMEM, "out of memory");
+        }
         items[i].pending = 1;
     }
-    return first;
+    return MAILROOM_OK;
 }
 
 /* Writes one pipelined round of ENQUEUE commands (EVALSHA, or EVAL after NOSCRIPT) and
@@ -532,8 +554,16 @@ static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MA
             argv[3 + k] = a.argv[k];
             argvlen[3 + k] = a.argvlen[k];
         }
-        if (redisAppendCommandArgv(m->redis, 10, argv, argvlen) != REDIS_OK)
+        if (redisAppendCommandArgv(m->redis, 10, argv, argvlen) != REDIS_OK) {
+            /* commands already buffered must never reach Redis half-written: drop them
+             * with the connection; nothing of this round was sent */
+            redisFree(m->redis);
+            m->redis = NULL;
+            for (size_t k = 0; k < n; k++)
+                if (items[k].pending)
+                    results[k] = MAILROOM_ENOMEM;
             return set_err(m, MAILROOM_ENOMEM, "out of memory");
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (!items[i].pending)
@@ -568,37 +598,42 @@ int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
     if (rc != MAILROOM_OK || n == 0)
         return rc;
     buf raws = BUF_INIT;
+    batch_first first = {MAILROOM_OK, 0, ""};
     batch_item *items = calloc(n, sizeof *items);
     if (!items)
         return set_err(m, MAILROOM_ENOMEM, "out of memory");
     char now_iso[CLOCK_ISO_MAX];
     int64_t now = clock_now_ms();
     clock_format_iso(now, 1, now_iso);
-    int first = batch_prepare(m, emails, n, ids, results, items, &raws, now);
-    if (first == MAILROOM_ENOMEM)
+    if ((rc = batch_prepare(m, emails, n, ids, results, items, &raws, now, &first)) != MAILROOM_OK)
         goto out;
     if ((rc = ensure_connected(m)) != MAILROOM_OK) {
         for (size_t i = 0; i < n; i++)
             if (items[i].pending)
                 results[i] = rc;
-        first = rc;
         goto out;
     }
     int noscript = 0;
     rc = batch_round(m, "EVALSHA", ids, results, items, n, &raws, now_iso, &noscript);
     if (rc == MAILROOM_OK && noscript)
         rc = batch_round(m, "EVAL", ids, results, items, n, &raws, now_iso, &noscript);
-    for (size_t i = 0; i < n && first == MAILROOM_OK; i++)
-        if (results[i] != MAILROOM_OK)
-            first = results[i];
-    if (first != MAILROOM_OK && rc == MAILROOM_OK)
-        set_err(m, first, "%zu emails, some not enqueued: see results", n);
 out:
-    if (first == MAILROOM_OK)
+    /* the first failing email, in input order, names the batch's error */
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] != MAILROOM_OK && (first.rc == MAILROOM_OK || i < first.index)) {
+            first.rc = results[i];
+            first.index = i;
+            snprintf(first.msg, sizeof first.msg, "%s",
+                     results[i] == rc ? m->err : mailroom_strerror(results[i]));
+        }
+    }
+    if (first.rc == MAILROOM_OK)
         m->err[0] = '\0';
+    else
+        set_err(m, first.rc, "email %zu of %zu: %s", first.index, n, first.msg);
     free(items);
     buf_free(&raws);
-    return first;
+    return first.rc;
 }
 
 const char *mailroom_state_name(mailroom_state state)
