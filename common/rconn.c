@@ -66,12 +66,12 @@ static int parse_int(const char *s, size_t len, int min, int max, int *out)
     return 0;
 }
 
-/* The "user:pass" part before '@'. */
+/* The "user:pass" part before '@': "user", "user:pass" or ":pass" (RFC 3986). */
 static int parse_userinfo(const char *s, size_t len, rconn_url *out)
 {
     const char *colon = memchr(s, ':', len);
     if (!colon)
-        return pct_decode(s, len, out->password, sizeof out->password);
+        return pct_decode(s, len, out->user, sizeof out->user);
     size_t ulen = (size_t)(colon - s);
     if (pct_decode(s, ulen, out->user, sizeof out->user) != 0)
         return -1;
@@ -216,6 +216,17 @@ int rconn_password_from_env(rconn_url *u, char *err, size_t err_len)
         snprintf(err, err_len, "Redis password in %s is too long", path);
     secret_free(pw);
     return fits ? 0 : -1;
+}
+
+int rconn_url_has_password(const char *url)
+{
+    rconn_url u;
+    char err[256];
+    if (rconn_url_parse(url, &u, err, sizeof err) != 0)
+        return 0;
+    int has = u.password[0] != '\0';
+    rconn_url_clear(&u);
+    return has;
 }
 
 void rconn_url_clear(rconn_url *u)

@@ -37,6 +37,9 @@ typedef struct rconn_url {
 /* Returns 0, or -1 with a reason in err (which never repeats the password). */
 int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len);
 void rconn_url_clear(rconn_url *u);
+/* 1 when a URL carries a password ("user:pass@" or ":pass@"): refused on command
+ * lines, where ps would show it. */
+int rconn_url_has_password(const char *url);
 /* When MAILROOM_REDIS_PASSWORD_FILE is set, its first line replaces the URL's password.
  * Returns 0, or -1 with a reason in err. */
 int rconn_password_from_env(rconn_url *u, char *err, size_t err_len);

@@ -38,7 +38,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mailroom-consumer [options]\n"
             "Takes signed email jobs from Redis, sends them over SMTP, reports outcomes.\n\n"
-            "  --redis URL              redis://[user:pass@]host:port/db  (MAILROOM_REDIS_URL)\n"
+            "  --redis URL              redis://[user@]host:port/db, or\n"
+            "                           redis-sentinel://host:port[,host:port...]/master[/db]\n"
+            "                           (MAILROOM_REDIS_URL, which may carry user:pass@)\n"
             "  --queue NAME             queue name (MAILROOM_QUEUE, default \"default\")\n"
             "  --smtp URL               smtp://host:port or smtps://host:port\n"
             "                           (MAILROOM_SMTP_URL, default smtp://127.0.0.1:25)\n"
@@ -312,6 +314,11 @@ static void defaults(consumer_config *cfg)
  */
 static int configure_smtp(consumer_config *cfg, const settings *st)
 {
+    if (smtp_url_has_credentials(cfg->smtp.url)) {
+        fprintf(stderr, "mailroom-consumer: the SMTP URL must not carry a user or password; "
+                        "use MAILROOM_SMTP_USER and MAILROOM_SMTP_PASSWORD_FILE\n");
+        return -1;
+    }
     const char *tls = st->smtp_tls ? st->smtp_tls : getenv("MAILROOM_SMTP_TLS");
     int implicit = strncmp(cfg->smtp.url, "smtps://", 8) == 0;
     if (tls && *tls && strcmp(tls, "required") != 0 && strcmp(tls, "none") != 0) {
@@ -367,6 +374,11 @@ static int configure(consumer_config *cfg, settings *st)
         return -1;
     }
     const char *url = st->redis ? st->redis : env_or("MAILROOM_REDIS_URL", RCONN_DEFAULT_URL);
+    if (st->redis && rconn_url_has_password(st->redis)) {
+        fprintf(stderr, "mailroom-consumer: --redis must not carry a password (it would show "
+                        "in ps); use MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE\n");
+        return -1;
+    }
     if (rconn_url_parse(url, &cfg->redis, why, sizeof why) != 0 ||
         rconn_password_from_env(&cfg->redis, why, sizeof why) != 0) {
         fprintf(stderr, "mailroom-consumer: %s\n", why);
@@ -419,7 +431,7 @@ static void housekeeping_tick(housekeeper *h, int *redis_down)
     long beat = housekeeping_heartbeat(h);
     long promoted = beat >= 0 ? housekeeping_promote(h) : -1;
     if ((beat < 0 || promoted < 0) && !*redis_down)
-        log_msg(LOG_WARN, NULL, "housekeeping: Redis unavailable; retrying every second");
+        log_msg(LOG_WARN, NULL, "housekeeping: Redis unavailable or refusing; retrying every second");
     else if (beat >= 0 && promoted >= 0 && *redis_down)
         log_msg(LOG_INFO, NULL, "housekeeping: Redis is back");
     *redis_down = beat < 0 || promoted < 0;

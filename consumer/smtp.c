@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 
 /* Copies a reply line with CR/LF removed and anything unprintable replaced by '?', so
@@ -70,15 +71,31 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
     return s->cfg->abort && atomic_load(s->cfg->abort) ? 1 : 0;
 }
 
+int smtp_url_has_credentials(const char *url)
+{
+    CURLU *u = curl_url();
+    char *user = NULL, *password = NULL;
+    int has = 0;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
+        has = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+              curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK;
+    }
+    curl_free(user);
+    curl_free(password);
+    curl_url_cleanup(u);
+    return has;
+}
+
 int smtp_url_is_loopback(const char *url)
 {
     CURLU *u = curl_url();
     char *host = NULL;
     int loopback = 0;
+    struct in_addr v4;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
-                   strcmp(host, "localhost") == 0;
+        loopback = (inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+                   strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
     curl_free(host);
     curl_url_cleanup(u);
     return loopback;

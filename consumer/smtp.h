@@ -59,6 +59,9 @@ typedef struct smtp_session {
  * off); 0 otherwise or when the URL cannot be parsed. */
 int smtp_url_is_loopback(const char *url);
 
+/* 1 when the URL carries a user or password: refused, they would reach logs and ps. */
+int smtp_url_has_credentials(const char *url);
+
 /* Returns 0, or -1 when libcurl could not make a handle. */
 int smtp_session_init(smtp_session *s, const smtp_config *cfg);
 /* Closes the connection (QUIT) and frees the handle. Accepts NULL. */

@@ -73,8 +73,11 @@ static const char usage_main[] =
     "  help [CMD]    show this help, or the help of CMD\n"
     "\n"
     "Global options (before or after COMMAND):\n"
-    "  --redis URL        Redis URL, redis://[user:pass@]host:port/db\n"
-    "                     (default: $MAILROOM_REDIS_URL, else redis://127.0.0.1:6379/0)\n"
+    "  --redis URL        Redis URL, redis://[user@]host:port/db or\n"
+    "                     redis-sentinel://host:port[,host:port...]/master[/db]\n"
+    "                     (default: $MAILROOM_REDIS_URL, which may carry user:pass@,\n"
+    "                     else redis://127.0.0.1:6379/0; a password never on the\n"
+    "                     command line: MAILROOM_REDIS_PASSWORD_FILE)\n"
     "  --queue NAME       queue name (default: $MAILROOM_QUEUE, else \"default\")\n"
     "  --keys-file PATH   signing keys file, lines \"kid secret\"; the first key signs\n"
     "                     (default: $MAILROOM_KEYS_FILE, else the secret in\n"
@@ -540,6 +543,9 @@ static int check_applicable(const struct cli *c, struct failure *f)
                     c->operands.v[want_max]);
     if (c->cmd == CMD_STATUS && c->operands.n < 2)
         return fail(f, EXIT_USAGE, "status: missing job ID (try 'mailroom status --help')");
+    if (c->value[O_REDIS] && rconn_url_has_password(c->value[O_REDIS]))
+        return fail(f, EXIT_USAGE, "--redis must not carry a password (ps would show it); "
+                                   "use MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE");
     return EXIT_OK;
 }
 

@@ -247,6 +247,11 @@ static void test_redis_urls(void **state)
     assert_string_equal(u.user, "prod");
     assert_string_equal(u.password, "p@ss:w");
     assert_int_equal(u.port, 6379);
+    assert_int_equal(rconn_url_parse("redis://producer@h", &u, err, sizeof err), 0);
+    assert_string_equal(u.user, "producer");
+    assert_string_equal(u.password, "");
+    assert_false(rconn_url_has_password("redis://producer@h"));
+    assert_true(rconn_url_has_password("redis://:pw@h"));
     assert_int_equal(rconn_url_parse("redis://:only@[::1]:7000/", &u, err, sizeof err), 0);
     assert_string_equal(u.host, "::1");
     assert_string_equal(u.password, "only");
