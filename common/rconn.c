@@ -179,6 +179,7 @@ int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
         p = at + 1;
     }
     if (sentinel) {
+        out->min_replicas = 1;
         if (parse_sentinels(p, auth_len, out) != 0 || parse_master_path(slash, out) != 0) {
             rconn_url_clear(out);
             snprintf(err, err_len, "Sentinel URL: expected "
@@ -316,6 +317,32 @@ static redisContext *connect_one(const char *host, int port, const rconn_url *u,
                                  int connect_timeout_ms, int command_timeout_ms, char *err,
                                  size_t err_len, int *timed_out);
 
+int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *out)
+{
+    for (int i = 0; i < u->n_sentinels; i++)
+        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, out) == 0)
+            return 0;
+    return -1;
+}
+
+int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisContext *c)
+{
+    int answered = 0, agree = 0;
+    for (int i = 0; i < u->n_sentinels; i++) {
+        rconn_endpoint m;
+        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, &m) != 0)
+            continue;
+        answered++;
+        agree += rconn_connected_to(c, &m);
+    }
+    return answered * 2 > u->n_sentinels && agree == answered;
+}
+
+int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
+{
+    return c && c->tcp.host && strcmp(c->tcp.host, e->host) == 0 && c->tcp.port == e->port;
+}
+
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
                             char *err, size_t err_len, int *timed_out)
 {
@@ -339,7 +366,8 @@ redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int comm
         }
     }
     if (!*err)
-        snprintf(err, err_len, "no sentinel knows a master named '%s'", u->master_name);
+        snprintf(err, err_len, "no sentinel answered with a master named '%s'",
+                 u->master_name);
     return NULL;
 }
 

@@ -29,6 +29,10 @@ typedef struct rconn_url {
     int n_sentinels; /* 0: a plain redis:// URL */
     rconn_endpoint sentinels[RCONN_MAX_SENTINELS];
     char master_name[128];
+    int min_replicas; /* writes count only when this many replicas acknowledge them
+                         (WAIT) or a majority of sentinels confirm the master: 1 with
+                         Sentinel, where an old master may take writes that the
+                         failover then erases; 0 for plain URLs */
     int db;
     char user[128];     /* "" for none */
     char password[256]; /* "" for none; wiped by rconn_url_clear */
@@ -51,6 +55,18 @@ int rconn_password_from_env(rconn_url *u, char *err, size_t err_len);
  */
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
                             char *err, size_t err_len, int *timed_out);
+
+/* Asks the sentinels, in order, for the current master. 0 and *out, or -1. */
+int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *out);
+
+/* 1 when a majority of the sentinels answer and every one that answers names the
+ * server c is connected to as master (during a failover they disagree for a moment).
+ * Used when a write got no replica acknowledgement: a new master has no replica yet
+ * (its writes are good), an old one after a failover has none either (they are not). */
+int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisContext *c);
+
+/* 1 when c is connected to endpoint e. */
+int rconn_connected_to(const redisContext *c, const rconn_endpoint *e);
 
 /* 1 when the context's last I/O error was a timeout. */
 int rconn_timed_out(const redisContext *c);

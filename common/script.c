@@ -67,10 +67,17 @@ static const char lua_begin[] = LUA_EVENT
  *                dead entry (failed/rejected) or due ms (retrying; queued = a job
  *                taken before its send_at, deferred uncounted), dead max
  * A rejected job never overwrites a record that says "sent": its id may be forged.
+ * A FINISH run again because its reply was lost (Redis restarted in between) finds
+ * the job gone and the record already in that state: it does nothing, so counters and
+ * events are not doubled. (A job gone because another consumer recovered it still has
+ * its outcome recorded: the record is then "queued" or "sending".)
  */
 static const char lua_finish[] = LUA_EVENT
     "local state = ARGV[2]\n"
-    "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+    "local removed = redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+    "if removed == 0 and (ARGV[11] == '' or redis.call('HGET', KEYS[1], 'state') == state) then\n"
+    "  return 0\n"
+    "end\n"
     "local n = 0\n"
     "local write = ARGV[11] ~= ''\n"
     "if write and state == 'rejected' and redis.call('HGET', KEYS[1], 'state') == 'sent' then\n"
@@ -170,8 +177,36 @@ static const char lua_heartbeat[] = LUA_EVENT
     "if moved > 0 then redis.call('HINCRBY', KEYS[3], 'recovered', moved) end\n"
     "return moved\n";
 
+/*
+ * REQUEUE  KEYS: processing list, pending, stats
+ *          ARGV: raw job, consumer, queue, channel, job key prefix, now, status ttl s
+ * Returns one orphaned entry of this consumer's own processing list (a job no worker
+ * holds: the BLMOVE reply was lost to a Redis restart) to the right end of pending,
+ * record back to "queued", "recovered" event and counter. 1 when it was still there.
+ */
+static const char lua_requeue[] = LUA_EVENT
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+    "redis.call('HINCRBY', KEYS[3], 'recovered', 1)\n"
+    "local ok, decoded = pcall(cjson.decode, ARGV[1])\n"
+    "local id, n = '', 0\n"
+    "if ok and type(decoded) == 'table' and type(decoded.id) == 'string' then\n"
+    "  id = decoded.id\n"
+    "  local key = ARGV[5] .. id\n"
+    "  n = tonumber(redis.call('HGET', key, 'attempts')) or 0\n"
+    "  if redis.call('HGET', key, 'state') ~= 'sent' then\n"
+    "    redis.call('HSET', key, 'state', 'queued', 'updated_at', ARGV[6])\n"
+    "    redis.call('EXPIRE', key, ARGV[7])\n"
+    "  end\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[4], event(id, 'recovered', n, '', '',\n"
+    "  'orphaned in ' .. KEYS[1] .. ' (reply lost to a Redis restart)', ARGV[2], ARGV[6],\n"
+    "  ARGV[3]))\n"
+    "return 1\n";
+
 static const char *const sources[SCRIPT_COUNT] = {lua_enqueue, lua_begin,   lua_finish,
-                                                  lua_promote, lua_reclaim, lua_heartbeat};
+                                                  lua_promote, lua_reclaim, lua_heartbeat,
+                                                  lua_requeue};
 static char shas[SCRIPT_COUNT][41];
 static pthread_once_t shas_once = PTHREAD_ONCE_INIT;
 
@@ -217,6 +252,59 @@ static redisReply *run_with(redisContext *c, const char *verb, const char *body,
         avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
     return redisCommandArgv(c, argc + 3, av, avlen);
+}
+
+/* Appends EVALSHA/EVAL then WAIT, reads both; the script's reply is returned. */
+static redisReply *run_waited(redisContext *c, const char *verb, const char *body, int nkeys,
+                              int argc, const char **argv, const size_t *argvlen,
+                              int replicas, int timeout_ms, long *acked)
+{
+    const char *av[SCRIPT_MAX_ARGS + 3];
+    size_t avlen[SCRIPT_MAX_ARGS + 3];
+    char nk[16], nrep[16], tmo[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    snprintf(nrep, sizeof nrep, "%d", replicas);
+    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
+    av[0] = verb;
+    av[1] = body;
+    av[2] = nk;
+    for (int i = 0; i < 3; i++)
+        avlen[i] = strlen(av[i]);
+    for (int i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
+        avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    const char *wait_argv[] = {"WAIT", nrep, tmo};
+    redisReply *r = NULL, *w = NULL;
+    if (redisAppendCommandArgv(c, argc + 3, av, avlen) != REDIS_OK ||
+        redisAppendCommandArgv(c, 3, wait_argv, NULL) != REDIS_OK ||
+        redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&w) != REDIS_OK) {
+        freeReplyObject(r);
+        return NULL; /* the connection is unusable now: the caller drops it */
+    }
+    *acked = w && w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
+    freeReplyObject(w);
+    return r;
+}
+
+redisReply *script_run_acked(redisContext *c, script_id id, int nkeys, int argc,
+                             const char **argv, const size_t *argvlen, int replicas,
+                             int timeout_ms, long *acked)
+{
+    *acked = 0;
+    if (replicas <= 0)
+        return script_run(c, id, nkeys, argc, argv, argvlen);
+    if (argc > SCRIPT_MAX_ARGS)
+        return NULL;
+    pthread_once(&shas_once, compute_shas);
+    redisReply *r = run_waited(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, replicas,
+                               timeout_ms, acked);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        r = run_waited(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, replicas,
+                       timeout_ms, acked);
+    }
+    return r;
 }
 
 redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,

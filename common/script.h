@@ -17,6 +17,7 @@ typedef enum script_id {
     SCRIPT_PROMOTE,     /* housekeeper: move due scheduled jobs to pending */
     SCRIPT_RECLAIM,     /* consumer: return its processing list to pending, leave */
     SCRIPT_HEARTBEAT,   /* housekeeper: heartbeat, recover consumers that stopped */
+    SCRIPT_REQUEUE,     /* housekeeper: return an orphan of its own processing list */
     SCRIPT_COUNT
 } script_id;
 
@@ -29,6 +30,15 @@ typedef enum script_id {
  */
 redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
                        const size_t *argvlen);
+
+/*
+ * Like script_run, then WAIT for `replicas` replicas (up to timeout_ms) in the same
+ * round trip; *acked gets how many acknowledged. With replicas == 0 no WAIT is sent
+ * and *acked is 0.
+ */
+redisReply *script_run_acked(redisContext *c, script_id id, int nkeys, int argc,
+                             const char **argv, const size_t *argvlen, int replicas,
+                             int timeout_ms, long *acked);
 
 /* The script's source text and its SHA-1 (hex), for pipelining EVALSHA/EVAL. */
 const char *script_source(script_id id);

@@ -428,8 +428,11 @@ static int wait_signal(const sigset_t *set, long ms)
 /* The once-a-second duties; a Redis outage is logged once, not every second. */
 static void housekeeping_tick(housekeeper *h, int *redis_down)
 {
+    housekeeping_follow_master(h);
     long beat = housekeeping_heartbeat(h);
     long promoted = beat >= 0 ? housekeeping_promote(h) : -1;
+    if (promoted >= 0)
+        housekeeping_orphans(h);
     if ((beat < 0 || promoted < 0) && !*redis_down)
         log_msg(LOG_WARN, NULL, "housekeeping: Redis unavailable or refusing; retrying every second");
     else if (beat >= 0 && promoted >= 0 && *redis_down)
@@ -487,7 +490,7 @@ static void drain(consumer_config *cfg, housekeeper *h, const sigset_t *set, int
 static int run(consumer_config *cfg)
 {
     int rc = 1, started = 0, redis_down = 0;
-    housekeeper h = {cfg, NULL, 0};
+    housekeeper h = {.cfg = cfg};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -497,11 +500,13 @@ static int run(consumer_config *cfg)
         log_msg(LOG_ERROR, NULL, "out of memory");
         goto out;
     }
+    h.workers = workers;
     long back = housekeeping_reclaim(&h);
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld jobs left by an earlier run to pending", back);
     housekeeping_tick(&h, &redis_down);
     for (; started < cfg->concurrency; started++) {
+        h.n_workers = started + 1;
         atomic_fetch_add(&cfg->running, 1);
         if (worker_init(&workers[started], started, cfg) != 0 ||
             pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {

@@ -47,7 +47,9 @@ static size_t on_reply_line(char *data, size_t size, size_t nitems, void *userda
     int is_final = line[0] && (line[3] == ' ' || line[3] == '\0');
     if (is_final && reply_code(line) >= 400 && !s->failure_line[0])
         memcpy(s->failure_line, line, sizeof line);
-    if (is_final)
+    /* 221 answers QUIT, which libcurl sends after the transaction when the connection
+     * is not kept (recycling, failures): never the reply that decides the outcome */
+    if (is_final && reply_code(line) != 221)
         memcpy(s->last_line, line, sizeof line);
     return len;
 }

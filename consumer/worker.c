@@ -28,6 +28,8 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 #define PROMOTE_BATCH "500"
+#define WAIT_TIMEOUT_MS 100 /* how long a write waits for a replica (Sentinel only) */
+#define MAX_WORKERS_HELD 256 /* the most workers a consumer runs (--concurrency) */
 
 /* What FINISH records. */
 typedef struct outcome {
@@ -91,8 +93,10 @@ static int connect_redis(worker *w, int holding_job)
         w->redis = rconn_connect(&w->cfg->redis, 2000,
                                  w->cfg->block_timeout_ms + w->cfg->redis_timeout_ms, why,
                                  sizeof why, &timed_out);
-        if (w->redis)
+        if (w->redis) {
+            w->epoch = atomic_load(&w->cfg->master_epoch);
             break;
+        }
         if (!logged++)
             log_msg(LOG_WARN, NULL, "worker %d: %s; retrying", w->index, why);
         if (giving_up(w, holding_job))
@@ -115,6 +119,16 @@ static void drop_redis(worker *w, const char *what)
     w->redis = NULL;
 }
 
+/* A write no replica acknowledged stands when most sentinels name this server master
+ * (a new master without replicas yet); WAIT is then skipped for a second. */
+static int master_confirmed(worker *w)
+{
+    if (!rconn_sentinels_confirm(&w->cfg->redis, 1000, w->redis))
+        return 0;
+    w->confirmed_until_ms = clock_now_ms() + 1000;
+    return 1;
+}
+
 /*
  * Runs a script for the job in hand, reconnecting and retrying while the connection
  * fails. Returns the reply (caller frees), or NULL when a hurried shutdown made us give
@@ -126,7 +140,24 @@ static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, cons
     for (;;) {
         if (!w->redis && connect_redis(w, 1) != 0)
             return NULL;
-        redisReply *r = script_run(w->redis, id, nkeys, argc, argv, argvlen);
+        long acked = 0;
+        int replicas = clock_now_ms() < w->confirmed_until_ms ? 0 : w->cfg->redis.min_replicas;
+        redisReply *r = script_run_acked(w->redis, id, nkeys, argc, argv, argvlen, replicas,
+                                         WAIT_TIMEOUT_MS, &acked);
+        if (r && !rconn_transient_error(r) && r->type != REDIS_REPLY_ERROR && acked < replicas &&
+            !master_confirmed(w)) {
+            /* written to a master that a failover is replacing: do it again there */
+            freeReplyObject(r);
+            r = NULL;
+            log_msg(LOG_WARN, job_id, "no replica acknowledged the write and the sentinels "
+                                      "name another master; reconnecting");
+            redisFree(w->redis);
+            w->redis = NULL;
+            if (giving_up(w, 1))
+                return NULL;
+            sleep_ms(RECONNECT_MIN_MS);
+            continue;
+        }
         if (!r || rconn_transient_error(r)) {
             drop_redis(w, r ? r->str : "script");
             freeReplyObject(r);
@@ -384,6 +415,16 @@ out:
     w->jobs_done++;
 }
 
+uint64_t worker_job_hash(const char *raw, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)raw[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h ? h : 1;
+}
+
 int worker_init(worker *w, int index, consumer_config *cfg)
 {
     memset(w, 0, sizeof *w);
@@ -405,6 +446,10 @@ void *worker_main(void *arg)
     const char *argv[] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT", "LEFT",
                           timeout};
     while (!stopping(w)) {
+        if (w->redis && w->epoch != atomic_load(&cfg->master_epoch)) {
+            redisFree(w->redis); /* Sentinel named a new master: go there */
+            w->redis = NULL;
+        }
         if (!w->redis && connect_redis(w, 0) != 0)
             break;
         redisReply *r = redisCommandArgv(w->redis, 6, argv, NULL);
@@ -415,8 +460,11 @@ void *worker_main(void *arg)
             freeReplyObject(r);
             continue;
         }
-        if (r->type == REDIS_REPLY_STRING)
+        if (r->type == REDIS_REPLY_STRING) {
+            atomic_store(&w->held, worker_job_hash(r->str, r->len));
             handle(w, r->str, r->len);
+            atomic_store(&w->held, 0);
+        }
         else if (r->type == REDIS_REPLY_ERROR)
             log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, r->str);
         freeReplyObject(r);
@@ -470,6 +518,22 @@ static long housekeeping_run(housekeeper *h, script_id id, int nkeys, int argc,
     return n;
 }
 
+int housekeeping_follow_master(housekeeper *h)
+{
+    consumer_config *cfg = h->cfg;
+    rconn_endpoint master;
+    if (cfg->redis.n_sentinels == 0 || !h->redis ||
+        rconn_sentinel_master(&cfg->redis, 1000, &master) != 0 ||
+        rconn_connected_to(h->redis, &master))
+        return 0;
+    log_msg(LOG_WARN, NULL, "Sentinel names a new Redis master %s:%d; moving there",
+            master.host, master.port);
+    atomic_fetch_add(&cfg->master_epoch, 1);
+    redisFree(h->redis);
+    h->redis = NULL;
+    return 1;
+}
+
 long housekeeping_promote(housekeeper *h)
 {
     const consumer_config *cfg = h->cfg;
@@ -512,4 +576,84 @@ void housekeeping_close(housekeeper *h)
         redisFree(h->redis);
     if (h)
         h->redis = NULL;
+}
+
+/* Takes one held hash out of the multiset of what the workers hold; 1 when found. */
+static int take_held(uint64_t *held, int n, uint64_t hash)
+{
+    for (int i = 0; i < n; i++) {
+        if (held[i] == hash) {
+            held[i] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int64_t suspect_since(const housekeeper *h, uint64_t hash, int64_t now)
+{
+    for (int i = 0; i < h->n_suspects; i++)
+        if (h->suspects[i].hash == hash)
+            return h->suspects[i].first_seen_ms;
+    return now;
+}
+
+static long requeue_orphan(housekeeper *h, const redisReply *entry)
+{
+    const consumer_config *cfg = h->cfg;
+    char now_iso[CLOCK_ISO_MAX], ttl[24];
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
+    const char *argv[] = {cfg->processing, cfg->keys.pending, cfg->keys.stats, entry->str,
+                          cfg->id, cfg->keys.queue, cfg->keys.status, cfg->keys.job_prefix,
+                          now_iso, ttl};
+    size_t argvlen[10];
+    for (int i = 0; i < 10; i++)
+        argvlen[i] = strlen(argv[i]);
+    argvlen[3] = entry->len;
+    redisReply *r = script_run(h->redis, SCRIPT_REQUEUE, 3, 10, argv, argvlen);
+    long n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
+    if (n > 0)
+        log_msg(LOG_WARN, NULL, "returned an orphaned job of %s to pending", cfg->processing);
+    freeReplyObject(r);
+    return n;
+}
+
+long housekeeping_orphans(housekeeper *h)
+{
+    const consumer_config *cfg = h->cfg;
+    if (!h->redis)
+        return -1;
+    const char *argv[] = {"LRANGE", cfg->processing, "0", "-1"};
+    redisReply *r = redisCommandArgv(h->redis, 4, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return -1;
+    }
+    uint64_t held[MAX_WORKERS_HELD];
+    int n_held = h->n_workers < MAX_WORKERS_HELD ? h->n_workers : MAX_WORKERS_HELD;
+    for (int i = 0; i < n_held; i++)
+        held[i] = atomic_load(&h->workers[i].held);
+    int64_t now = clock_now_ms();
+    int64_t patience = cfg->block_timeout_ms + cfg->redis_timeout_ms + 2000;
+    orphan_suspect next[HOUSEKEEPING_MAX_SUSPECTS];
+    int n_next = 0;
+    long requeued = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        uint64_t hash = worker_job_hash(e->str, e->len);
+        if (take_held(held, n_held, hash))
+            continue;
+        int64_t since = suspect_since(h, hash, now);
+        if (now - since > patience)
+            requeued += requeue_orphan(h, e);
+        else if (n_next < HOUSEKEEPING_MAX_SUSPECTS)
+            next[n_next++] = (orphan_suspect){hash, since};
+    }
+    memcpy(h->suspects, next, sizeof next[0] * (size_t)n_next);
+    h->n_suspects = n_next;
+    freeReplyObject(r);
+    return requeued;
 }

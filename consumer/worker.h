@@ -40,6 +40,7 @@ typedef struct consumer_config {
     atomic_int stopping;              /* SIGTERM/SIGINT: take no more jobs */
     atomic_int hurry;                 /* shutdown timeout or second signal: abandon */
     atomic_int running;               /* worker threads still in worker_main */
+    atomic_int master_epoch;          /* bumped when Sentinel names a new master */
     /* outcomes recorded by this process since it started, for the summary log line */
     atomic_long n_sent, n_retried, n_failed, n_rejected;
 } consumer_config;
@@ -49,6 +50,8 @@ typedef struct worker {
     consumer_config *cfg;             /* borrowed; outlives the worker */
     pthread_t thread;
     redisContext *redis;              /* owned; NULL while disconnected */
+    int epoch;                        /* cfg->master_epoch when redis was connected */
+    int64_t confirmed_until_ms;       /* Sentinel: no replica ack needed until then */
     smtp_session smtp;
     job job;
     buf message, scratch, dead_entry;
@@ -56,7 +59,12 @@ typedef struct worker {
     const char *rcpt_ptrs[JOB_MAX_RCPT];
     unsigned rng;                     /* jitter state */
     int64_t jobs_done;
+    _Atomic uint64_t held;            /* worker_job_hash of the job in hand, 0 when none:
+                                         the housekeeper's view of what is not orphaned */
 } worker;
+
+/* A 64-bit FNV-1a hash of a raw job (never 0): identifies a processing-list entry. */
+uint64_t worker_job_hash(const char *raw, size_t len);
 
 /* Creates a worker's resources. Returns 0, or -1 (nothing is left allocated). */
 int worker_init(worker *w, int index, consumer_config *cfg);
@@ -77,12 +85,27 @@ int64_t worker_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t
  * function returns a count, or -1 when Redis failed (the connection is then dropped
  * and the next call reconnects).
  */
+#define HOUSEKEEPING_MAX_SUSPECTS 64
+
+/* An entry of this consumer's processing list that no worker held at first_seen_ms. */
+typedef struct orphan_suspect {
+    uint64_t hash;
+    int64_t first_seen_ms;
+} orphan_suspect;
+
 typedef struct housekeeper {
-    const consumer_config *cfg;
+    consumer_config *cfg; /* borrowed; master_epoch is bumped through it */
     redisContext *redis; /* owned; NULL while disconnected */
     int64_t up_since_ms; /* when the current connection was made */
+    worker *workers;     /* borrowed: the running workers, read for what they hold */
+    int n_workers;
+    orphan_suspect suspects[HOUSEKEEPING_MAX_SUSPECTS];
+    int n_suspects;
 } housekeeper;
 
+/* With Sentinel: when the sentinels name a master other than the one this housekeeper
+ * is connected to, bumps master_epoch so workers reconnect. Returns 1 when it moved. */
+int housekeeping_follow_master(housekeeper *h);
 /* Moves due scheduled jobs to pending. */
 long housekeeping_promote(housekeeper *h);
 /* Heartbeat; and once this connection has been up long enough for live consumers to
@@ -90,6 +113,13 @@ long housekeeping_promote(housekeeper *h);
 long housekeeping_heartbeat(housekeeper *h);
 /* Returns this consumer's processing list to pending and leaves the consumer set. */
 long housekeeping_reclaim(housekeeper *h);
+/*
+ * Finds entries of this consumer's own processing list that no worker holds and
+ * returns those still unheld after longer than a BLMOVE reply can take (block and
+ * command timeouts): a Redis restart can move a job and lose the reply, and a live
+ * consumer is never recovered by others. Returns the number returned to pending.
+ */
+long housekeeping_orphans(housekeeper *h);
 void housekeeping_close(housekeeper *h);
 
 #endif

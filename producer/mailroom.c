@@ -29,6 +29,7 @@
 
 #define DEFAULT_TIMEOUT_MS 1000
 #define DEFAULT_STATUS_TTL_S (7L * 24 * 3600)
+#define WAIT_TIMEOUT_MS 100 /* how long a write waits for a replica (Sentinel only) */
 
 struct mailroom {
     redisContext *redis; /* NULL while disconnected; reconnected on the next call */
@@ -39,6 +40,7 @@ struct mailroom {
     int connect_ms, command_ms;
     long status_ttl_s;
     buf canon; /* canonical form, reused by every send */
+    int64_t confirmed_until_ms; /* Sentinel: writes need no replica ack until then */
     char err[512];
 };
 
@@ -397,6 +399,17 @@ static int enqueue_reply(mailroom *m, const redisReply *r, const char *id)
     return MAILROOM_OK;
 }
 
+/* An unacknowledged write stands when most sentinels name this server master (a new
+ * master without replicas yet); WAIT is then skipped for a second, so a master left
+ * without replicas costs one slow write a second, not every write. */
+static int master_confirmed(mailroom *m)
+{
+    if (!rconn_sentinels_confirm(&m->url, m->connect_ms, m->redis))
+        return 0;
+    m->confirmed_until_ms = clock_now_ms() + 1000;
+    return 1;
+}
+
 /* Runs ENQUEUE once. Returns MAILROOM_OK, EDUPLICATE, or a Redis failure. */
 static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
 {
@@ -405,7 +418,10 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
         return rc;
     enqueue_args a;
     fill_args(m, &a, p->id, p->raw, p->raw_len, now_iso, p->due);
-    redisReply *r = script_run(m->redis, SCRIPT_ENQUEUE, 3, 7, a.argv, a.argvlen);
+    long acked = 0;
+    int replicas = clock_now_ms() < m->confirmed_until_ms ? 0 : m->url.min_replicas;
+    redisReply *r = script_run_acked(m->redis, SCRIPT_ENQUEUE, 3, 7, a.argv, a.argvlen,
+                                     replicas, WAIT_TIMEOUT_MS, &acked);
     if (!r)
         return connection_failed(m, "enqueue");
     if (rconn_transient_error(r)) {
@@ -417,6 +433,13 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
     }
     rc = enqueue_reply(m, r, p->id);
     freeReplyObject(r);
+    if (rc == MAILROOM_OK && acked < replicas && !master_confirmed(m)) {
+        /* an old master after a failover takes writes the failover will erase */
+        rc = set_err(m, MAILROOM_EREDIS, "enqueue: no replica acknowledged the write and "
+                                         "the sentinels name another master (failover)");
+        redisFree(m->redis);
+        m->redis = NULL;
+    }
     return rc;
 }
 
@@ -484,8 +507,37 @@ int mailroom_validate(mailroom *m, const mailroom_email *e)
 typedef struct batch_item {
     size_t off, len;
     char due[24];
-    int pending; /* sent in the pipeline, reply not yet read */
+    int pending;  /* sent in the pipeline, reply not yet read */
+    int answered; /* its reply was read in the current round */
 } batch_item;
+
+/* Reads the round's WAIT. When no replica acknowledged and the sentinels do not
+ * confirm this master, the emails this round enqueued may be erased by a failover:
+ * they are reported as not enqueued (their status record tells whether they
+ * survived). */
+static int batch_check_replicas(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
+                                batch_item *items, size_t n)
+{
+    redisReply *w = NULL;
+    if (redisGetReply(m->redis, (void **)&w) != REDIS_OK || !w)
+        return connection_failed(m, "batch enqueue");
+    long acked = w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
+    freeReplyObject(w);
+    int lost = acked < m->url.min_replicas && !master_confirmed(m);
+    for (size_t i = 0; i < n; i++) {
+        if (lost && items[i].answered && results[i] == MAILROOM_OK) {
+            results[i] = MAILROOM_EREDIS;
+            ids[i][0] = '\0';
+        }
+        items[i].answered = 0;
+    }
+    if (!lost)
+        return MAILROOM_OK;
+    redisFree(m->redis);
+    m->redis = NULL;
+    return set_err(m, MAILROOM_EREDIS, "batch enqueue: no replica acknowledged the writes and "
+                                       "the sentinels name another master (failover)");
+}
 
 /* The first failure of a batch: its code and message, kept while later emails
  * overwrite the handle's message. */
@@ -565,6 +617,12 @@ static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MA
             return set_err(m, MAILROOM_ENOMEM, "out of memory");
         }
     }
+    char nrep[16], tmo[16];
+    snprintf(nrep, sizeof nrep, "%d", m->url.min_replicas);
+    snprintf(tmo, sizeof tmo, "%d", WAIT_TIMEOUT_MS);
+    const char *wait_argv[] = {"WAIT", nrep, tmo};
+    if (m->url.min_replicas > 0 && redisAppendCommandArgv(m->redis, 3, wait_argv, NULL) != REDIS_OK)
+        return connection_failed(m, "batch enqueue");
     for (size_t i = 0; i < n; i++) {
         if (!items[i].pending)
             continue;
@@ -581,10 +639,11 @@ static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MA
         } else {
             results[i] = enqueue_reply(m, r, ids[i]);
             items[i].pending = 0;
+            items[i].answered = 1;
         }
         freeReplyObject(r);
     }
-    return MAILROOM_OK;
+    return m->url.min_replicas > 0 ? batch_check_replicas(m, ids, results, items, n) : MAILROOM_OK;
 }
 
 int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
