@@ -1,35 +1,49 @@
 #!/usr/bin/python3
-"""Chaos test of mailroom: the promise under test is
+"""Chaos test of mailroom. The promise under test:
 
     Every job accepted by the producer ends `sent`, `failed` or `rejected`, with its
     reason, whatever happens to consumers, Redis or the mail server -- and a mail is
     sent twice only if a consumer dies between the server's 250 and the acknowledgement.
 
-Setup (all on 127.0.0.1, free ports, one temporary directory, removed at the end):
+Setup (127.0.0.1 only, free ports, one temporary directory, all removed at the end):
   - redis-server with an append-only file fsynced at every write;
-  - Postfix's smtp-sink, which dumps every accepted message to its own file (the file is
-    complete and closed before the sink answers 250 to the final dot; an aborted
-    transaction's file is unlinked);
-  - 3 `mailroom-consumer --concurrency 8` processes with short recovery, backoff and
-    timeout settings.
+  - Postfix's smtp-sink, which dumps every message it accepts to a file of its own
+    (complete and closed before it answers 250 to the final dot; the file of an
+    aborted transaction is unlinked), so Message-IDs tell which jobs arrived how often;
+  - 3 `mailroom-consumer --concurrency 8` with short recovery, backoff and timeouts.
 
-Then, in one single-threaded event loop (every child is spawned by the main thread, so
-PR_SET_PDEATHSIG takes them down with this process even if it is SIGKILLed):
-  - 20 000 signed jobs are enqueued in MULTI/EXEC batches (job hash + EXPIRE + LPUSH,
-    exactly what the producer writes) while the consumers run;
-  - every 3-5 s a random consumer is SIGKILLed and a new one started; one consumer is
-    also stopped with SIGTERM and replaced;
-  - redis-server is restarted once (SIGTERM, then started again on the same port and
-    directory, so the AOF is reloaded);
-  - the sink is restarted on the same port to answer 4xx to RCPT, then normally, then
-    to drop the connection after DATA, then normally, then 4xx to DATA, then normally.
-When the disruption is over the system runs undisturbed until every job is terminal,
-the consumers are stopped with SIGTERM, and the outcome is checked (see check()).
+One single-threaded loop drives everything (the main thread spawns every child, with
+PR_SET_PDEATHSIG, so they die with this process however it dies):
+  - 20 000 signed jobs are enqueued while the consumers run, in MULTI/EXEC batches of
+    exactly what the producer writes (job hash, EXPIRE, LPUSH), paced over ~66 s, plus
+    bursts of 300 just before each kill and 1000 just before the Redis restart, so
+    that those find work in flight;
+  - every 3-5 s a random consumer is SIGKILLed and a new one started; twice one is
+    stopped with SIGTERM and replaced. The first consumer (the "veteran") is never
+    killed: it lives through every disruption, so a job it loses track of shows up as
+    stuck instead of being recovered after a later kill;
+  - redis-server is restarted once (SIGTERM, started again on the same port and
+    directory, reloading the AOF);
+  - smtp-sink is restarted on its port to answer 450 to RCPT, to drop the connection
+    after DATA, to answer 450 to DATA, to answer 421 and disconnect at MAIL -- each for
+    5-7 s, with normal service in between (every restart also refuses connections for
+    a moment);
+  - once a second (and just before each kill) every processing list is read: a job
+    that stays in one for over STUCK_AFTER s, or whose record still does not say
+    `sending` after ORPHAN_AFTER s, was lost track of by its consumer (nothing recovers
+    the jobs of a consumer that keeps heart-beating), or never recovered.
+Then the system runs undisturbed until every job is terminal (or nothing moves for
+15 s), the consumers are stopped with SIGTERM, and check() decides: every job terminal
+with its reason; every sent job received; lost (neither terminal nor received) = 0;
+extra copies received <= kills; no failed or rejected job; processing lists and pending
+empty; nothing overdue in scheduled; every SIGTERMed consumer exited 0 and none exited
+on its own.
 
-Run: /usr/bin/python3 tests/chaos/chaos_test.py [--jobs N] [--seed S] [--keep]
-                                                [--no-chaos]
-Binaries from $MAILROOM_BIN_DIR (default <repo>/build/bin). Exit status 0 when the
-promise held, 1 with the violations listed otherwise, 2 when the setup failed.
+Run: /usr/bin/python3 tests/chaos/chaos_test.py [--seed S] [--keep] [--jobs N]
+         [--chaos-seconds T] [--no-chaos]      (--help for all)
+The binaries come from $MAILROOM_BIN_DIR (default <repo>/build/bin). Exit status 0
+when the promise held, 1 with the violations listed (and logs) otherwise, 2 when the
+servers could not be set up. MAILROOM_CHAOS_SEED fixes the random schedule.
 """
 
 from __future__ import annotations
@@ -78,6 +92,19 @@ CONSUMER_ARGS = [
     "--smtp-connect-timeout", "2s", "--block-timeout", "1s", "--shutdown-timeout", "5s",
 ]
 SHUTDOWN_WAIT = 15.0  # seconds a SIGTERMed consumer gets to exit (--shutdown-timeout 5s)
+# A job sits in a processing list for BEGIN, one SMTP attempt (connect 2s + transaction
+# 5s, tried twice when a reused connection was found dead) and FINISH, retried through
+# a Redis restart; in a killed consumer's list until recovery (--dead-after 3s plus a
+# heartbeat period); in a SIGTERMed one's for --shutdown-timeout 5s at most. All well
+# under this: longer means a running consumer lost track of the job (and nothing
+# recovers the jobs of a consumer that keeps heart-beating), or recovery failed.
+STUCK_AFTER = 25.0
+# BEGIN follows BLMOVE at once (after a Redis restart, once the worker has reconnected):
+# a job whose record does not say `sending` this long after it entered a running
+# consumer's processing list is held by no worker. Just before a kill the victim's
+# list is judged with KILL_ORPHAN_AFTER, so that a later recovery cannot hide it.
+ORPHAN_AFTER = 10.0
+KILL_ORPHAN_AFTER = 5.0
 
 
 def log(msg: str) -> None:
@@ -225,6 +252,7 @@ class Sink:
         "4xx-rcpt": ["-r", "rcpt"],     # 450 to RCPT TO
         "drop-data": ["-q", "data"],    # disconnect, no reply, after DATA
         "4xx-data": ["-r", "data"],     # 450 to DATA
+        "421-mail": ["-Q", "mail"],     # 421 and disconnect at MAIL FROM
     }
 
     def __init__(self, run_dir: Path):
@@ -235,7 +263,7 @@ class Sink:
         self.proc = None
         self.mode = None
         self.restarts = 0
-        if os.geteuid() == 0:  # smtp-sink insists on -u as root: let nobody write here
+        if os.geteuid() == 0:  # smtp-sink runs as nobody: let it write here
             os.chmod(run_dir, 0o755)
             os.chmod(self.dump, 0o777)
 
@@ -245,11 +273,11 @@ class Sink:
 
     def start(self, mode: str = "normal", timeout: float = 10.0) -> None:
         exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-        argv = [exe]
-        if os.geteuid() == 0:
-            argv += ["-u", "nobody"]
-        argv += self.MODES[mode] + ["-d", f"{self.dump}/m.", f"{LOOPBACK}:{self.port}", "256"]
-        self.proc = spawn(argv, self.log_path)
+        argv = [exe, *self.MODES[mode], "-d", f"{self.dump}/m.", f"{LOOPBACK}:{self.port}", "256"]
+        # As root, smtp-sink wants "-u nobody" and switches user itself, which clears
+        # the parent-death signal; started as nobody it needs no -u and keeps it.
+        extra = {"user": "nobody"} if os.geteuid() == 0 else {}
+        self.proc = spawn(argv, self.log_path, **extra)
         self.mode = mode
         deadline = time.monotonic() + timeout
         while not port_accepts(self.port):
@@ -307,6 +335,7 @@ class ConsumerProc:
         self.log_path = run_dir / f"consumer-{self.n:02d}.log"
         self.proc = spawn([CONSUMER, *CONSUMER_ARGS], self.log_path, env=env)
         self.fate = "running"  # running, killed, terminating, stopped, crashed
+        self.veteran = False
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -323,7 +352,7 @@ class ConsumerProc:
         self.term_deadline = time.monotonic() + SHUTDOWN_WAIT
 
     def __str__(self) -> str:
-        return f"consumer #{self.n} (pid {self.proc.pid})"
+        return f"consumer #{self.n} (pid {self.proc.pid}{', veteran' if self.veteran else ''})"
 
 
 # --------------------------------------------------------------------------- jobs
@@ -349,9 +378,10 @@ def make_jobs(n: int, key: bytes) -> list:
 
 
 class Enqueuer:
-    """Pushes the jobs in MULTI/EXEC batches, as the producer writes them. A batch whose
-    EXEC outcome is unknown (connection lost) counts as accepted if its first job's
-    record exists (MULTI/EXEC is all or nothing), else it is sent again."""
+    """Pushes the jobs in MULTI/EXEC batches, as the producer writes them (job hash,
+    EXPIRE, LPUSH). A batch whose EXEC outcome is unknown (connection lost) counts as
+    accepted if its first job's record exists (MULTI/EXEC is all or nothing), else it
+    is sent again."""
 
     def __init__(self, srv: AofRedis, jobs: list, batch: int):
         self.srv = srv
@@ -360,14 +390,16 @@ class Enqueuer:
         self.next = 0
         self.r = srv.client()
         self.failures = 0
+        self.retry_at = 0.0
 
     def done(self) -> bool:
         return self.next >= len(self.jobs)
 
-    def push_batch(self) -> bool:
-        chunk = self.jobs[self.next:self.next + self.batch]
-        if not chunk:
-            return True
+    def push(self, n: int) -> bool:
+        """Pushes the next n jobs (at most one batch); False when Redis is away."""
+        chunk = self.jobs[self.next:self.next + min(n, self.batch)]
+        if not chunk or time.monotonic() < self.retry_at:
+            return not chunk
         try:
             if self.failures and self.r.exists(Q.job(chunk[0][0])):
                 self.next += len(chunk)
@@ -384,10 +416,16 @@ class Enqueuer:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 redis.exceptions.BusyLoadingError):
             self.failures += 1
+            self.retry_at = time.monotonic() + 0.1
             return False
         self.next += len(chunk)
         self.failures = 0
         return True
+
+    def keep_up(self, target: int) -> None:
+        """Pushes until target jobs are accepted (or Redis is away)."""
+        while self.next < min(target, len(self.jobs)) and self.push(target - self.next):
+            pass
 
 
 # --------------------------------------------------------------------------- the run
@@ -408,6 +446,12 @@ class Chaos:
         self.crashed: list = []     # consumers that exited without being told to
         self.timeline: list = []
         self.violations: list = []
+        self.stuck_report: list = []
+        self.stuck_found: list = []   # jobs held too long by a running consumer
+        self.stuck_seen: set = set()
+        self.dwell: dict = {}         # (processing key, raw job) -> first seen
+        self.next_dwell_check = 0.0
+        self.elapsed = 0.0
 
     # ---- helpers
 
@@ -427,7 +471,7 @@ class Chaos:
     def watch_consumers(self) -> None:
         """Replaces consumers that exited on their own (recorded as crashes) and reaps
         the SIGTERMed ones."""
-        for c in self.consumers:
+        for c in list(self.consumers):
             if c.fate == "running" and not c.alive():
                 c.fate = "crashed"
                 self.crashed.append(c)
@@ -447,18 +491,29 @@ class Chaos:
                         f"{c} still running {SHUTDOWN_WAIT:g}s after SIGTERM "
                         f"(--shutdown-timeout 5s); killed")
 
+    def burst(self, n: int) -> None:
+        """Enqueues n jobs at once, so that the next disruption finds work in flight."""
+        before = self.enq.next
+        self.enq.keep_up(self.enq.next + n)
+        if self.enq.next > before:
+            self.burst_jobs += self.enq.next - before
+
     def kill_random(self) -> None:
-        victims = self.live()
+        victims = [c for c in self.live() if not c.veteran]
         if not victims:
             return
         c = self.rng.choice(victims)
+        key = self.processing_key(c)
+        if key:
+            self.watch_processing(self.r, force=True, only_key=key,
+                                  orphan_after=KILL_ORPHAN_AFTER)
         c.kill9()
         self.kills += 1
         n = self.start_consumer()
         self.note(f"kill -9 {c}; started {n}  (kills={self.kills})")
 
     def term_random(self) -> None:
-        victims = self.live()
+        victims = [c for c in self.live() if not c.veteran]
         if not victims:
             return
         c = self.rng.choice(victims)
@@ -478,6 +533,70 @@ class Chaos:
         self.sink.switch(mode)
         self.note(f"smtp-sink now {mode}")
 
+    def owner(self, processing_key: str):
+        """The ConsumerProc of a processing list (default consumer ids are
+        host-pid-xxxx), or None."""
+        m = re.search(r"-(\d+)-[0-9a-f]{4}$", processing_key)
+        if not m:
+            return None
+        return next((c for c in self.consumers if c.proc.pid == int(m.group(1))), None)
+
+    def processing_key(self, c: ConsumerProc) -> str | None:
+        """c's processing list (found by the pid in its default id), or None."""
+        for key, _ in self.dwell:
+            if self.owner(key) is c:
+                return key
+        return None
+
+    def describe_owner(self, processing_key: str, beats: dict) -> str:
+        cid = processing_key.split(":processing:", 1)[1]
+        c = self.owner(processing_key)
+        who = f"{c} [{c.fate}]" if c else f"consumer {cid}"
+        if cid in beats:
+            return f"{who}, last heartbeat {time.time() - beats[cid] / 1000:.1f}s ago"
+        return f"{who}, no heartbeat entry"
+
+    def watch_processing(self, r: redis.Redis, force: bool = False,
+                         only_key: str | None = None, orphan_after: float = ORPHAN_AFTER) -> None:
+        """Reads every processing list (once a second, or now when forced) and flags
+        the jobs that stay in one too long: over STUCK_AFTER s, or over orphan_after s
+        while their record does not say `sending` (BEGIN never ran: no worker holds
+        them). only_key: judge only that list (the consumer about to be killed)."""
+        now = time.monotonic()
+        if now < self.next_dwell_check and not force:
+            return
+        self.next_dwell_check = now + 1.0
+        try:
+            current = {}
+            for key in r.scan_iter(match=Q.processing_pattern()):
+                for raw in r.lrange(key, 0, -1):
+                    current[(key, raw)] = self.dwell.get((key, raw), now)
+            self.dwell = current
+            for (key, raw), since in current.items():
+                age = now - since
+                if age < orphan_after or (only_key and key != only_key):
+                    continue
+                m = re.search(r'"id":"([^"]*)"', raw)
+                jid = m.group(1) if m else raw[:60]
+                if (key, jid) in self.stuck_seen:
+                    continue
+                rec = r.hgetall(Q.job(jid))
+                if age < STUCK_AFTER and rec.get("state") == "sending":
+                    continue
+                if r.lpos(key, raw) is None:  # left the list meanwhile: judge it later
+                    continue
+                self.stuck_seen.add((key, jid))
+                beats = dict(r.zrange(Q.consumers, 0, -1, withscores=True))
+                self.stuck_found.append(
+                    f"{jid}: in {key} for {age:.0f}s+, held by "
+                    f"{self.describe_owner(key, beats)}; its record: state={rec.get('state')} "
+                    f"attempts={rec.get('attempts')} updated_at={rec.get('updated_at')} "
+                    f"consumer={rec.get('consumer')}")
+                self.note(f"STUCK {self.stuck_found[-1]}")
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                redis.exceptions.BusyLoadingError):
+            return  # Redis restarting: keep the previous picture
+
     def states(self, r: redis.Redis, ids: list) -> dict:
         out = {}
         for i in range(0, len(ids), 5000):
@@ -488,33 +607,65 @@ class Chaos:
             out.update(zip(part, p.execute()))
         return out
 
+    def locate(self, r: redis.Redis, ids: list) -> list:
+        """Where each of ids sits right now: pending, scheduled (due in ...), or which
+        processing list and whether that consumer still runs."""
+        want = set(ids)
+        where = collections.defaultdict(list)
+        id_re = re.compile(r'"id":"(chaos-\d{6})"')
+
+        def scan(items, label):
+            for raw in items:
+                m = id_re.search(raw)
+                if m and m.group(1) in want:
+                    where[m.group(1)].append(label(raw))
+
+        scan(r.lrange(Q.pending, 0, -1), lambda raw: "pending")
+        now_ms = time.time() * 1000
+        for raw, due in r.zrange(Q.scheduled, 0, -1, withscores=True):
+            scan([raw], lambda _: f"scheduled (due in {(due - now_ms) / 1000:.1f}s)")
+        beats = dict(r.zrange(Q.consumers, 0, -1, withscores=True))
+        for key in r.scan_iter(match=Q.processing_pattern()):
+            owner = self.describe_owner(key, beats)
+            scan(r.lrange(key, 0, -1), lambda _: f"{key} of {owner}")
+        nowhere = "nowhere (not in pending, scheduled or any processing list)"
+        return [f"{j}: {', '.join(where[j]) or nowhere}" for j in sorted(ids)]
+
     # ---- phases
 
     def schedule(self) -> list:
         """[(t, label, action)] of the disruption, relative to the start."""
         ev = []
-        if not self.args.no_chaos:
-            t = 2.0
-            while True:
-                t += self.rng.uniform(3.0, 5.0)
-                if t > self.args.chaos_seconds:
-                    break
-                ev.append((t, "kill", self.kill_random))
-            ev += [
-                (6.0, "sink", lambda: self.sink_mode("4xx-rcpt")),
-                (12.0, "sink", lambda: self.sink_mode("normal")),
-                (17.5, "term", self.term_random),
-                (19.0, "redis", self.restart_redis),
-                (25.0, "sink", lambda: self.sink_mode("drop-data")),
-                (31.0, "sink", lambda: self.sink_mode("normal")),
-                (35.0, "sink", lambda: self.sink_mode("4xx-data")),
-                (39.0, "sink", lambda: self.sink_mode("normal")),
-            ]
+        if self.args.no_chaos:
+            return ev
+        span = self.args.chaos_seconds
+        t = 2.0
+        while True:
+            t += self.rng.uniform(3.0, 5.0)
+            if t > span:
+                break
+            # a burst of jobs just before, so that the kill finds sends in flight
+            ev.append((t - self.rng.uniform(0.05, 0.4), "burst", lambda: self.burst(300)))
+            ev.append((t, "kill", self.kill_random))
+        f = span / 75.0  # the disruption windows, laid out for a 75 s run
+        ev += [
+            (8 * f, "sink", lambda: self.sink_mode("4xx-rcpt")),
+            (15 * f, "sink", lambda: self.sink_mode("normal")),
+            (20 * f, "term", self.term_random),
+            (26 * f - 0.3, "burst", lambda: self.burst(1000)),
+            (26 * f, "redis", self.restart_redis),
+            (34 * f, "sink", lambda: self.sink_mode("drop-data")),
+            (41 * f, "sink", lambda: self.sink_mode("normal")),
+            (46 * f, "term", self.term_random),
+            (50 * f, "sink", lambda: self.sink_mode("4xx-data")),
+            (56 * f, "sink", lambda: self.sink_mode("normal")),
+            (62 * f, "sink", lambda: self.sink_mode("421-mail")),
+            (67 * f, "sink", lambda: self.sink_mode("normal")),
+        ]
         ev.sort(key=lambda e: e[0])
         return ev
 
-    def run(self) -> int:
-        self.t_start = time.monotonic()
+    def preflight(self) -> None:
         missing = binaries_missing()
         if missing:
             raise SetupError("binaries not built: " + ", ".join(missing))
@@ -528,54 +679,74 @@ class Chaos:
         if not (shutil.which("smtp-sink") or os.path.exists("/usr/sbin/smtp-sink")):
             raise SetupError("smtp-sink (postfix) not found")
 
+    def run(self) -> int:
+        self.t_start = time.monotonic()
+        self.t0 = self.t_start
+        self.preflight()
         jobs = make_jobs(self.args.jobs, self.secret.encode())
         self.ids = [jid for jid, _ in jobs]
         self.redis.start()
         self.sink.start("normal")
         self.env = mailroom_env(redis_url=self.redis.url, secret=self.secret,
                                 smtp=self.sink.url)
-        r = self.redis.client()
+        r = self.r = self.redis.client()
         log(f"run dir {self.run_dir}; redis :{self.redis.port}; smtp-sink :{self.sink.port}; "
             f"{len(jobs)} jobs; seed {self.args.seed}")
 
         self.t0 = time.monotonic()
         for _ in range(N_CONSUMERS):
             self.start_consumer()
+        # The first consumer is never killed: it lives through every disruption, so a
+        # job it loses track of shows up as stuck instead of being recovered (and
+        # maybe sent twice) after a later kill.
+        self.consumers[0].veteran = not self.args.no_chaos
         events = self.schedule()
-        enq = Enqueuer(self.redis, jobs, self.args.batch)
-        enqueue_every = self.args.enqueue_seconds / max(1, -(-len(jobs) // self.args.batch))
-        next_batch = 0.0
-        # ---- disruption phase: events, paced enqueueing, consumer watch
-        while events or not enq.done():
+        self.enq = Enqueuer(self.redis, jobs, self.args.batch)
+        self.burst_jobs = 0
+        # ---- disruption: scheduled events, paced enqueueing, consumers watched
+        while events or not self.enq.done():
             now = time.monotonic() - self.t0
             if events and events[0][0] <= now:
                 _, _, action = events.pop(0)
                 action()
                 continue
-            if not enq.done() and now >= next_batch:
-                if enq.push_batch():
-                    next_batch += enqueue_every
-                else:
-                    next_batch = now + 0.1
+            if now > max(self.args.chaos_seconds, self.args.enqueue_seconds) + 30:
+                raise SetupError(f"only {self.enq.next} of {len(jobs)} jobs could be "
+                                 f"enqueued: Redis unreachable")
+            pace = min(1.0, now / self.args.enqueue_seconds)
+            self.enq.keep_up(int(len(jobs) * pace))
             self.watch_consumers()
-            wake = min([events[0][0] if events else 1e9,
-                        next_batch if not enq.done() else 1e9, now + 0.2])
+            self.watch_processing(r)
+            wake = min(events[0][0] if events else 1e9, now + 0.05)
             time.sleep(max(0.0, wake - (time.monotonic() - self.t0)))
         self.note(f"disruption over ({self.kills} kills, {self.redis_restarts} Redis "
-                  f"restarts, {self.sink.restarts} sink restarts); all {len(jobs)} jobs "
-                  f"accepted")
+                  f"restart, {self.sink.restarts} sink restarts); all {len(jobs)} jobs "
+                  f"accepted ({self.burst_jobs} of them in bursts)")
 
-        # ---- convergence: undisturbed until every job is terminal
+        # ---- undisturbed until every job is terminal (or no progress for a while)
         deadline = time.monotonic() + self.args.converge_seconds
         open_ids = list(self.ids)
-        last_report = 0.0
+        last_report = last_progress = time.monotonic()
         while True:
             self.watch_consumers()
+            self.watch_processing(r)
             st = retry_redis(lambda: self.states(r, open_ids), "polling job states")
-            open_ids = [j for j in open_ids if st[j] not in TERMINAL]
+            still = [j for j in open_ids if st[j] not in TERMINAL]
+            if len(still) < len(open_ids):
+                last_progress = time.monotonic()
+            open_ids = still
             if not open_ids:
+                self.note("every job is terminal")
                 break
-            if time.monotonic() > deadline:
+            queued = r.llen(Q.pending) + r.zcard(Q.scheduled)
+            stalled = time.monotonic() - last_progress > self.args.stall_seconds and not queued
+            if time.monotonic() > deadline or stalled:
+                why = (f"and no progress for {self.args.stall_seconds:g}s" if stalled
+                       else "at the deadline")
+                self.note(f"{len(open_ids)} jobs not terminal {why}; where they are:")
+                self.stuck_report = self.locate(r, open_ids)
+                for line in self.stuck_report[:20]:
+                    log("  " + line)
                 break
             if time.monotonic() - last_report > 5:
                 last_report = time.monotonic()
@@ -583,18 +754,16 @@ class Chaos:
                 log(f"waiting: {len(open_ids)} not terminal {dict(cnt)}; pending "
                     f"{r.llen(Q.pending)}, scheduled {r.zcard(Q.scheduled)}")
             time.sleep(0.5)
-        if open_ids:
-            self.note(f"convergence deadline passed with {len(open_ids)} jobs not terminal")
-        else:
-            self.note("every job is terminal")
-        # stale copies of already-sent jobs (recovered after the 250 was recorded) are
-        # acknowledged as duplicates by BEGIN; give the consumers a moment to drain them
-        idle_deadline = time.monotonic() + 10
-        while time.monotonic() < idle_deadline:
+        # Stale copies of jobs already sent (recovered after their 250 was recorded) are
+        # acknowledged by BEGIN as duplicates, and the heartbeats of killed consumers are
+        # removed by recovery: let that finish before stopping.
+        idle_deadline = time.monotonic() + 3 + 8
+        while time.monotonic() < idle_deadline and not open_ids:
+            self.watch_consumers()
             busy = r.llen(Q.pending) + sum(r.llen(k) for k in
                                            r.scan_iter(match=Q.processing_pattern()))
             due = r.zcount(Q.scheduled, "-inf", int(time.time() * 1000))
-            if busy == 0 and due == 0:
+            if busy == 0 and due == 0 and r.zcard(Q.consumers) <= len(self.live()):
                 break
             time.sleep(0.2)
 
@@ -663,6 +832,16 @@ class Chaos:
             shown = [f"{j} {records[j]}" if with_record and j in records else j for j in xs[:10]]
             return "; ".join(shown) + (f" ... ({len(xs)} in all)" if len(xs) > 10 else "")
 
+        if self.stuck_found:
+            v.append(f"{len(self.stuck_found)} jobs stayed in a processing list held by no "
+                     f"worker (record not `sending` after {ORPHAN_AFTER:g}s, or "
+                     f"{KILL_ORPHAN_AFTER:g}s when found just before a kill) or were never "
+                     f"finished or recovered (after {STUCK_AFTER:g}s):\n      "
+                     + "\n      ".join(self.stuck_found[:15]))
+        if self.stuck_report:
+            v.append(f"{len(self.stuck_report)} jobs were not terminal while the system ran "
+                     f"undisturbed after the disruption (each line: where it was then):\n      "
+                     + "\n      ".join(self.stuck_report[:15]))
         if not_terminal:
             v.append(f"{len(not_terminal)} jobs not terminal ([state, error, smtp_code, "
                      f"attempts, smtp_reply]): {some(not_terminal, True)}")
@@ -694,6 +873,12 @@ class Chaos:
             v.append(f"{overdue} scheduled jobs are past their due time")
         for c in self.crashed:
             v.append(f"{c} exited on its own with status {c.proc.returncode}")
+        if stats.get("sent", 0) != by_state["sent"]:
+            print(f"note: the stats counter says sent={stats.get('sent', 0)}, the job records "
+                  f"{by_state['sent']} (an outcome counted twice, or not at all)")
+        if heartbeats:
+            print(f"note: {heartbeats} heartbeat entries left after every consumer stopped: "
+                  f"{r.zrange(Q.consumers, 0, -1)}")
         if received_not_sent:
             print(f"note: {len(received_not_sent)} received jobs do not say sent: "
                   f"{some(received_not_sent, True)}")
@@ -702,7 +887,8 @@ class Chaos:
             print("\nCHAOS TEST FAILED:")
             for x in v:
                 print(f"  - {x}")
-            self.dump_logs(not_terminal + sent_missing + dup_jobs + failed + rejected)
+            stuck = [line.split(":", 1)[0] for line in self.stuck_found + self.stuck_report]
+            self.dump_logs(stuck + not_terminal + sent_missing + failed + rejected + dup_jobs)
             return 1
         print("\nchaos test passed")
         return 0
@@ -711,12 +897,19 @@ class Chaos:
         print("\ntimeline:")
         for line in self.timeline:
             print("  " + line)
-        shown = [c for c in self.consumers if c.fate in ("crashed",)] + \
-            [c for c in self.consumers if c.fate == "stopped"]
+        named = " ".join(self.stuck_found + self.stuck_report)
+        shown = [c for c in self.consumers
+                 if c.fate in ("crashed", "stopped") or f"consumer #{c.n} " in named]
+        routine = re.compile(r"job=\S+ (sent|retrying) ")
         for c in shown:
-            print(f"\n--- {c} [{c.fate}] log tail:")
-            print(tail(c.log_path, 30))
-        wanted = set(suspects[:5])
+            try:
+                lines = c.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            lines = [l for l in lines if not routine.search(l)][-20:]
+            print(f"\n--- {c} [{c.fate}] log, last lines other than per-job sent/retrying:")
+            print("\n".join("    " + l for l in lines))
+        wanted = list(dict.fromkeys(suspects))[:8]
         if wanted:
             print(f"\n--- log lines naming {sorted(wanted)}:")
             for c in self.consumers:
@@ -750,17 +943,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=250, help="jobs per MULTI/EXEC")
-    ap.add_argument("--enqueue-seconds", type=float, default=36.0,
-                    help="spread the enqueueing over this long")
-    ap.add_argument("--chaos-seconds", type=float, default=45.0,
-                    help="kill consumers until this long after the start")
-    ap.add_argument("--converge-seconds", type=float, default=90.0,
+    ap.add_argument("--enqueue-seconds", type=float,
+                    help="spread the enqueueing over this long (default: 88%% of "
+                         "--chaos-seconds)")
+    ap.add_argument("--chaos-seconds", type=float, default=95.0,
+                    help="length of the disruption")
+    ap.add_argument("--converge-seconds", type=float, default=60.0,
                     help="deadline for every job to be terminal after the disruption")
+    ap.add_argument("--stall-seconds", type=float, default=15.0,
+                    help="give up waiting when no job became terminal for this long "
+                         "and nothing is pending or scheduled")
     ap.add_argument("--seed", type=int,
                     default=int(os.environ.get("MAILROOM_CHAOS_SEED") or random.randrange(1 << 30)))
     ap.add_argument("--no-chaos", action="store_true", help="baseline: no disruption")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     args = ap.parse_args()
+    if args.enqueue_seconds is None:
+        args.enqueue_seconds = 0.88 * args.chaos_seconds
 
     def on_term(signum, frame):
         raise SystemExit(f"chaos test: signal {signum}")
