@@ -235,36 +235,19 @@ const char *script_sha(script_id id)
     return shas[id];
 }
 
-static redisReply *run_with(redisContext *c, const char *verb, const char *body, int nkeys,
-                            int argc, const char **argv, const size_t *argvlen)
-{
-    const char *av[SCRIPT_MAX_ARGS + 3];
-    size_t avlen[SCRIPT_MAX_ARGS + 3];
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    av[0] = verb;
-    av[1] = body;
-    av[2] = nk;
-    for (int i = 0; i < 3; i++)
-        avlen[i] = strlen(av[i]);
-    for (int i = 0; i < argc; i++) {
-        av[3 + i] = argv[i];
-        avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    return redisCommandArgv(c, argc + 3, av, avlen);
-}
-
-/* Appends EVALSHA/EVAL then WAIT, reads both; the script's reply is returned. */
-static redisReply *run_waited(redisContext *c, const char *verb, const char *body, int nkeys,
-                              int argc, const char **argv, const size_t *argvlen,
-                              int replicas, int timeout_ms, long *acked)
+/*
+ * One EVALSHA or EVAL. With replicas > 0 a WAIT follows in the same round trip and
+ * *acked gets how many replicas acknowledged; a failed read leaves the connection
+ * unusable (the caller drops it) and returns NULL.
+ */
+static redisReply *run_once(redisContext *c, const char *verb, const char *body, int nkeys,
+                            int argc, const char **argv, const size_t *argvlen, int replicas,
+                            int timeout_ms, long *acked)
 {
     const char *av[SCRIPT_MAX_ARGS + 3];
     size_t avlen[SCRIPT_MAX_ARGS + 3];
     char nk[16], nrep[16], tmo[16];
     snprintf(nk, sizeof nk, "%d", nkeys);
-    snprintf(nrep, sizeof nrep, "%d", replicas);
-    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
     av[0] = verb;
     av[1] = body;
     av[2] = nk;
@@ -274,16 +257,39 @@ static redisReply *run_waited(redisContext *c, const char *verb, const char *bod
         av[3 + i] = argv[i];
         avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
+    if (replicas <= 0)
+        return redisCommandArgv(c, argc + 3, av, avlen);
+    snprintf(nrep, sizeof nrep, "%d", replicas);
+    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
     const char *wait_argv[] = {"WAIT", nrep, tmo};
     redisReply *r = NULL, *w = NULL;
     if (redisAppendCommandArgv(c, argc + 3, av, avlen) != REDIS_OK ||
         redisAppendCommandArgv(c, 3, wait_argv, NULL) != REDIS_OK ||
         redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&w) != REDIS_OK) {
         freeReplyObject(r);
-        return NULL; /* the connection is unusable now: the caller drops it */
+        return NULL;
     }
     *acked = w && w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
     freeReplyObject(w);
+    return r;
+}
+
+/* EVALSHA, and EVAL (which loads the script) when Redis answers NOSCRIPT. */
+static redisReply *run_script(redisContext *c, script_id id, int nkeys, int argc,
+                              const char **argv, const size_t *argvlen, int replicas,
+                              int timeout_ms, long *acked)
+{
+    *acked = 0;
+    if (argc > SCRIPT_MAX_ARGS)
+        return NULL;
+    pthread_once(&shas_once, compute_shas);
+    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, replicas,
+                             timeout_ms, acked);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, replicas, timeout_ms,
+                     acked);
+    }
     return r;
 }
 
@@ -291,32 +297,12 @@ redisReply *script_run_acked(redisContext *c, script_id id, int nkeys, int argc,
                              const char **argv, const size_t *argvlen, int replicas,
                              int timeout_ms, long *acked)
 {
-    *acked = 0;
-    if (replicas <= 0)
-        return script_run(c, id, nkeys, argc, argv, argvlen);
-    if (argc > SCRIPT_MAX_ARGS)
-        return NULL;
-    pthread_once(&shas_once, compute_shas);
-    redisReply *r = run_waited(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, replicas,
-                               timeout_ms, acked);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        r = run_waited(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, replicas,
-                       timeout_ms, acked);
-    }
-    return r;
+    return run_script(c, id, nkeys, argc, argv, argvlen, replicas, timeout_ms, acked);
 }
 
 redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
                        const size_t *argvlen)
 {
-    if (argc > SCRIPT_MAX_ARGS)
-        return NULL;
-    pthread_once(&shas_once, compute_shas);
-    redisReply *r = run_with(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        r = run_with(c, "EVAL", sources[id], nkeys, argc, argv, argvlen);
-    }
-    return r;
+    long acked;
+    return run_script(c, id, nkeys, argc, argv, argvlen, 0, 0, &acked);
 }

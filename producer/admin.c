@@ -275,7 +275,7 @@ static int flush_out(const char *what, char *err, size_t err_len)
 }
 
 /* Adds a member; a NULL value (allocation failed) or a failed add is -1. */
-static int jset(json_object *o, const char *key, json_object *v)
+int admin_json_set(json_object *o, const char *key, json_object *v)
 {
     if (!v)
         return -1;
@@ -621,12 +621,12 @@ static json_object *counters_json(const struct snapshot *s)
     if (!o)
         return NULL;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (jset(o, known[i], json_object_new_int64(0)) != 0)
+        if (admin_json_set(o, known[i], json_object_new_int64(0)) != 0)
             goto fail;
     for (size_t i = 0; i + 1 < s->counters->elements; i += 2) {
         const char *name = s->counters->element[i]->str;
         int64_t v = (int64_t)strtoll(s->counters->element[i + 1]->str, NULL, 10);
-        if (jset(o, name, json_object_new_int64(v)) != 0)
+        if (admin_json_set(o, name, json_object_new_int64(v)) != 0)
             goto fail;
     }
     return o;
@@ -648,9 +648,9 @@ static json_object *consumers_array(const struct snapshot *s)
             json_object_put(o);
             goto fail;
         }
-        if (jset(o, "id", json_object_new_string(id)) != 0 ||
-            jset(o, "heartbeat_age_ms", json_object_new_int64(heartbeat_age(s, i))) != 0 ||
-            jset(o, "processing", json_object_new_int64(processing_of(s, id))) != 0)
+        if (admin_json_set(o, "id", json_object_new_string(id)) != 0 ||
+            admin_json_set(o, "heartbeat_age_ms", json_object_new_int64(heartbeat_age(s, i))) != 0 ||
+            admin_json_set(o, "processing", json_object_new_int64(processing_of(s, id))) != 0)
             goto fail;
     }
     return a;
@@ -668,22 +668,22 @@ static json_object *stats_json(const struct snapshot *s)
     if (!o || !procs)
         goto fail;
     for (size_t i = 0; i < s->n_procs; i++)
-        if (jset(procs, s->procs[i].consumer, json_object_new_int64(s->procs[i].count)) != 0)
+        if (admin_json_set(procs, s->procs[i].consumer, json_object_new_int64(s->procs[i].count)) != 0)
             goto fail;
     snprintf(rate, sizeof rate, "%.1f", sent_per_min(s));
-    if (jset(o, "pending", json_object_new_int64(s->pending)) != 0 ||
-        jset(o, "scheduled", json_object_new_int64(s->scheduled)) != 0 ||
-        jset(o, "scheduled_due", json_object_new_int64(s->scheduled_due)) != 0 ||
-        jset(o, "dead", json_object_new_int64(s->dead)) != 0)
+    if (admin_json_set(o, "pending", json_object_new_int64(s->pending)) != 0 ||
+        admin_json_set(o, "scheduled", json_object_new_int64(s->scheduled)) != 0 ||
+        admin_json_set(o, "scheduled_due", json_object_new_int64(s->scheduled_due)) != 0 ||
+        admin_json_set(o, "dead", json_object_new_int64(s->dead)) != 0)
         goto fail;
-    if (jset(o, "processing", procs) != 0) {
+    if (admin_json_set(o, "processing", procs) != 0) {
         procs = NULL; /* released by jset */
         goto fail;
     }
     procs = NULL;
-    if (jset(o, "consumers", consumers_array(s)) != 0 ||
-        jset(o, "counters", counters_json(s)) != 0 ||
-        jset(o, "sent_per_min", json_object_new_double_s(strtod(rate, NULL), rate)) != 0)
+    if (admin_json_set(o, "consumers", consumers_array(s)) != 0 ||
+        admin_json_set(o, "counters", counters_json(s)) != 0 ||
+        admin_json_set(o, "sent_per_min", json_object_new_double_s(strtod(rate, NULL), rate)) != 0)
         goto fail;
     return o;
 fail:
@@ -773,12 +773,12 @@ static int print_consumer(const char *id, int64_t age_ms, int registered, long l
     }
     json_object *j = json_object_new_object();
     int rc = EXIT_OK;
-    if (!j || jset(j, "id", json_object_new_string(id)) != 0 ||
+    if (!j || admin_json_set(j, "id", json_object_new_string(id)) != 0 ||
         json_object_object_add(j, "heartbeat_age_ms",
                                registered ? json_object_new_int64(age_ms) : NULL) != 0 ||
-        jset(j, "alive", json_object_new_boolean(strcmp(state, "alive") == 0)) != 0 ||
-        jset(j, "state", json_object_new_string(state)) != 0 ||
-        jset(j, "processing", json_object_new_int64(held)) != 0)
+        admin_json_set(j, "alive", json_object_new_boolean(strcmp(state, "alive") == 0)) != 0 ||
+        admin_json_set(j, "state", json_object_new_string(state)) != 0 ||
+        admin_json_set(j, "processing", json_object_new_int64(held)) != 0)
         rc = fail(err, err_len, EXIT_SOFTWARE, "consumers: out of memory");
     else
         rc = print_json_line(j, err, err_len);
@@ -1042,7 +1042,7 @@ static int print_count(const admin_opts *o, const char *key, long long n, const 
     }
     json_object *j = json_object_new_object();
     int rc;
-    if (!j || jset(j, key, json_object_new_int64(n)) != 0)
+    if (!j || admin_json_set(j, key, json_object_new_int64(n)) != 0)
         rc = fail(err, err_len, EXIT_SOFTWARE, "out of memory");
     else if ((rc = print_json_line(j, err, err_len)) == EXIT_OK)
         rc = flush_out(key, err, err_len);

@@ -18,6 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
+
+/* Adds member key = v to object o, taking ownership of v: on failure (or when v is
+ * NULL, as when its constructor ran out of memory) v is released. 0 or -1. */
+int admin_json_set(struct json_object *o, const char *key, struct json_object *v);
+
 /* Exit codes of the `mailroom` tool (sysexits.h values where one fits), shared by
  * cli.c and admin.c; `mailroom --help` documents them. */
 enum {

@@ -884,30 +884,15 @@ static int flush_stdout(const char *what, struct failure *f)
 /* Adds a string member of at most max bytes (status fields may fill their array). */
 static int json_add_str(json_object *o, const char *key, const char *s, size_t max)
 {
-    json_object *v = json_object_new_string_len(s, (int)strnlen(s, max));
-    if (!v)
-        return -1;
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
+    return admin_json_set(o, key, json_object_new_string_len(s, (int)strnlen(s, max)));
 }
 
 /* Adds an integer member; null when null_if_zero and the value is 0. */
 static int json_add_int(json_object *o, const char *key, int n, int null_if_zero)
 {
-    json_object *v = NULL;
-    if (!(null_if_zero && n == 0)) {
-        v = json_object_new_int(n);
-        if (!v)
-            return -1;
-    }
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return -1;
-    }
-    return 0;
+    if (null_if_zero && n == 0)
+        return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
+    return admin_json_set(o, key, json_object_new_int(n));
 }
 
 /*
