@@ -338,8 +338,14 @@ class _Status(ctypes.Structure):
 
 
 def libmailroom_path() -> Path | None:
+    """The built shared library, or None when there is none or it is built with
+    AddressSanitizer (the sanitizer pass): an ASan library cannot be loaded into a
+    Python that was not started with the ASan runtime, so the ctypes checks run in the
+    normal pass only."""
     p = BIN_DIR.parent / "lib" / "libmailroom.so"
-    return p if p.exists() else None
+    if not p.exists() or b"libasan.so" in p.read_bytes():
+        return None
+    return p
 
 
 class Libmailroom:
