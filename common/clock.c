@@ -42,6 +42,10 @@ void clock_format_rfc5322(int64_t ms, char out[CLOCK_ISO_MAX])
     struct tm tm;
     to_tm(ms, &tm);
     /* Names from tables, not strftime's %a/%b, which follow the locale. */
+    if (tm.tm_year + 1900 < 1970 || tm.tm_year + 1900 > 9999) {
+        snprintf(out, CLOCK_ISO_MAX, "Thu, 01 Jan 1970 00:00:00 +0000");
+        return; /* timestamps are parsed within 1970..9999; keep the header well formed */
+    }
     memcpy(out, days[tm.tm_wday], 3);
     memcpy(out + 3, ", ", 2);
     strftime(out + 5, CLOCK_ISO_MAX - 5, "%d ", &tm);
@@ -92,9 +96,9 @@ int clock_parse_rfc3339(const char *s, int64_t *ms)
     if (digits(&p, 2, &hour) || expect(&p, ':') || digits(&p, 2, &min) || expect(&p, ':') ||
         digits(&p, 2, &sec))
         return -1;
-    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hour > 23 ||
-        min > 59 || sec > 60)
-        return -1;
+    if (year < 1970 || year > 9998 || mon < 1 || mon > 12 || day < 1 ||
+        day > days_in_month(year, mon) || hour > 23 || min > 59 || sec > 60)
+        return -1; /* 9998: an offset or a leap second must not carry past year 9999 */
     if (*p == '.') {
         p++;
         int n = 0, scale = 100;

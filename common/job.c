@@ -31,6 +31,17 @@ static int fail(char err[JOB_ERR_MAX], const char *fmt, ...)
     return -1;
 }
 
+/* A name from the job as it may appear in an error message: at most 80 bytes of
+ * printable ASCII, anything else as '?' (names reach logs, records and events). */
+static const char *printable(const char *name, char out[81])
+{
+    size_t n = 0;
+    for (; name[n] && n < 80; n++)
+        out[n] = name[n] >= 0x20 && name[n] < 0x7F ? name[n] : '?';
+    out[n] = '\0';
+    return out;
+}
+
 int job_id_valid(const char *id)
 {
     size_t n = 0;
@@ -127,9 +138,10 @@ static int take_headers(json_object *obj, job *out, char err[JOB_ERR_MAX])
     for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
         const char *name = json_object_iter_peek_name(&it);
         json_object *val = json_object_iter_peek_value(&it);
+        char shown[81];
         if (!job_header_allowed(name))
-            return fail(err, "header '%.80s' is not allowed (List-Unsubscribe, "
-                             "List-Unsubscribe-Post, List-Id, X-*)", name);
+            return fail(err, "header '%s' is not allowed (List-Unsubscribe, "
+                             "List-Unsubscribe-Post, List-Id, X-*)", printable(name, shown));
         if (!json_object_is_type(val, json_type_string))
             return fail(err, "header '%s' must be a string", name);
         if (check_text(val, name, 0, JOB_HEADER_VALUE_MAX, err) != 0)
@@ -146,7 +158,7 @@ static int take_headers(json_object *obj, job *out, char err[JOB_ERR_MAX])
 static int take_time(json_object *o, const char *what, const char **dst, int64_t *ms,
                      char err[JOB_ERR_MAX])
 {
-    if (want_string(o, what, err) != 0)
+    if (want_string(o, what, err) != 0 || check_text(o, what, 0, 64, err) != 0)
         return -1;
     const char *s = json_object_get_string(o);
     if (clock_parse_rfc3339(s, ms) != 0)
@@ -221,7 +233,8 @@ static int take_member(job *out, const char *name, json_object *val, char err[JO
         *(const char **)(void *)((char *)out + plain[i].offset) = json_object_get_string(val);
         return 0;
     }
-    return fail(err, "unknown member '%.80s'", name);
+    char shown[81];
+    return fail(err, "unknown member '%s'", printable(name, shown));
 }
 
 /* Cross-member rules, checked once every member has been taken. */
@@ -285,10 +298,29 @@ int job_from_tree(json_object *root, int require_sig, job *out, char err[JOB_ERR
     return check_required(out, require_sig, err);
 }
 
+/* 1 when raw holds a \u0000 escape. json-c cuts member names at NUL, so a name
+ * "subject\u0000x" would quietly become "subject"; values are checked after parsing,
+ * names cannot be. Escaped backslashes are skipped so "\\u0000" is plain text. */
+static int has_nul_escape(const char *raw, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (raw[i] != '\\')
+            continue;
+        if (raw[i + 1] == 'u' && i + 5 < len && memcmp(raw + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* the escaped character */
+    }
+    return 0;
+}
+
 /* Parses raw JSON strictly. Returns the tree (caller owns) or NULL with err set. */
 static json_object *parse_strict(const char *raw, size_t len, char err[JOB_ERR_MAX])
 {
     json_object *root = NULL;
+    if (has_nul_escape(raw, len)) {
+        fail(err, "a string holds a NUL character (\\u0000)");
+        return NULL;
+    }
     json_tokener *tok = json_tokener_new_ex(JOB_MAX_DEPTH);
     if (!tok) {
         fail(err, "out of memory");

@@ -62,8 +62,8 @@ void log_msg(log_level level, const char *job, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\r' || *p == '\n')
+    for (char *p = msg; *p; p++) /* one line, and no terminal escapes from job data */
+        if ((unsigned char)*p < 0x20 || *p == 0x7F)
             *p = ' ';
     clock_format_iso(clock_now_ms(), 1, at);
     buf line = BUF_INIT;

@@ -94,6 +94,11 @@ static void test_decode_refusals(void **state)
         {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"X-A\":\"v\\r\\nBcc: x\"}}", "control character"},
         {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"headers\":{\"X-A\":{\"deep\":\"x\"}}}", "JSON"},
         {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"send_at\":\"tomorrow\"}", "RFC 3339"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"send_at\":\"2026-11-24T13:00:00Z\\u0000\"}", "NUL"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\\u0000x\":\"s\",\"text\":\"t\"}", "NUL"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"send_at\":\"0999-01-01T00:00:00Z\"}", "RFC 3339"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"expires_at\":\"9999-12-31T23:59:60Z\"}", "RFC 3339"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"a\\nb\\u001b[2J\":\"\"}", "unknown member 'a?b?[2J'"},
         {"{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\",\"expires_at\":\"2026-02-30T00:00:00Z\"}", "RFC 3339"},
         {"{\"v\":\"2\",\"id\":\"x\",\"from\":\"noreply@example.com\",\"created_at\":\"2026-11-24T13:00:00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "unsupported version"},
         {"{\"v\":\"1\",\"id\":\"bad id\",\"from\":\"noreply@example.com\",\"created_at\":\"2026-11-24T13:00:00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}", "'id' must match"},
@@ -106,6 +111,19 @@ static void test_decode_refusals(void **state)
         if (!strstr(err, cases[i].why))
             fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].why);
     }
+}
+
+/* "\\u0000" in JSON is a backslash and the text u0000, not a NUL: accepted. */
+static void test_escaped_backslash_is_not_nul(void **state)
+{
+    (void)state;
+    const char *raw = "{" BASE ",\"to\":[\"a@example.com\"],\"subject\":\"\\\\u0000\",\"text\":\"t\"}";
+    job j;
+    char err[JOB_ERR_MAX] = "";
+    if (job_decode(raw, strlen(raw), &j, err) != 0)
+        fail_msg("refused: %s", err);
+    assert_string_equal(j.subject, "\\u0000");
+    job_clear(&j);
 }
 
 static void test_decode_limits(void **state)
@@ -330,6 +348,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_full_job), cmocka_unit_test(test_decode_refusals),
         cmocka_unit_test(test_decode_limits),   cmocka_unit_test(test_job_tree_sig_rules),
+        cmocka_unit_test(test_escaped_backslash_is_not_nul),
         cmocka_unit_test(test_peek_id),         cmocka_unit_test(test_mailboxes),
         cmocka_unit_test(test_ids),             cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_clock),           cmocka_unit_test(test_backoff_bounds),
