@@ -412,7 +412,6 @@ static void handle(worker *w, const char *raw, size_t raw_len)
         deliver(w, raw, raw_len, attempt);
 out:
     job_clear(&w->job);
-    w->jobs_done++;
 }
 
 uint64_t worker_job_hash(const char *raw, size_t len)

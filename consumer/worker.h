@@ -58,7 +58,6 @@ typedef struct worker {
     char rcpt[JOB_MAX_RCPT][ADDR_SPEC_MAX + 1];
     const char *rcpt_ptrs[JOB_MAX_RCPT];
     unsigned rng;                     /* jitter state */
-    int64_t jobs_done;
     _Atomic uint64_t held;            /* worker_job_hash of the job in hand, 0 when none:
                                          the housekeeper's view of what is not orphaned */
 } worker;
