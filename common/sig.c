@@ -37,9 +37,25 @@ const char *sig_alg_name(sig_alg alg)
     return alg == SIG_HMAC_SHA256 ? "hmac-sha256" : "hmac-sha1";
 }
 
+/* Appends tag (or nothing when 0), n in decimal and ':'. Written by hand: this runs
+ * for every member of every job and printf dominated the signing cost. */
+static int put_count(buf *out, char tag, size_t n)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    tmp[--i] = ':';
+    do {
+        tmp[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    if (tag)
+        tmp[--i] = tag;
+    return buf_append(out, tmp + i, sizeof tmp - i);
+}
+
 static int put_str(buf *out, const char *s, size_t len)
 {
-    if (buf_printf(out, "%zu:", len) != 0)
+    if (put_count(out, 0, len) != 0)
         return -1;
     return buf_append(out, s, len);
 }
@@ -55,7 +71,7 @@ static int put_value(buf *out, json_object *v)
         return put_str(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
     case json_type_array: {
         size_t n = json_object_array_length(v);
-        if (buf_printf(out, "a%zu:", n) != 0)
+        if (put_count(out, 'a', n) != 0)
             return -1;
         for (size_t i = 0; i < n; i++)
             if (put_value(out, json_object_array_get_idx(v, i)) != 0)
@@ -63,7 +79,7 @@ static int put_value(buf *out, json_object *v)
         return 0;
     }
     case json_type_object:
-        if (buf_printf(out, "o%d:", json_object_object_length(v)) != 0)
+        if (put_count(out, 'o', (size_t)json_object_object_length(v)) != 0)
             return -1;
         return put_object(out, v, 0);
     default:

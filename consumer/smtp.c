@@ -123,6 +123,8 @@ int smtp_session_init(smtp_session *s, const smtp_config *cfg)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, cfg->idle_max_s);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* the smallest upload buffer libcurl allows: it is allocated for every message */
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     if (cfg->tls_required && strncmp(cfg->url, "smtp://", 7) == 0)
         curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     if (cfg->ca_file)
