@@ -100,7 +100,8 @@ MAILROOM_EXPORT int mailroom_open(mailroom **out, const mailroom_options *opts);
 /* Closes the connection and wipes the key. Accepts NULL. */
 MAILROOM_EXPORT void mailroom_close(mailroom *m);
 
-/* One line describing the last failure on this handle; "" when none. Accepts NULL. */
+/* One line describing the last failure on this handle; "" when none. A NULL handle
+ * (mailroom_open ran out of memory) gives "out of memory". */
 MAILROOM_EXPORT const char *mailroom_errmsg(const mailroom *m);
 
 /* A header the application adds, from an allow-list: List-Unsubscribe,
@@ -144,7 +145,8 @@ typedef struct mailroom_email {
 MAILROOM_EXPORT int mailroom_send(mailroom *m, const mailroom_email *e,
                                   char id_out[MAILROOM_ID_MAX]);
 
-/* Checks an email exactly as mailroom_send() would, without a key or Redis. */
+/* Checks an email exactly as mailroom_send() would, without a key or Redis: it also
+ * works on the handle of a mailroom_open() that could not connect. */
 MAILROOM_EXPORT int mailroom_validate(mailroom *m, const mailroom_email *e);
 
 /*
