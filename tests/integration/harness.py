@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unittest
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -798,3 +799,91 @@ def message_id_for(job_id: str, sender: str) -> str:
     local = "".join(c if re.fullmatch(r"[A-Za-z0-9_-]", c) else "".join(f"={b:02X}" for b in c.encode())
                     for c in job_id)
     return f"<{local}@{domain}>"
+
+
+# --------------------------------------------------------------------------- test base
+
+
+class ServerTestCase(unittest.TestCase):
+    """The base of the integration suites: per-test servers entered into an ExitStack
+    that cleanup closes; consumers signalled together at cleanup (so they stop in
+    parallel) and their logs dumped when the test failed."""
+
+    WAIT_TIMEOUT = 15.0  # default for wait_state
+    LOG_TAIL = 6000      # bytes of each consumer log shown on failure
+
+    def setUp(self):
+        missing = binaries_missing()
+        if missing:
+            self.fail("binaries not built: " + ", ".join(missing))
+        self.stack = contextlib.ExitStack()
+        self.addCleanup(self.stack.close)
+        self.consumers = []
+        self.addCleanup(self._dump_logs_if_failed)
+        self.addCleanup(self._terminate_consumers)  # runs first (cleanups are LIFO)
+
+    # ---- fixtures
+
+    def redis(self) -> RedisServer:
+        return self.stack.enter_context(RedisServer())
+
+    def receiver(self, **kw) -> Receiver:
+        return self.stack.enter_context(Receiver(**kw))
+
+    def listener(self, redis_server) -> StatusListener:
+        return self.stack.enter_context(StatusListener(redis_server))
+
+    def tmpdir(self, prefix: str = "mailroom-test-") -> str:
+        return self.stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+
+    def start_consumer(self, env, *args) -> Consumer:
+        """Starts a consumer owned by this test; its temp dir goes too when the start
+        fails (e.g. the binary is being rebuilt)."""
+        c = Consumer(env, *args)
+        try:
+            self.stack.enter_context(c)
+        except BaseException:
+            c.cleanup()
+            raise
+        self.consumers.append(c)
+        return c
+
+    def _terminate_consumers(self):
+        for c in self.consumers:
+            with contextlib.suppress(Exception):
+                c.send_signal(signal.SIGTERM)
+
+    def _dump_logs_if_failed(self):
+        # outcome.success is reset to True while cleanups run: ask the result instead
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        problems = getattr(result, "failures", []) + getattr(result, "errors", [])
+        if not any(test is self for test, _ in problems):
+            return
+        for c in self.consumers:
+            sys.stderr.write(f"\n----- consumer {c.args} log (tail) -----\n"
+                             f"{c.log()[-self.LOG_TAIL:]}\n")
+
+    # ---- checks
+
+    def wait_state(self, r, job_id, states, queue="default", timeout=None, check=None) -> dict:
+        """Waits until the job's record is in one of states (a name or a tuple) and
+        returns the record; check, when given, runs at every poll and may raise."""
+        if isinstance(states, str):
+            states = (states,)
+        key = Keys(queue).job(job_id)
+
+        def reached():
+            if check:
+                check()
+            h = r.hgetall(key)
+            return h if h.get("state") in states else None
+        try:
+            return wait_for(reached, timeout or self.WAIT_TIMEOUT,
+                            message=f"job {job_id} to reach state {states}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; record now: {r.hgetall(key)}") from None
+
+    def assert_queue_drained(self, r, queue="default"):
+        self.assertEqual(r.llen(Keys(queue).pending), 0, "pending list not empty")
+        self.assertEqual({k: v for k, v in processing_lengths(r, queue).items() if v}, {},
+                         "processing lists not empty")

@@ -8,14 +8,12 @@ Run: /usr/bin/python3 tests/integration/test_cli.py [-v] [TestClass.test_name]
 The binaries come from $MAILROOM_BIN_DIR (default <repo>/build/bin).
 """
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -23,8 +21,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    CLI, Consumer, Keys, Receiver, RedisServer, SmtpSink, binaries_missing, dead_entries,
-    job_json, make_job, mailroom_env, new_secret, run_cli, sign_job, stats, wait_for,
+    CLI, Consumer, Keys, ServerTestCase, SmtpSink, dead_entries, job_json, make_job,
+    mailroom_env, new_secret, run_cli, sign_job, stats, wait_for,
 )
 
 SECRET = new_secret()
@@ -34,42 +32,21 @@ Q = Keys("default")
 ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 
-class CliTestCase(unittest.TestCase):
-    """Per-test servers entered into an ExitStack closed at cleanup, and the consumers'
-    logs printed when a test failed."""
+class CliTestCase(ServerTestCase):
+    """A Redis per test, the CLI's environment, and the suite's helpers on top of
+    harness.ServerTestCase."""
+
+    LOG_TAIL = 3000
 
     def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
-        self.addCleanup(self._dump_logs_if_failed)
-        self.rs = self.stack.enter_context(RedisServer())
+        super().setUp()
+        self.rs = self.redis()
         self.r = self.rs.client()
         self.env = mailroom_env(self.rs, secret=SECRET)
 
-    def _dump_logs_if_failed(self):
-        outcome = getattr(self, "_outcome", None)
-        errors = getattr(outcome, "errors", None) or []
-        result = getattr(outcome, "result", None)
-        failed = any(exc for _, exc in errors) or bool(
-            result and (getattr(result, "failures", None) or getattr(result, "errors", None)))
-        if failed:
-            for c in self.consumers:
-                sys.stderr.write(f"\n--- consumer log ({c.args}) ---\n{c.log()[-3000:]}\n")
-
-    # ---- fixtures
-
-    def receiver(self) -> Receiver:
-        return self.stack.enter_context(Receiver())
-
     def consumer(self, smtp, secret=SECRET, concurrency=2) -> Consumer:
         env = mailroom_env(self.rs, secret=secret, smtp=smtp)
-        c = self.stack.enter_context(Consumer(env, "--concurrency", str(concurrency)))
-        self.consumers.append(c)
-        return c
+        return self.start_consumer(env, "--concurrency", str(concurrency))
 
     def cli(self, *args, timeout=30.0, input=None):
         return run_cli(*args, env=self.env, timeout=timeout, input=input)
@@ -78,8 +55,8 @@ class CliTestCase(unittest.TestCase):
         return ["send", "--to", to, "--from", SENDER, "--subject", subject,
                 "--text", "Hello there.", *extra]
 
-    def tmpdir(self) -> str:
-        return self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-cli-"))
+    def tmpdir(self, prefix: str = "mailroom-cli-") -> str:
+        return super().tmpdir(prefix)
 
     def stats_json(self) -> dict:
         rc, out, err = self.cli("stats", "--json")

@@ -16,14 +16,12 @@ $MAILROOM_EXAMPLES_DIR (default <repo>/build/examples). The PHP tests are skippe
 when `php` or its redis extension (php-redis) is missing.
 """
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 from pathlib import Path
@@ -32,8 +30,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    REPO_ROOT, Consumer, Keys, Receiver, RedisServer, StatusListener, binaries_missing,
-    mailroom_env, new_secret, parse_message, signer, stats, text_of, wait_for,
+    REPO_ROOT, Consumer, Keys, Receiver, RedisServer, ServerTestCase, StatusListener,
+    mailroom_env, new_secret, parse_message, signer, stats, text_of,
 )
 
 EXAMPLE_SRC = REPO_ROOT / "examples" / "registration"
@@ -128,28 +126,8 @@ class VectorsTest(unittest.TestCase):
 # --------------------------------------------------------------------------- fixtures
 
 
-class ExampleTestCase(unittest.TestCase):
-    """Per-test servers in an ExitStack; consumer logs dumped when a test failed."""
-
-    def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
-        self._problems_before = self._problem_count()
-        self.addCleanup(self._dump_logs_if_failed)
-
-    def _problem_count(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return len(getattr(result, "failures", [])) + len(getattr(result, "errors", []))
-
-    def _dump_logs_if_failed(self):
-        if self._problem_count() == self._problems_before:
-            return
-        for c in self.consumers:
-            sys.stderr.write(f"\n----- consumer {c.args} log -----\n{c.log()[-6000:]}\n")
+class ExampleTestCase(ServerTestCase):
+    """Servers, a consumer and checks of the registration examples."""
 
     def servers(self, **env_extra):
         """A private Redis and SMTP receiver, a status listener and the environment."""
@@ -160,21 +138,10 @@ class ExampleTestCase(unittest.TestCase):
         return rs, rx, listener, rs.client(), env
 
     def consumer(self, env) -> Consumer:
-        c = self.stack.enter_context(Consumer(env, "--id", "c1", "--concurrency", "2"))
-        self.consumers.append(c)
-        return c
+        return self.start_consumer(env, "--id", "c1", "--concurrency", "2")
 
-    def tmpdir(self) -> str:
-        return self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-example-"))
-
-    def wait_state(self, r, job_id, state, timeout=15.0):
-        def reached():
-            h = r.hgetall(Q.job(job_id))
-            return h if h.get("state") == state else None
-        try:
-            return wait_for(reached, timeout, message=f"job {job_id} to reach state {state!r}")
-        except AssertionError as e:
-            raise AssertionError(f"{e}; hash now: {r.hgetall(Q.job(job_id))}") from None
+    def tmpdir(self, prefix: str = "mailroom-example-") -> str:
+        return super().tmpdir(prefix)
 
     def assert_registered(self, rc, out, err, email, *, new=True):
         """Checks the handler's report of a queued activation mail; returns (id, us)."""
@@ -281,7 +248,7 @@ class PhpProducerTest(ExampleTestCase):
         self.assertEqual(len(raw), 1)
         job = json.loads(raw[0])
         self.assertEqual((job["id"], job["kid"], job["alg"]), (job_id, "web-2026", "hmac-sha1"))
-        self.assertEqual(self.wait_state(r, job_id, "queued", 1)["attempts"], "0")
+        self.assertEqual(self.wait_state(r, job_id, "queued", timeout=1)["attempts"], "0")
 
         self.consumer(env)
         self.assert_activation_mail(rx.wait_for_count(1, timeout=20)[0], "han@example.com", "韩梅梅")

@@ -11,7 +11,6 @@ own servers on free 127.0.0.1 ports; nothing outside loopback is ever contacted.
 
 import collections
 import concurrent.futures
-import contextlib
 import email.parser
 import email.policy
 import json
@@ -20,7 +19,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import time
 import unittest
 
@@ -28,10 +26,10 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    Consumer, Keys, Receiver, RedisServer, SmtpSink, StatusListener, SIGNER_SOURCE,
-    bare_line_ends, binaries_missing, dead_entries, enqueue_raw, free_port, job_json,
+    ServerTestCase, Consumer, Keys, SmtpSink, StatusListener, SIGNER_SOURCE,
+    bare_line_ends, dead_entries, enqueue_raw, free_port, job_json,
     longest_line, make_job, message_id_for, new_secret, mailroom_env, parse_message,
-    processing_lengths, run_cli, sign_job, stats, text_of, unfold_header_lines, wait_for,
+    run_cli, sign_job, stats, text_of, unfold_header_lines, wait_for,
 )
 
 SECRET = new_secret()
@@ -41,34 +39,11 @@ ENCODED_WORD_RE = re.compile(rb"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=")
 Q = Keys("default")
 
 
-class PipelineTestCase(unittest.TestCase):
-    """Per-test servers (entered into an ExitStack closed at cleanup) and a dump of the
-    consumers' logs when the test failed."""
-
-    def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
-        self._problems_before = self._problem_count()
-        self.addCleanup(self._dump_logs_if_failed)
-        self.addCleanup(self._terminate_consumers)  # runs first (cleanups are LIFO)
-
-    # ---- fixtures
-
-    def redis(self) -> RedisServer:
-        return self.stack.enter_context(RedisServer())
-
-    def receiver(self, **kw) -> Receiver:
-        return self.stack.enter_context(Receiver(**kw))
+class PipelineTestCase(ServerTestCase):
+    """The suite's fixtures on top of harness.ServerTestCase."""
 
     def sink(self, *args) -> SmtpSink:
         return self.stack.enter_context(SmtpSink(*args))
-
-    def listener(self, redis_server) -> StatusListener:
-        return self.stack.enter_context(StatusListener(redis_server))
 
     def consumer(self, env, *args, default_timing=False) -> Consumer:
         """Starts a consumer. Unless default_timing, it blocks at most 250 ms in BLMOVE
@@ -76,30 +51,7 @@ class PipelineTestCase(unittest.TestCase):
         the default (1 s)."""
         if not default_timing:
             args = ("--block-timeout", "250ms") + tuple(args)
-        c = Consumer(env, *args)
-        self.stack.enter_context(c)
-        self.consumers.append(c)
-        return c
-
-    def _terminate_consumers(self):
-        # signal every consumer at once, so that they shut down in parallel; the
-        # ExitStack then waits for each (and kills what is still running)
-        for c in self.consumers:
-            with contextlib.suppress(Exception):
-                c.send_signal(signal.SIGTERM)
-
-    def tmpdir(self) -> str:
-        return self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-test-"))
-
-    def _problem_count(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return len(getattr(result, "failures", [])) + len(getattr(result, "errors", []))
-
-    def _dump_logs_if_failed(self):
-        if self._problem_count() == self._problems_before:
-            return
-        for c in self.consumers:
-            sys.stderr.write(f"\n----- consumer {c.args} log -----\n{c.log()[-6000:]}\n")
+        return self.start_consumer(env, *args)
 
     # ---- helpers
 
@@ -120,20 +72,6 @@ class PipelineTestCase(unittest.TestCase):
 
     def job_hash(self, r, job_id):
         return r.hgetall(Q.job(job_id))
-
-    def wait_state(self, r, job_id, state, timeout=15.0):
-        def reached():
-            h = r.hgetall(Q.job(job_id))
-            return h if h.get("state") == state else None
-        try:
-            return wait_for(reached, timeout, message=f"job {job_id} to reach state {state!r}")
-        except AssertionError as e:
-            raise AssertionError(f"{e}; hash now: {r.hgetall(Q.job(job_id))}") from None
-
-    def assert_queue_drained(self, r):
-        self.assertEqual(r.llen(Q.pending), 0, "pending list not empty")
-        self.assertEqual({k: v for k, v in processing_lengths(r).items() if v}, {},
-                         "processing lists not empty")
 
     def assert_clean_wire_format(self, raw: bytes):
         self.assertEqual(bare_line_ends(raw), 0, "bare LF/CR in the message")

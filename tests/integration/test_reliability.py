@@ -34,9 +34,9 @@ import redis  # noqa: E402  python3-redis
 from aiosmtpd.controller import Controller  # noqa: E402  python3-aiosmtpd
 
 from harness import (  # noqa: E402
-    LOOPBACK, Consumer, Keys, RedisServer, StatusListener, binaries_missing, dead_entries,
-    enqueue_raw, free_port, job_json, mailroom_env, make_job, new_secret, processing_lengths,
-    run_cli, sign_job, stats, wait_for,
+    ServerTestCase, LOOPBACK, Consumer, Keys, StatusListener, dead_entries,
+    enqueue_raw, free_port, job_json, mailroom_env, make_job, new_secret, run_cli, sign_job,
+    stats, wait_for,
 )
 
 SECRET = new_secret()
@@ -265,45 +265,21 @@ class AofRedis:
 # --------------------------------------------------------------------------- base class
 
 
-class ReliabilityTestCase(unittest.TestCase):
+class ReliabilityTestCase(ServerTestCase):
+    """Scripted receivers and the suite's helpers on top of harness.ServerTestCase."""
+
+    WAIT_TIMEOUT = 10.0
+    LOG_TAIL = 5000
 
     def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
-        self.addCleanup(self._dump_logs_if_failed)
+        super().setUp()
         self.t_start = time.monotonic()
-
-    def _dump_logs_if_failed(self):
-        # (outcome.success is reset to True while cleanups run: ask the result instead)
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        if result is None or not any(t is self for t, _ in
-                                     getattr(result, "failures", []) + getattr(result, "errors", [])):
-            return
-        for c in self.consumers:
-            sys.stderr.write(f"\n----- consumer {c.args} log (tail) -----\n{c.log()[-5000:]}\n")
-
-    def redis(self) -> RedisServer:
-        return self.stack.enter_context(RedisServer())
 
     def receiver(self, **kw) -> ScriptedReceiver:
         return self.stack.enter_context(ScriptedReceiver(**kw))
 
-    def listener(self, redis_server) -> StatusListener:
-        return self.stack.enter_context(StatusListener(redis_server))
-
     def consumer(self, env, *args) -> Consumer:
-        c = Consumer(env, *args)
-        try:
-            self.stack.enter_context(c)
-        except BaseException:  # e.g. the binary is being rebuilt: drop its temp dir
-            c.cleanup()
-            raise
-        self.consumers.append(c)
-        return c
+        return self.start_consumer(env, *args)
 
     def send(self, env, *extra, subject="Hello", to="rcpt@example.com") -> str:
         rc, out, err = run_cli("send", "--to", to, "--from", SENDER, "--subject", subject,
@@ -312,20 +288,6 @@ class ReliabilityTestCase(unittest.TestCase):
         job_id = out.strip()
         self.assertTrue(job_id, f"no job id printed: {out!r}")
         return job_id
-
-    def wait_state(self, r, job_id, state, timeout=10.0):
-        def reached():
-            h = r.hgetall(Q.job(job_id))
-            return h if h.get("state") == state else None
-        try:
-            return wait_for(reached, timeout, message=f"job {job_id} to reach state {state!r}")
-        except AssertionError as e:
-            raise AssertionError(f"{e}; hash now: {r.hgetall(Q.job(job_id))}") from None
-
-    def assert_queue_drained(self, r):
-        self.assertEqual(r.llen(Q.pending), 0, "pending list not empty")
-        self.assertEqual({k: v for k, v in processing_lengths(r).items() if v}, {},
-                         "processing lists not empty")
 
     def note(self, text):
         sys.stderr.write(f"[{text}] ")

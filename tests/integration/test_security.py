@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import redis  # noqa: E402  (python3-redis)
 
 from harness import (  # noqa: E402
-    Consumer, Keys, Receiver, RedisServer, StatusListener, binaries_missing, enqueue_raw,
+    ServerTestCase, Consumer, Keys, Receiver, StatusListener, enqueue_raw,
     job_json, mailroom_env, make_job, new_secret, run_cli, sign_job, stats,
     wait_for,
 )
@@ -48,7 +47,7 @@ def _pw(tag: str) -> str:
     return f"{tag}-{new_secret()}"
 
 
-class SecurityTestCase(unittest.TestCase):
+class SecurityTestCase(ServerTestCase):
     """Per-test servers in an ExitStack closed at cleanup, a PKI shared by the class,
     and a dump of the consumers' logs when a test failed."""
 
@@ -65,24 +64,11 @@ class SecurityTestCase(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls._pki_dir, ignore_errors=True)
 
-    def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
-        self._problems_before = self._problem_count()
-        self.addCleanup(self._dump_logs_if_failed)
-        self.addCleanup(self._terminate_consumers)  # runs first (cleanups are LIFO)
+    WAIT_TIMEOUT = 10.0
+    LOG_TAIL = 4000
 
-    # ---- fixtures
-
-    def redis(self) -> RedisServer:
-        return self.stack.enter_context(RedisServer())
-
-    def tmpdir(self) -> str:
-        return self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-sec-"))
+    def tmpdir(self, prefix: str = "mailroom-sec-") -> str:
+        return super().tmpdir(prefix)
 
     def write(self, directory: str, name: str, text: str) -> str:
         path = os.path.join(directory, name)
@@ -92,25 +78,7 @@ class SecurityTestCase(unittest.TestCase):
         return path
 
     def consumer(self, env, *args) -> Consumer:
-        c = Consumer(env, "--block-timeout", "250ms", *args)
-        self.stack.enter_context(c)
-        self.consumers.append(c)
-        return c
-
-    def _terminate_consumers(self):
-        for c in self.consumers:
-            with contextlib.suppress(Exception):
-                c.send_signal(signal.SIGTERM)
-
-    def _problem_count(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return len(getattr(result, "failures", [])) + len(getattr(result, "errors", []))
-
-    def _dump_logs_if_failed(self):
-        if self._problem_count() == self._problems_before:
-            return
-        for c in self.consumers:
-            sys.stderr.write(f"\n----- consumer {c.args} log -----\n{c.log()[-4000:]}\n")
+        return self.start_consumer(env, "--block-timeout", "250ms", *args)
 
     # ---- helpers
 
@@ -120,19 +88,10 @@ class SecurityTestCase(unittest.TestCase):
         self.assertEqual(rc, 0, f"mailroom send failed: rc={rc} stderr={err!r}")
         return out.strip()
 
-    def wait_state(self, r, job_id, states, queue="default", timeout=10.0) -> dict:
-        if isinstance(states, str):
-            states = (states,)
-        key = Keys(queue).job(job_id)
-
-        def reached():
-            self.assert_consumers_alive()
-            h = r.hgetall(key)
-            return h if h.get("state") in states else None
-        try:
-            return wait_for(reached, timeout, message=f"job {job_id} to reach {states}")
-        except AssertionError as e:
-            raise AssertionError(f"{e}; record now: {r.hgetall(key)}") from None
+    def wait_state(self, r, job_id, states, queue="default", timeout=None, check=None):
+        """Also fails at once when a consumer died or was refused by Redis."""
+        return super().wait_state(r, job_id, states, queue, timeout,
+                                  check or self.assert_consumers_alive)
 
     def assert_consumers_alive(self):
         """Fails at once when a consumer this test did not stop has exited, or when one
