@@ -93,8 +93,7 @@ static const char lua_finish[] = LUA_EVENT
     "  rejected = 'rejected'})[state]\n"
     "if counter then redis.call('HINCRBY', KEYS[3], counter, 1) end\n"
     "if state == 'sent' then\n"
-    "  redis.call('INCR', KEYS[5])\n"
-    "  redis.call('EXPIRE', KEYS[5], 180)\n"
+    "  if redis.call('INCR', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], 180) end\n"
     "end\n"
     "if state == 'retrying' or state == 'queued' then\n"
     "  redis.call('ZADD', KEYS[4], ARGV[12], ARGV[1])\n"
@@ -235,18 +234,26 @@ const char *script_sha(script_id id)
     return shas[id];
 }
 
+/* A command sent in the same write as a script, its reply read right after. */
+typedef struct follow_cmd {
+    int argc;
+    const char **argv;
+    const size_t *argvlen; /* NULL: C strings */
+} follow_cmd;
+
 /*
- * One EVALSHA or EVAL. With replicas > 0 a WAIT follows in the same round trip and
- * *acked gets how many replicas acknowledged; a failed read leaves the connection
- * unusable (the caller drops it) and returns NULL.
+ * One EVALSHA or EVAL, followed in the same write by `then` when it is not NULL (WAIT,
+ * or the consumer's next BLMOVE): both replies are read and the second goes to
+ * *then_reply (caller frees; NULL when it could not be read). Returns the script's
+ * reply, or NULL when the connection failed (c->err says why; the caller drops it).
  */
 static redisReply *run_once(redisContext *c, const char *verb, const char *body, int nkeys,
-                            int argc, const char **argv, const size_t *argvlen, int replicas,
-                            int timeout_ms, long *acked)
+                            int argc, const char **argv, const size_t *argvlen,
+                            const follow_cmd *then, redisReply **then_reply)
 {
     const char *av[SCRIPT_MAX_ARGS + 3];
     size_t avlen[SCRIPT_MAX_ARGS + 3];
-    char nk[16], nrep[16], tmo[16];
+    char nk[16];
     snprintf(nk, sizeof nk, "%d", nkeys);
     av[0] = verb;
     av[1] = body;
@@ -257,24 +264,27 @@ static redisReply *run_once(redisContext *c, const char *verb, const char *body,
         av[3 + i] = argv[i];
         avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
-    if (replicas <= 0)
+    if (!then)
         return redisCommandArgv(c, argc + 3, av, avlen);
-    snprintf(nrep, sizeof nrep, "%d", replicas);
-    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
-    const char *wait_argv[] = {"WAIT", nrep, tmo};
-    redisReply *r = NULL, *w = NULL;
+    redisReply *r = NULL;
+    *then_reply = NULL;
     if (redisAppendCommandArgv(c, argc + 3, av, avlen) != REDIS_OK ||
-        redisAppendCommandArgv(c, 3, wait_argv, NULL) != REDIS_OK ||
-        redisGetReply(c, (void **)&r) != REDIS_OK || redisGetReply(c, (void **)&w) != REDIS_OK) {
-        freeReplyObject(r);
+        redisAppendCommandArgv(c, then->argc, then->argv, then->argvlen) != REDIS_OK ||
+        redisGetReply(c, (void **)&r) != REDIS_OK)
         return NULL;
-    }
-    *acked = w && w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
-    freeReplyObject(w);
+    if (redisGetReply(c, (void **)then_reply) != REDIS_OK)
+        *then_reply = NULL;
     return r;
 }
 
-/* EVALSHA, and EVAL (which loads the script) when Redis answers NOSCRIPT. */
+static int is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* EVALSHA, and EVAL (which loads the script) when Redis answers NOSCRIPT; with
+ * replicas > 0 each is followed by WAIT and *acked gets how many replicas
+ * acknowledged. */
 static redisReply *run_script(redisContext *c, script_id id, int nkeys, int argc,
                               const char **argv, const size_t *argvlen, int replicas,
                               int timeout_ms, long *acked)
@@ -283,12 +293,45 @@ static redisReply *run_script(redisContext *c, script_id id, int nkeys, int argc
     if (argc > SCRIPT_MAX_ARGS)
         return NULL;
     pthread_once(&shas_once, compute_shas);
-    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, replicas,
-                             timeout_ms, acked);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    char nrep[16], tmo[16];
+    snprintf(nrep, sizeof nrep, "%d", replicas);
+    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
+    const char *wait_argv[] = {"WAIT", nrep, tmo};
+    const follow_cmd wait = {3, wait_argv, NULL};
+    const follow_cmd *then = replicas > 0 ? &wait : NULL;
+    redisReply *waited = NULL;
+    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, then, &waited);
+    if (is_noscript(r)) {
         freeReplyObject(r);
-        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, replicas, timeout_ms,
-                     acked);
+        freeReplyObject(waited);
+        waited = NULL;
+        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, then, &waited);
+    }
+    if (r && then && !waited) {
+        freeReplyObject(r); /* WAIT's reply lost with the connection: the caller redoes */
+        r = NULL;
+    }
+    if (r && waited && waited->type == REDIS_REPLY_INTEGER)
+        *acked = (long)waited->integer;
+    freeReplyObject(waited);
+    return r;
+}
+
+redisReply *script_run_then(redisContext *c, script_id id, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen, int then_argc,
+                            const char **then_argv, const size_t *then_argvlen,
+                            redisReply **then_reply)
+{
+    *then_reply = NULL;
+    if (argc > SCRIPT_MAX_ARGS)
+        return NULL;
+    pthread_once(&shas_once, compute_shas);
+    const follow_cmd then = {then_argc, then_argv, then_argvlen};
+    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, &then,
+                             then_reply);
+    if (is_noscript(r)) {
+        freeReplyObject(r);
+        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, NULL, NULL);
     }
     return r;
 }

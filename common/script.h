@@ -40,6 +40,18 @@ redisReply *script_run_acked(redisContext *c, script_id id, int nkeys, int argc,
                              const char **argv, const size_t *argvlen, int replicas,
                              int timeout_ms, long *acked);
 
+/*
+ * Like script_run, and in the same write one more command (then_argv, then_argvlen
+ * NULL for C strings), whose reply is read right after the script's and goes to
+ * *then_reply (caller frees; NULL when it could not be read: check c->err). Saves the
+ * follow-up its own round trip; it runs even when the script fails. When the script
+ * must be loaded (NOSCRIPT), it is run again alone with EVAL.
+ */
+redisReply *script_run_then(redisContext *c, script_id id, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen, int then_argc,
+                            const char **then_argv, const size_t *then_argvlen,
+                            redisReply **then_reply);
+
 /* The script's source text and its SHA-1 (hex), for pipelining EVALSHA/EVAL. */
 const char *script_source(script_id id);
 const char *script_sha(script_id id);

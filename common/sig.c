@@ -11,7 +11,9 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,21 +142,83 @@ static int hmac_raw(sig_alg alg, const void *key, size_t key_len, const void *da
     return 0;
 }
 
-int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
-                 char out[SIG_HEX_MAX])
+static void to_hex(const unsigned char *mac, size_t mac_len, char out[SIG_HEX_MAX])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned mac_len = 0;
-    if (hmac_raw(alg, key, key_len, data, len, mac, &mac_len) != 0)
-        return -1;
-    for (unsigned i = 0; i < mac_len; i++) {
+    for (size_t i = 0; i < mac_len; i++) {
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 0x0F];
     }
     out[2 * mac_len] = '\0';
+}
+
+int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
+                 char out[SIG_HEX_MAX])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    if (hmac_raw(alg, key, key_len, data, len, mac, &mac_len) != 0)
+        return -1;
+    to_hex(mac, mac_len, out);
     OPENSSL_cleanse(mac, sizeof mac);
     return 0;
+}
+
+/*
+ * Keys the context for (alg, key) unless it already is: a new key costs OpenSSL's
+ * lookups and the key schedule once; the same key again is a cheap re-initialisation.
+ */
+static int mac_key(sig_mac *m, sig_alg alg, const void *key, size_t key_len)
+{
+    if (m->ctx && m->alg == alg && m->key == key && m->key_len == key_len)
+        return EVP_MAC_init(m->ctx, NULL, 0, NULL) == 1 ? 0 : -1;
+    if (!m->ctx) {
+        EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (!hmac)
+            return -1;
+        m->ctx = EVP_MAC_CTX_new(hmac); /* holds its own reference */
+        EVP_MAC_free(hmac);
+        if (!m->ctx)
+            return -1;
+    }
+    m->key = NULL;
+    char digest[16];
+    snprintf(digest, sizeof digest, "%s", alg == SIG_HMAC_SHA256 ? "SHA256" : "SHA1");
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(m->ctx, key, key_len, params) != 1)
+        return -1;
+    m->alg = alg;
+    m->key = key;
+    m->key_len = key_len;
+    return 0;
+}
+
+int sig_mac_hex(sig_mac *m, sig_alg alg, const void *key, size_t key_len, const void *data,
+                size_t len, char out[SIG_HEX_MAX])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t mac_len = 0;
+    int rc = -1;
+    if (mac_key(m, alg, key, key_len) != 0 || EVP_MAC_update(m->ctx, data, len) != 1 ||
+        EVP_MAC_final(m->ctx, mac, &mac_len, sizeof mac) != 1) {
+        m->key = NULL; /* state unknown: key afresh next time */
+        goto out;
+    }
+    to_hex(mac, mac_len, out);
+    rc = 0;
+out:
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+void sig_mac_free(sig_mac *m)
+{
+    if (!m)
+        return;
+    EVP_MAC_CTX_free(m->ctx);
+    m->ctx = NULL;
+    m->key = NULL;
 }
 
 /* Decodes exactly n bytes of lowercase hex. Returns 0, or -1 for anything else. */

@@ -37,6 +37,25 @@ int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data,
                  char out[SIG_HEX_MAX]);
 
 /*
+ * A reusable HMAC context, for signing many jobs with one key: OpenSSL's one-shot
+ * HMAC() looks the MAC and digest up and schedules the key on every call. Zero it to
+ * start; free with sig_mac_free (accepts a zeroed one). Not thread-safe: one per
+ * thread or handle.
+ */
+typedef struct sig_mac {
+    struct evp_mac_ctx_st *ctx; /* owned */
+    sig_alg alg;
+    const void *key;            /* borrowed: the key the context is keyed with, compared
+                                   by address (a key ring's keys do not move or change) */
+    size_t key_len;
+} sig_mac;
+
+/* Like sig_hmac_hex, through the context m. Returns 0 or -1. */
+int sig_mac_hex(sig_mac *m, sig_alg alg, const void *key, size_t key_len, const void *data,
+                size_t len, char out[SIG_HEX_MAX]);
+void sig_mac_free(sig_mac *m);
+
+/*
  * Verifies a decoded job against a key ring: known kid, alg allowed by accept_mask
  * (bit 1 << sig_alg), well-formed sig, HMAC equal under CRYPTO_memcmp. scratch is a
  * caller-owned buffer reused for the canonical form. Returns 0 when genuine, else -1

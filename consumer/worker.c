@@ -130,20 +130,67 @@ static int master_confirmed(worker *w)
 }
 
 /*
+ * Keeps the job a BLMOVE sent along with FINISH took (w->next, marked held at once) when
+ * FINISH itself succeeded. Otherwise the FINISH is redone alone, and a job taken
+ * meanwhile is left in the processing list, where the housekeeper finds it unheld and
+ * returns it to pending (the path of any BLMOVE reply lost on the way).
+ */
+static void keep_next(worker *w, const redisReply *finished, redisReply *next)
+{
+    if (next && next->type == REDIS_REPLY_STRING && finished &&
+        finished->type != REDIS_REPLY_ERROR) {
+        w->next = next;
+        atomic_store(&w->held, worker_job_hash(next->str, next->len));
+        return;
+    }
+    if (next && next->type == REDIS_REPLY_STRING)
+        log_msg(LOG_WARN, NULL, "worker %d: a job taken along with a failed FINISH is left "
+                                "for the orphan check to return to pending", w->index);
+    else if (next && next->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, next->str);
+    freeReplyObject(next);
+}
+
+/* Whether FINISH may carry the next BLMOVE: not when stopping (take no more jobs), and
+ * not with Sentinel, where every write is followed by WAIT. */
+static int may_take_next(const worker *w)
+{
+    return !stopping(w) && w->cfg->redis.n_sentinels == 0 && !w->next;
+}
+
+/*
  * Runs a script for the job in hand, reconnecting and retrying while the connection
- * fails. Returns the reply (caller frees), or NULL when a hurried shutdown made us give
- * up or Redis answered with an error (logged).
+ * fails. With take_next (FINISH), the next BLMOVE goes out in the same write when
+ * may_take_next() allows, saving a round trip per job; the job it takes lands in
+ * w->next. Returns the reply (caller frees), or NULL when a hurried shutdown made us
+ * give up or Redis answered with an error (logged).
  */
 static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, const char **argv,
-                              const size_t *argvlen, const char *job_id)
+                              const size_t *argvlen, const char *job_id, int take_next)
 {
     for (;;) {
         if (!w->redis && connect_redis(w, 1) != 0)
             return NULL;
         long acked = 0;
         int replicas = clock_now_ms() < w->confirmed_until_ms ? 0 : w->cfg->redis.min_replicas;
-        redisReply *r = script_run_acked(w->redis, id, nkeys, argc, argv, argvlen, replicas,
-                                         WAIT_TIMEOUT_MS, &acked);
+        redisReply *r;
+        if (take_next && may_take_next(w)) {
+            redisReply *next = NULL;
+            r = script_run_then(w->redis, id, nkeys, argc, argv, argvlen, TAKE_ARGC,
+                                w->take_argv, NULL, &next);
+            keep_next(w, r, next);
+            take_next = 0;
+            replicas = 0;
+            if (r && w->redis->err) {
+                /* FINISH's reply came, the BLMOVE's did not: the outcome stands; the
+                 * next BLMOVE on this context fails and reconnects */
+                log_msg(LOG_WARN, job_id, "worker %d: reply to BLMOVE lost: %s", w->index,
+                        w->redis->errstr);
+            }
+        } else {
+            r = script_run_acked(w->redis, id, nkeys, argc, argv, argvlen, replicas,
+                                 WAIT_TIMEOUT_MS, &acked);
+        }
         if (r && !rconn_transient_error(r) && r->type != REDIS_REPLY_ERROR && acked < replicas &&
             !master_confirmed(w)) {
             /* written to a master that a failover is replacing: do it again there */
@@ -258,7 +305,7 @@ static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
     argvlen[RAW] = raw_len;
     argvlen[TAIL] = tail_len;
     redisReply *r = run_script(w, SCRIPT_FINISH, 5, (int)(sizeof argv / sizeof argv[0]), argv,
-                               argvlen, o->id);
+                               argvlen, o->id, 1);
     if (!r) {
         log_msg(LOG_ERROR, o->id,
                 "outcome %s not recorded; the job stays in %s for recovery", o->state,
@@ -297,7 +344,7 @@ static long begin(worker *w, const char *raw, size_t raw_len)
         argvlen[i] = strlen(argv[i]);
     argvlen[2] = raw_len;
     redisReply *r = run_script(w, SCRIPT_BEGIN, 2, (int)(sizeof argv / sizeof argv[0]), argv,
-                               argvlen, w->job.id);
+                               argvlen, w->job.id, 0);
     if (!r)
         return -1;
     long attempt = -1;
@@ -429,6 +476,10 @@ int worker_init(worker *w, int index, consumer_config *cfg)
     memset(w, 0, sizeof *w);
     w->index = index;
     w->cfg = cfg;
+    snprintf(w->take_timeout, sizeof w->take_timeout, "%.3f", cfg->block_timeout_ms / 1000.0);
+    const char *take[TAKE_ARGC] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT",
+                                   "LEFT", w->take_timeout};
+    memcpy(w->take_argv, take, sizeof take);
     if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
         w->rng = 0x9E3779B9u ^ (unsigned)index;
     if (smtp_session_init(&w->smtp, &cfg->smtp) != 0)
@@ -436,36 +487,53 @@ int worker_init(worker *w, int index, consumer_config *cfg)
     return 0;
 }
 
+/*
+ * Takes a job: the one a FINISH brought along (w->next) or a fresh BLMOVE. Returns the
+ * reply holding a job (caller frees), or NULL when none came (timeout, error, lost
+ * connection: handled and logged here).
+ */
+static redisReply *take(worker *w)
+{
+    redisReply *r = w->next;
+    w->next = NULL;
+    if (r)
+        return r;
+    const consumer_config *cfg = w->cfg;
+    if (w->redis && w->epoch != atomic_load(&cfg->master_epoch)) {
+        redisFree(w->redis); /* Sentinel named a new master: go there */
+        w->redis = NULL;
+    }
+    if (!w->redis && connect_redis(w, 0) != 0)
+        return NULL;
+    r = redisCommandArgv(w->redis, TAKE_ARGC, w->take_argv, NULL);
+    if (!r || rconn_transient_error(r)) {
+        drop_redis(w, r ? r->str : "BLMOVE");
+        if (r)
+            sleep_ms(RECONNECT_MIN_MS);
+        freeReplyObject(r);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        atomic_store(&w->held, worker_job_hash(r->str, r->len));
+        return r;
+    }
+    if (r->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, r->str);
+    freeReplyObject(r);
+    return NULL;
+}
+
 void *worker_main(void *arg)
 {
     worker *w = arg;
-    const consumer_config *cfg = w->cfg;
-    char timeout[24];
-    snprintf(timeout, sizeof timeout, "%.3f", cfg->block_timeout_ms / 1000.0);
-    const char *argv[] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT", "LEFT",
-                          timeout};
-    while (!stopping(w)) {
-        if (w->redis && w->epoch != atomic_load(&cfg->master_epoch)) {
-            redisFree(w->redis); /* Sentinel named a new master: go there */
-            w->redis = NULL;
-        }
-        if (!w->redis && connect_redis(w, 0) != 0)
-            break;
-        redisReply *r = redisCommandArgv(w->redis, 6, argv, NULL);
-        if (!r || rconn_transient_error(r)) {
-            drop_redis(w, r ? r->str : "BLMOVE");
-            if (r)
-                sleep_ms(RECONNECT_MIN_MS);
-            freeReplyObject(r);
+    /* a job already taken along with the last FINISH is handled even when stopping */
+    while (!stopping(w) || w->next) {
+        redisReply *r = take(w);
+        if (!r)
             continue;
-        }
-        if (r->type == REDIS_REPLY_STRING) {
-            atomic_store(&w->held, worker_job_hash(r->str, r->len));
-            handle(w, r->str, r->len);
+        handle(w, r->str, r->len);
+        if (!w->next)
             atomic_store(&w->held, 0);
-        }
-        else if (r->type == REDIS_REPLY_ERROR)
-            log_msg(LOG_ERROR, NULL, "worker %d: BLMOVE refused: %.300s", w->index, r->str);
         freeReplyObject(r);
     }
     atomic_fetch_sub(&w->cfg->running, 1);
@@ -479,6 +547,8 @@ void worker_free(worker *w)
     if (w->redis)
         redisFree(w->redis);
     w->redis = NULL;
+    freeReplyObject(w->next);
+    w->next = NULL;
     smtp_session_free(&w->smtp);
     job_clear(&w->job);
     buf_free(&w->message);

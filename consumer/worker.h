@@ -45,6 +45,8 @@ typedef struct consumer_config {
     atomic_long n_sent, n_retried, n_failed, n_rejected;
 } consumer_config;
 
+#define TAKE_ARGC 6 /* BLMOVE pending processing RIGHT LEFT timeout */
+
 typedef struct worker {
     int index;
     consumer_config *cfg;             /* borrowed; outlives the worker */
@@ -60,6 +62,11 @@ typedef struct worker {
     unsigned rng;                     /* jitter state */
     _Atomic uint64_t held;            /* worker_job_hash of the job in hand, 0 when none:
                                          the housekeeper's view of what is not orphaned */
+    redisReply *next;                 /* owned: a job taken along with the last FINISH,
+                                         handled next; NULL when none */
+    char take_timeout[24];            /* BLMOVE's timeout in seconds */
+    const char *take_argv[TAKE_ARGC]; /* BLMOVE pending -> processing (strings borrowed
+                                         from cfg and take_timeout) */
 } worker;
 
 /* A 64-bit FNV-1a hash of a raw job (never 0): identifies a processing-list entry. */

@@ -30,6 +30,7 @@
 #define DEFAULT_TIMEOUT_MS 1000
 #define DEFAULT_STATUS_TTL_S (7L * 24 * 3600)
 #define WAIT_TIMEOUT_MS 100 /* how long a write waits for a replica (Sentinel only) */
+#define BATCH_CHUNK 16      /* emails signed between two writes of a batch */
 
 struct mailroom {
     redisContext *redis; /* NULL while disconnected; reconnected on the next call */
@@ -40,6 +41,8 @@ struct mailroom {
     int connect_ms, command_ms;
     long status_ttl_s;
     buf canon; /* canonical form, reused by every send */
+    sig_mac mac; /* keyed with the signing key at the first send */
+    ulid_source ids; /* randomness for generated ids, drawn in blocks */
     int64_t confirmed_until_ms; /* Sentinel: writes need no replica ack until then */
     char err[512];
 };
@@ -192,6 +195,8 @@ void mailroom_close(mailroom *m)
     keyring_clear(&m->ring);
     rconn_url_clear(&m->url);
     buf_free(&m->canon);
+    sig_mac_free(&m->mac);
+    ulid_source_clear(&m->ids);
     free(m);
 }
 
@@ -291,7 +296,8 @@ static int sign_tree(mailroom *m, job *j)
     char hex[SIG_HEX_MAX];
     buf_reset(&m->canon);
     if (sig_canonical(j->root, &m->canon) != 0 ||
-        sig_hmac_hex(m->alg, key->secret, key->secret_len, m->canon.data, m->canon.len, hex) != 0)
+        sig_mac_hex(&m->mac, m->alg, key->secret, key->secret_len, m->canon.data, m->canon.len,
+                    hex) != 0)
         return set_err(m, MAILROOM_ENOMEM, "cannot compute the signature");
     if (add_string(j->root, "sig", hex) != 0)
         return set_err(m, MAILROOM_ENOMEM, "out of memory");
@@ -325,7 +331,7 @@ static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, 
         if (!job_id_valid(e->id))
             return set_err(m, MAILROOM_EINVAL, "id must match [A-Za-z0-9._:-]{1,128}");
         snprintf(p->id, sizeof p->id, "%s", e->id);
-    } else if (ulid_new(now, p->id) != 0) {
+    } else if (ulid_next(&m->ids, now, p->id) != 0) {
         return set_err(m, MAILROOM_ENOMEM, "no randomness for a job id");
     }
     clock_format_iso(now, 0, created);
@@ -556,12 +562,59 @@ static void note_failure(batch_first *f, const mailroom *m, size_t index, int rc
     snprintf(f->msg, sizeof f->msg, "%s", m->err);
 }
 
-/* Signs every valid email of the batch into raws; results[i] is set for the others.
- * Returns MAILROOM_ENOMEM when the batch buffer could not grow, else MAILROOM_OK. */
+/* Appends one email's ENQUEUE (verb EVALSHA or EVAL) to the connection's output
+ * buffer. Returns REDIS_OK, or REDIS_ERR when out of memory (nothing was appended). */
+static int batch_append(mailroom *m, const char *verb, const char *id, const batch_item *it,
+                        const buf *raws, const char *now_iso)
+{
+    const char *body = strcmp(verb, "EVAL") == 0 ? script_source(SCRIPT_ENQUEUE)
+                                                 : script_sha(SCRIPT_ENQUEUE);
+    enqueue_args a;
+    fill_args(m, &a, id, raws->data + it->off, it->len, now_iso, it->due);
+    const char *argv[10] = {verb, body, "3"};
+    size_t argvlen[10] = {strlen(verb), strlen(body), 1};
+    for (int k = 0; k < 7; k++) {
+        argv[3 + k] = a.argv[k];
+        argvlen[3 + k] = a.argvlen[k];
+    }
+    return redisAppendCommandArgv(m->redis, 10, argv, argvlen);
+}
+
+/* Writes out everything buffered for the connection (blocking). Returns MAILROOM_OK or
+ * the connection failure (the connection is then dropped). */
+static int batch_flush(mailroom *m)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(m->redis, &done) != REDIS_OK)
+            return connection_failed(m, "batch enqueue");
+    return MAILROOM_OK;
+}
+
+/* Marks every email still waiting for Redis as failed with rc. */
+static void batch_fail_pending(int *results, batch_item *items, size_t n, int rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].pending) {
+            results[i] = rc;
+            items[i].pending = 0;
+        }
+    }
+}
+
+/*
+ * Prepares (builds, validates, signs) every email into raws; results[i] is set for the
+ * ones that fail. With a connection, each prepared email's EVALSHA is appended at once
+ * and every BATCH_CHUNK of them is written out, so that Redis runs one chunk while the
+ * next is signed; the replies are read afterwards. Returns MAILROOM_OK, MAILROOM_ENOMEM
+ * (the emails from the one that could not be stored on are failed), or the connection's
+ * failure (the emails already written are failed with it).
+ */
 static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
                          char (*ids)[MAILROOM_ID_MAX], int *results, batch_item *items,
-                         buf *raws, int64_t now, batch_first *first)
+                         buf *raws, int64_t now, const char *now_iso, batch_first *first)
 {
+    size_t unflushed = 0;
     for (size_t i = 0; i < n; i++) {
         prepared p;
         results[i] = prepare(m, &emails[i], now, 1, &p);
@@ -576,47 +629,37 @@ static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
         memcpy(items[i].due, p.due, sizeof p.due);
         int appended = buf_append(raws, p.raw, p.raw_len);
         job_clear(&p.j);
-        if (appended != 0) {
+        if (appended != 0 ||
+            (m->redis && batch_append(m, "EVALSHA", ids[i], &items[i], raws, now_iso) != REDIS_OK)) {
             for (size_t k = i; k < n; k++)
                 results[k] = MAILROOM_ENOMEM;
             return set_err(m, MAILROOM_ENOMEM, "out of memory");
         }
         items[i].pending = 1;
+        if (m->redis && ++unflushed == BATCH_CHUNK) {
+            unflushed = 0;
+            int rc = batch_flush(m);
+            if (rc != MAILROOM_OK) {
+                batch_fail_pending(results, items, i + 1, rc);
+                for (size_t k = i + 1; k < n; k++) {
+                    results[k] = rc;
+                    ids[k][0] = '\0';
+                }
+                return rc;
+            }
+        }
     }
     return MAILROOM_OK;
 }
 
-/* Writes one pipelined round of ENQUEUE commands (EVALSHA, or EVAL after NOSCRIPT) and
- * reads the replies. Items answered NOSCRIPT stay pending for the next round. */
-static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MAX],
-                       int *results, batch_item *items, size_t n, const buf *raws,
-                       const char *now_iso, int *noscript)
+/*
+ * Reads the replies of every pending email's ENQUEUE (after the round's WAIT is
+ * appended, with Sentinel). Items answered NOSCRIPT stay pending for an EVAL round.
+ */
+static int batch_read(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
+                      batch_item *items, size_t n, int *noscript)
 {
     *noscript = 0;
-    const char *body = strcmp(verb, "EVAL") == 0 ? script_source(SCRIPT_ENQUEUE)
-                                                 : script_sha(SCRIPT_ENQUEUE);
-    for (size_t i = 0; i < n; i++) {
-        if (!items[i].pending)
-            continue;
-        enqueue_args a;
-        fill_args(m, &a, ids[i], raws->data + items[i].off, items[i].len, now_iso, items[i].due);
-        const char *argv[10] = {verb, body, "3"};
-        size_t argvlen[10] = {strlen(verb), strlen(body), 1};
-        for (int k = 0; k < 7; k++) {
-            argv[3 + k] = a.argv[k];
-            argvlen[3 + k] = a.argvlen[k];
-        }
-        if (redisAppendCommandArgv(m->redis, 10, argv, argvlen) != REDIS_OK) {
-            /* commands already buffered must never reach Redis half-written: drop them
-             * with the connection; nothing of this round was sent */
-            redisFree(m->redis);
-            m->redis = NULL;
-            for (size_t k = 0; k < n; k++)
-                if (items[k].pending)
-                    results[k] = MAILROOM_ENOMEM;
-            return set_err(m, MAILROOM_ENOMEM, "out of memory");
-        }
-    }
     char nrep[16], tmo[16];
     snprintf(nrep, sizeof nrep, "%d", m->url.min_replicas);
     snprintf(tmo, sizeof tmo, "%d", WAIT_TIMEOUT_MS);
@@ -629,9 +672,7 @@ static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MA
         redisReply *r = NULL;
         if (redisGetReply(m->redis, (void **)&r) != REDIS_OK || !r) {
             int rc = connection_failed(m, "batch enqueue");
-            for (size_t k = i; k < n; k++)
-                if (items[k].pending)
-                    results[k] = rc;
+            batch_fail_pending(results, items, n, rc);
             return rc;
         }
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
@@ -644,6 +685,25 @@ static int batch_round(mailroom *m, const char *verb, char (*ids)[MAILROOM_ID_MA
         freeReplyObject(r);
     }
     return m->url.min_replicas > 0 ? batch_check_replicas(m, ids, results, items, n) : MAILROOM_OK;
+}
+
+/* The round after NOSCRIPT: EVAL (which loads the script) for every email still
+ * pending, in one pipeline. */
+static int batch_eval_round(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
+                            batch_item *items, size_t n, const buf *raws, const char *now_iso)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].pending && batch_append(m, "EVAL", ids[i], &items[i], raws, now_iso) != REDIS_OK) {
+            /* commands already buffered must never reach Redis half-written: drop them
+             * with the connection; nothing of this round was sent */
+            redisFree(m->redis);
+            m->redis = NULL;
+            batch_fail_pending(results, items, n, MAILROOM_ENOMEM);
+            return set_err(m, MAILROOM_ENOMEM, "out of memory");
+        }
+    }
+    int noscript = 0;
+    return batch_read(m, ids, results, items, n, &noscript);
 }
 
 int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
@@ -664,19 +724,24 @@ int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
     char now_iso[CLOCK_ISO_MAX];
     int64_t now = clock_now_ms();
     clock_format_iso(now, 1, now_iso);
-    if ((rc = batch_prepare(m, emails, n, ids, results, items, &raws, now, &first)) != MAILROOM_OK)
-        goto out;
-    if ((rc = ensure_connected(m)) != MAILROOM_OK) {
-        for (size_t i = 0; i < n; i++)
-            if (items[i].pending)
-                results[i] = rc;
-        goto out;
+    char why_unconnected[sizeof m->err] = "";
+    int connected = ensure_connected(m);
+    if (connected != MAILROOM_OK)
+        snprintf(why_unconnected, sizeof why_unconnected, "%s", m->err);
+    /* without a connection the emails are still checked, so each gets its own verdict */
+    rc = batch_prepare(m, emails, n, ids, results, items, &raws, now, now_iso, &first);
+    if (connected != MAILROOM_OK) {
+        rc = set_err(m, connected, "%s", why_unconnected);
+        batch_fail_pending(results, items, n, rc);
     }
-    int noscript = 0;
-    rc = batch_round(m, "EVALSHA", ids, results, items, n, &raws, now_iso, &noscript);
-    if (rc == MAILROOM_OK && noscript)
-        rc = batch_round(m, "EVAL", ids, results, items, n, &raws, now_iso, &noscript);
-out:
+    if (m->redis) {
+        int noscript = 0;
+        int read = batch_read(m, ids, results, items, n, &noscript);
+        if (read == MAILROOM_OK && noscript)
+            read = batch_eval_round(m, ids, results, items, n, &raws, now_iso);
+        if (rc == MAILROOM_OK)
+            rc = read;
+    }
     /* the first failing email, in input order, names the batch's error */
     for (size_t i = 0; i < n; i++) {
         if (results[i] != MAILROOM_OK && (first.rc == MAILROOM_OK || i < first.index)) {

@@ -1,7 +1,7 @@
 /*
  * test_job: the v1 job decoder and validator (every refusal names its reason), the
- * mailbox parser (header injection refused), ids, Redis URLs, timestamps and the
- * retry backoff bounds.
+ * mailbox parser (header injection refused), ids and the ULID randomness pool, Redis
+ * URLs, timestamps and the retry backoff bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "buf.h"
@@ -251,6 +253,45 @@ static void test_ids(void **state)
     assert_true(a[0] == '0' || a[0] == '1');
 }
 
+/* ULIDs from a pool of randomness: all distinct across refills, and a child process
+ * after fork() never reuses the parent's pool. */
+static void test_ulid_pool(void **state)
+{
+    (void)state;
+    enum { N = 3 * ULID_POOL_IDS + 1 };
+    static char ids[N][ULID_LEN + 1];
+    ulid_source src = {0};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ulid_next(&src, 1795525200000LL, ids[i]), 0);
+        assert_true(job_id_valid(ids[i]));
+        assert_memory_equal(ids[i], ids[0], 10);
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(ids[i], ids[k]);
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    char mine[ULID_LEN + 1], theirs[ULID_LEN + 1] = "";
+    if (child == 0) {
+        char id[ULID_LEN + 1];
+        int ok = ulid_next(&src, 1795525200000LL, id) == 0 &&
+                 write(fds[1], id, ULID_LEN) == ULID_LEN;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(ulid_next(&src, 1795525200000LL, mine), 0);
+    assert_int_equal(read(fds[0], theirs, ULID_LEN), ULID_LEN);
+    theirs[ULID_LEN] = '\0';
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_string_not_equal(mine, theirs);
+    close(fds[0]);
+    close(fds[1]);
+    ulid_source_clear(&src);
+    ulid_source_clear(NULL);
+}
+
 static void test_redis_urls(void **state)
 {
     (void)state;
@@ -350,7 +391,8 @@ int main(void)
         cmocka_unit_test(test_decode_limits),   cmocka_unit_test(test_job_tree_sig_rules),
         cmocka_unit_test(test_escaped_backslash_is_not_nul),
         cmocka_unit_test(test_peek_id),         cmocka_unit_test(test_mailboxes),
-        cmocka_unit_test(test_ids),             cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_ids),             cmocka_unit_test(test_ulid_pool),
+        cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_clock),           cmocka_unit_test(test_backoff_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,7 @@ static void test_vectors_canonical_and_hmac(void **state)
     size_t n = json_object_array_length(vectors);
     assert_true(n >= 8);
     size_t sha256 = 0;
+    sig_mac mac = {0};
     for (size_t i = 0; i < n; i++) {
         json_object *v = json_object_array_get_idx(vectors, i), *jobj = NULL;
         assert_true(json_object_object_get_ex(v, "job", &jobj));
@@ -61,9 +62,19 @@ static void test_vectors_canonical_and_hmac(void **state)
         char hex[SIG_HEX_MAX];
         assert_int_equal(sig_hmac_hex(alg, key, strlen(key), canon.data, canon.len, hex), 0);
         assert_string_equal(hex, str_of(v, "sig"));
+        /* the reusable context: keyed afresh for each vector's key and algorithm, then
+         * re-initialised for the same key */
+        for (int again = 0; again < 2; again++) {
+            memset(hex, 0, sizeof hex);
+            assert_int_equal(sig_mac_hex(&mac, alg, key, strlen(key), canon.data, canon.len, hex), 0);
+            assert_string_equal(hex, str_of(v, "sig"));
+        }
         buf_free(&canon);
     }
     assert_true(sha256 >= 2);
+    sig_mac_free(&mac);
+    sig_mac_free(&mac); /* a freed context can be freed again */
+    sig_mac_free(NULL);
     json_object_put(root);
 }
 
