@@ -276,66 +276,254 @@ static int setup_command(redisContext *c, int argc, const char **argv, const cha
     return rc;
 }
 
-/* Asks one sentinel where the master is. 0 and *master filled, or -1. */
+#define MAX_REPLICAS 16 /* replicas looked at per master; the sentinels list more rarely */
+#define REPLID_LEN 40   /* a replication id: 40 hex digits */
+
+/* The replicas the sentinels list for the master name, each address once, as the
+ * sentinels see it. */
+typedef struct replica_list {
+    int n;
+    rconn_endpoint e[MAX_REPLICAS];
+} replica_list;
+
+/* Where a server stands in the replication history (INFO replication). */
+typedef struct repl_state {
+    int master;                   /* role:master */
+    char replid[REPLID_LEN + 1];  /* master_replid: the history it serves or follows */
+    char replid2[REPLID_LEN + 1]; /* master_replid2: the history it continued from
+                                     (its old master's, once promoted); zeros for none */
+} repl_state;
+
+/* The value of `name` in a flat [name, value, name, value, ...] reply, or NULL. */
+static const char *row_field(const redisReply *row, const char *name)
+{
+    if (!row || row->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < row->elements; i += 2) {
+        const redisReply *k = row->element[i], *v = row->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, name) == 0)
+            return v->str;
+    }
+    return NULL;
+}
+
+/*
+ * Adds the replicas of a SENTINEL REPLICAS reply to list, skipping those already in
+ * it. A replica the sentinel holds down (s_down) is left out: the sentinels never
+ * promote one, and trying a dead host would cost a whole connect timeout.
+ */
+static void add_replicas(const redisReply *r, replica_list *list)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < r->elements && list->n < MAX_REPLICAS; i++) {
+        const char *ip = row_field(r->element[i], "ip");
+        const char *port = row_field(r->element[i], "port");
+        const char *flags = row_field(r->element[i], "flags");
+        rconn_endpoint e;
+        if (!ip || !port || strlen(ip) >= sizeof e.host || (flags && strstr(flags, "s_down")) ||
+            parse_int(port, strlen(port), 1, 65535, &e.port) != 0)
+            continue;
+        memcpy(e.host, ip, strlen(ip) + 1);
+        int known = 0;
+        for (int k = 0; k < list->n && !known; k++)
+            known = list->e[k].port == e.port && strcmp(list->e[k].host, e.host) == 0;
+        if (!known)
+            list->e[list->n++] = e;
+    }
+}
+
+/*
+ * Asks one sentinel where the master is and, when replicas is not NULL, which replicas
+ * it lists for it (SENTINEL REPLICAS, pipelined: still one round trip), added to
+ * *replicas. Returns 0 with *master filled, or -1. A sentinel that names the master but
+ * does not list its replicas still counts: they are only a further check.
+ */
 static int ask_sentinel(const rconn_endpoint *s, const char *name, int timeout_ms,
-                        rconn_endpoint *master)
+                        rconn_endpoint *master, replica_list *replicas)
 {
     int rc = -1;
     redisContext *c = redisConnectWithTimeout(s->host, s->port, to_tv(timeout_ms));
-    redisReply *r = NULL;
+    redisReply *r = NULL, *listed = NULL;
     if (!c || c->err || redisSetTimeout(c, to_tv(timeout_ms)) != REDIS_OK)
         goto out;
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", name};
-    r = redisCommandArgv(c, 3, argv, NULL);
+    const char *replicas_argv[] = {"SENTINEL", "replicas", name};
+    if (redisAppendCommandArgv(c, 3, argv, NULL) != REDIS_OK ||
+        (replicas && redisAppendCommandArgv(c, 3, replicas_argv, NULL) != REDIS_OK) ||
+        redisGetReply(c, (void **)&r) != REDIS_OK)
+        goto out;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
         goto out;
     snprintf(master->host, sizeof master->host, "%s", r->element[0]->str);
     master->port = atoi(r->element[1]->str);
-    rc = master->port > 0 ? 0 : -1;
+    if (master->port <= 0)
+        goto out;
+    rc = 0;
+    if (replicas && redisGetReply(c, (void **)&listed) == REDIS_OK)
+        add_replicas(listed, replicas);
 out:
+    freeReplyObject(listed);
     freeReplyObject(r);
     if (c)
         redisFree(c);
     return rc;
 }
 
-/* 1 when the server on c says it is a master (ROLE), so a sentinel's stale answer
- * during a failover does not send writes to a replica. */
-static int is_master(redisContext *c)
+/*
+ * 1 when the server on c says it is a master (ROLE), so a sentinel's stale answer
+ * during a failover does not send writes to a replica. *n_replicas gets how many
+ * replicas ROLE lists as connected to it.
+ */
+static int is_master(redisContext *c, size_t *n_replicas)
 {
     const char *argv[] = {"ROLE"};
     redisReply *r = redisCommandArgv(c, 1, argv, NULL);
     int master = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                  r->element[0]->type == REDIS_REPLY_STRING &&
                  strcmp(r->element[0]->str, "master") == 0;
+    *n_replicas = master && r->elements > 2 && r->element[2]->type == REDIS_REPLY_ARRAY
+                      ? r->element[2]->elements
+                      : 0;
     freeReplyObject(r);
     return master;
+}
+
+/* Copies the value of the "name:value" line of an INFO text into out (cap bytes).
+ * Returns 0, or -1 when there is no such line or the value does not fit. */
+static int info_field(const char *info, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *p = info; *p; p += strspn(p, "\r\n")) {
+        size_t len = strcspn(p, "\r\n");
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == ':') {
+            size_t vlen = len - n - 1;
+            if (vlen >= cap)
+                return -1;
+            memcpy(out, p + n + 1, vlen);
+            out[vlen] = '\0';
+            return 0;
+        }
+        p += len;
+    }
+    return -1;
+}
+
+/* INFO replication on c into *st. Returns 0, or -1 when the server did not answer or
+ * refused (an ACL without +info); on a lost connection c->err says so. */
+static int repl_info(redisContext *c, repl_state *st)
+{
+    const char *argv[] = {"INFO", "replication"};
+    redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+    char role[16];
+    int rc = -1;
+    if (!r || r->type != REDIS_REPLY_STRING ||
+        info_field(r->str, "role", role, sizeof role) != 0 ||
+        info_field(r->str, "master_replid", st->replid, sizeof st->replid) != 0 ||
+        info_field(r->str, "master_replid2", st->replid2, sizeof st->replid2) != 0)
+        goto out;
+    st->master = strcmp(role, "master") == 0;
+    rc = 0;
+out:
+    freeReplyObject(r);
+    return rc;
 }
 
 static redisContext *connect_one(const char *host, int port, const rconn_url *u,
                                  int connect_timeout_ms, int command_timeout_ms, char *err,
                                  size_t err_len, int *timed_out);
 
+/*
+ * 1 when one of the replicas carries on the replication history whose id is replid,
+ * that of the master at host:port. A replica promoted by REPLICAOF NO ONE (what a
+ * failover does first) starts a history of its own and keeps its old master's id as
+ * master_replid2, and a replica that continued onto such a server inherits it: the
+ * master is then being left behind even while the sentinels still name it, and what
+ * it takes from now on is erased when they demote it. The other way round does not
+ * match: right after a failover the old master still says ROLE master (the sentinels
+ * convert it some 10 s later), but its master_replid2 is not the new master's id.
+ * Replicas are data servers: they get the master's credentials and database. One
+ * that cannot be reached, refuses them or does not answer INFO in time tells nothing
+ * and is skipped.
+ */
+static int successor_exists(const rconn_url *u, const char *host, int port, const char *replid,
+                            const replica_list *replicas, int timeout_ms)
+{
+    if (replid[strspn(replid, "0")] == '\0') /* no history: nothing can continue it */
+        return 0;
+    for (int i = 0; i < replicas->n; i++) {
+        const rconn_endpoint *e = &replicas->e[i];
+        if (e->port == port && strcmp(e->host, host) == 0)
+            continue;
+        char err[320];
+        int timed_out = 0;
+        redisContext *c = connect_one(e->host, e->port, u, timeout_ms, timeout_ms, err,
+                                      sizeof err, &timed_out);
+        if (!c)
+            continue;
+        repl_state st;
+        int found = repl_info(c, &st) == 0 && strcmp(st.replid2, replid) == 0;
+        redisFree(c);
+        if (found)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * 1 when the master at host:port, which the sentinels name, is being abandoned by a
+ * failover: it no longer says it is a master, or one of the replicas the sentinels list
+ * for it carries on its history (successor_exists). c is a connection to it, or NULL to
+ * open one (with the URL's credentials). What cannot be asked (the master unreachable
+ * now, INFO refused by an ACL) gives 0: this check only adds refusals to what the
+ * sentinels' answers already decided.
+ */
+static int abandoned(const rconn_url *u, const char *host, int port, redisContext *c,
+                     const replica_list *replicas, int timeout_ms)
+{
+    int result = 0;
+    redisContext *own = NULL;
+    repl_state st;
+    if (!c) {
+        char err[320];
+        int timed_out = 0;
+        own = c = connect_one(host, port, u, timeout_ms, timeout_ms, err, sizeof err, &timed_out);
+        if (!c)
+            goto out;
+    }
+    if (repl_info(c, &st) != 0)
+        goto out;
+    result = !st.master || successor_exists(u, host, port, st.replid, replicas, timeout_ms);
+out:
+    if (own)
+        redisFree(own);
+    return result;
+}
+
 int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *out)
 {
     for (int i = 0; i < u->n_sentinels; i++)
-        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, out) == 0)
+        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, out, NULL) == 0)
             return 0;
     return -1;
 }
 
 int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisContext *c)
 {
+    replica_list replicas = {0};
     int answered = 0, agree = 0;
     for (int i = 0; i < u->n_sentinels; i++) {
         rconn_endpoint m;
-        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, &m) != 0)
+        if (ask_sentinel(&u->sentinels[i], u->master_name, timeout_ms, &m, &replicas) != 0)
             continue;
         answered++;
         agree += rconn_connected_to(c, &m);
     }
-    return answered * 2 > u->n_sentinels && agree == answered;
+    if (answered * 2 <= u->n_sentinels || agree != answered)
+        return 0;
+    return !abandoned(u, c->tcp.host, c->tcp.port, NULL, &replicas, timeout_ms);
 }
 
 int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
@@ -343,6 +531,13 @@ int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
     return c && c->tcp.host && strcmp(c->tcp.host, e->host) == 0 && c->tcp.port == e->port;
 }
 
+/*
+ * With Sentinel: asks the sentinels in order for the master and takes the first one
+ * that says ROLE master. A master that lists no connected replica is also checked for
+ * abandonment (abandoned()): during a graceful failover the sentinels keep naming the
+ * old master for about a second after its replica was promoted, and a connection made
+ * then would put writes where the failover erases them.
+ */
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
                             char *err, size_t err_len, int *timed_out)
 {
@@ -353,17 +548,30 @@ redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int comm
                            err_len, timed_out);
     for (int i = 0; i < u->n_sentinels; i++) {
         rconn_endpoint master;
-        if (ask_sentinel(&u->sentinels[i], u->master_name, connect_timeout_ms, &master) != 0)
+        replica_list replicas = {0};
+        if (ask_sentinel(&u->sentinels[i], u->master_name, connect_timeout_ms, &master,
+                         &replicas) != 0)
             continue;
         redisContext *c = connect_one(master.host, master.port, u, connect_timeout_ms,
                                       command_timeout_ms, err, err_len, timed_out);
-        if (c && is_master(c))
-            return c;
-        if (c) {
+        if (!c)
+            continue;
+        size_t n_replicas = 0;
+        if (!is_master(c, &n_replicas))
             snprintf(err, err_len, "Redis at %s:%d is not (yet) the master of '%s'",
                      master.host, master.port, u->master_name);
-            redisFree(c);
-        }
+        else if (n_replicas == 0 && abandoned(u, master.host, master.port, c, &replicas,
+                                              connect_timeout_ms))
+            snprintf(err, err_len, "Redis at %s:%d is being replaced as master of '%s' by a "
+                                   "failover (one of its replicas took over)",
+                     master.host, master.port, u->master_name);
+        else if (c->err)
+            snprintf(err, err_len, "Redis at %s:%d: %s", master.host, master.port, c->errstr);
+        else
+            return c;
+        if (rconn_timed_out(c))
+            *timed_out = 1;
+        redisFree(c);
     }
     if (!*err)
         snprintf(err, err_len, "no sentinel answered with a master named '%s'",

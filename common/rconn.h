@@ -4,7 +4,9 @@
  * redis-sentinel://[user:pass@]host:port[,host:port...]/master-name[/db], connects with
  * a connect timeout, sets the command timeout, authenticates, selects the database.
  * With Sentinel, every connect asks the sentinels (in order) for the current master
- * and checks its ROLE, so a reconnect after a failover reaches the new master. Used by
+ * and checks its ROLE, so a reconnect after a failover reaches the new master; a master
+ * without connected replicas is refused when one of its replicas has been promoted
+ * (see rconn_sentinels_confirm), which the sentinels report only later. Used by
  * the library, the CLI and every consumer thread; each owns its redisContext and frees
  * it with redisFree().
  */
@@ -59,10 +61,19 @@ redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int comm
 /* Asks the sentinels, in order, for the current master. 0 and *out, or -1. */
 int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *out);
 
-/* 1 when a majority of the sentinels answer and every one that answers names the
- * server c is connected to as master (during a failover they disagree for a moment).
- * Used when a write got no replica acknowledgement: a new master has no replica yet
- * (its writes are good), an old one after a failover has none either (they are not). */
+/*
+ * 1 when a majority of the sentinels answer and every one that answers names the
+ * server c is connected to as master (during a failover they disagree for a moment),
+ * and that server is not being abandoned: it still says it is a master (INFO
+ * replication) and no replica the sentinels list carries on its replication history
+ * (a replica promoted by the failover keeps its old master's replication id as
+ * master_replid2). Used when a write got no replica acknowledgement: a new master has
+ * no replica yet (its writes are good), an old one after a failover has none either
+ * (they are not), and for about a second the sentinels still name it. Replicas that
+ * cannot be reached within timeout_ms (a killed old master) are skipped. Each sentinel,
+ * the server and each replica costs a connection with timeout_ms for connect and
+ * command; replicas get the URL's credentials and database.
+ */
 int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisContext *c);
 
 /* 1 when c is connected to endpoint e. */

@@ -439,8 +439,10 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
     }
     rc = enqueue_reply(m, r, p->id);
     freeReplyObject(r);
-    if (rc == MAILROOM_OK && acked < replicas && !master_confirmed(m)) {
-        /* an old master after a failover takes writes the failover will erase */
+    if ((rc == MAILROOM_OK || rc == MAILROOM_EDUPLICATE) && acked < replicas &&
+        !master_confirmed(m)) {
+        /* an old master after a failover takes writes the failover will erase, and a
+         * record it shows (DUPLICATE) may be one of those */
         rc = set_err(m, MAILROOM_EREDIS, "enqueue: no replica acknowledged the write and "
                                          "the sentinels name another master (failover)");
         redisFree(m->redis);
@@ -531,7 +533,8 @@ static int batch_check_replicas(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *
     freeReplyObject(w);
     int lost = acked < m->url.min_replicas && !master_confirmed(m);
     for (size_t i = 0; i < n; i++) {
-        if (lost && items[i].answered && results[i] == MAILROOM_OK) {
+        if (lost && items[i].answered &&
+            (results[i] == MAILROOM_OK || results[i] == MAILROOM_EDUPLICATE)) {
             results[i] = MAILROOM_EREDIS;
             ids[i][0] = '\0';
         }

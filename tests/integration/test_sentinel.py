@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """Integration test of mailroom with Redis Sentinel: a master, a replica and three
-sentinels on loopback; two consumers and a producer (the `mailroom` CLI) that use
-MAILROOM_REDIS_URL=redis-sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster; the
-master is failed over while jobs flow; nothing accepted may be lost.
+sentinels on loopback; two consumers and two producers that use
+MAILROOM_REDIS_URL=redis-sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster: the
+`mailroom` CLI (one process, so one connection, per send: job-NNNN) and one long-lived
+libmailroom handle (ctypes; lib-NNNN, skipped when the library is built with ASan),
+whose connection outlives the failover's first step; the master is failed over while
+jobs flow; nothing accepted may be lost.
 
   1. test_graceful_failover: `SENTINEL FAILOVER mymaster` (the master stays up) while
-     the producer sends 300 jobs over ~10 s. Strict: every accepted job (`mailroom send`
-     exit 0) ends `sent` on the new master, the SMTP receiver got each exactly once,
-     nothing is left in pending, scheduled, processing lists or the dead list.
+     the producers send 300 + 100 jobs over ~10 s. For about a second the sentinels
+     still name the old master after its replica was promoted; rconn must refuse it
+     (at connect, and after a write no replica acknowledged). Strict: every accepted job
+     (exit 0 / MAILROOM_OK) ends `sent` on the new master, the SMTP receiver got each
+     exactly once, nothing is left in pending, scheduled, processing lists or the dead
+     list, and no job takes more than MAX_LATENCY_S from accept to sent (the new master
+     must not be refused while the old one still says ROLE master, ~10 s).
   2. test_master_killed: SIGKILL of the master; the sentinels (quorum 2, down-after 1 s)
      elect the replica. Replication is asynchronous, so a job acknowledged by the old
      master in the last moment before its death may not have reached the replica, and a
@@ -21,6 +28,8 @@ alive the whole time and exit 0 on SIGTERM; `mailroom status ID` works through t
 Sentinel URL after the failover.
 
 Run: MAILROOM_BIN_DIR=<build>/bin /usr/bin/python3 tests/integration/test_sentinel.py [-v]
+(ctest runs them as integration_sentinel, kill -9, about 50 s, and
+integration_sentinel_graceful, about 20 s)
 Every server listens on a free 127.0.0.1 port and keeps its files in its own temp dir;
 all are stopped and removed afterwards, also when a test fails.
 """
@@ -48,16 +57,23 @@ from harness import (  # noqa: E402
     Consumer, Keys, Receiver, binaries_missing, dead_entries, mailroom_env, new_secret,
     processing_lengths, run_cli, wait_for,
 )
-from sentinel_helpers import SentinelCluster  # noqa: E402
+from sentinel_helpers import (  # noqa: E402
+    MAILROOM_DUPLICATE_RC, LibSender, SentinelCluster, lib_exit_code, libmailroom_path,
+)
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
 Q = Keys("default")
 N_JOBS = 300
+N_LIB_JOBS = 100           # sent meanwhile through one long-lived libmailroom handle
 SEND_SECONDS = 10.0
 FAILOVER_AFTER = 100       # trigger the failover once this many sends have returned
 FOLLOW_S = 3.0            # consumers must have left the old master this long after the switch
 LOSS_WINDOW_S = 1.0        # kill -9: losses tolerated (reported) only this close to the kill
+# graceful: the longest accept -> sent allowed. The old master keeps saying ROLE master
+# for ~10 s after the switch (until the sentinels convert it); a client that took that
+# for "the new master is being abandoned" would stall every write that long.
+MAX_LATENCY_S = 5.0
 TERMINAL = ("sent", "failed", "rejected")
 CONSUMER_ARGS = ("--concurrency", "4", "--dead-after", "3s", "--block-timeout", "1s",
                  "--shutdown-timeout", "10s")
@@ -118,6 +134,45 @@ class Producer(threading.Thread):
             self.error = e
         finally:
             self.t_end = time.monotonic()
+
+
+class LibProducer(threading.Thread):
+    """Sends N_LIB_JOBS jobs (lib-NNNN, same fields as send_job) through one
+    libmailroom handle opened before the failover, paced like Producer. Its connection
+    outlives the promotion of the replica, so its writes in the failover window reach
+    the old master and must be refused after the fact (no replica acknowledged them,
+    the sentinels still name that master): the CLI, which connects for every send, is
+    mostly refused already when it connects. rc follows the CLI's exit codes (0, 69,
+    73; see lib_exit_code)."""
+
+    def __init__(self, url: str, ids: list, seconds: float):
+        super().__init__(name="lib-producer", daemon=True)
+        self.ids, self.seconds = ids, seconds
+        self.sender = LibSender(url, SECRET)  # connects now, before the failover
+        self.attempts = []
+        self.error = None
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        try:
+            start = time.monotonic()
+            step = self.seconds / len(self.ids)
+            for i, job_id in enumerate(self.ids):
+                if self.stop_flag.is_set():
+                    return
+                delay = start + i * step - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                t0 = time.monotonic()
+                rc, text = self.sender.send(job_id, f"Rcpt {job_id} <rcpt@example.com>", SENDER,
+                                            f"Failover test {job_id}", f"Job {job_id}.\n")
+                self.attempts.append(Attempt(job_id, t0, time.monotonic(), lib_exit_code(rc),
+                                             text if rc == 0 else "", "" if rc == 0 else text,
+                                             "lib"))
+        except BaseException as e:  # reported by the test
+            self.error = e
+        finally:
+            self.sender.close()
 
 
 def send_job(env: dict, job_id: str, phase: str) -> Attempt:
@@ -271,8 +326,17 @@ class SentinelFailoverTest(unittest.TestCase):
         ids = [f"job-{n:04d}" for n in range(1, N_JOBS + 1)]
         producer = Producer(env, ids, SEND_SECONDS)
         self.addCleanup(producer.stop_flag.set)
+        libprod = None
+        if libmailroom_path() is not None:
+            libprod = LibProducer(cluster.url, [f"lib-{n:04d}" for n in range(1, N_LIB_JOBS + 1)],
+                                  SEND_SECONDS)
+            self.addCleanup(libprod.stop_flag.set)
+        else:
+            reports.append("libmailroom.so not built or built with ASan: no library producer")
         timeline["producer start"] = time.monotonic()
         producer.start()
+        if libprod is not None:
+            libprod.start()
         wait_for(lambda: producer.done_count() >= FAILOVER_AFTER or not producer.is_alive(),
                  30, 0.01, f"{FAILOVER_AFTER} sends")
 
@@ -318,6 +382,11 @@ class SentinelFailoverTest(unittest.TestCase):
         producer.join(60)
         self.assertFalse(producer.is_alive(), "the producer did not finish")
         timeline["producer done"] = producer.t_end
+        if libprod is not None:
+            libprod.join(60)
+            self.assertFalse(libprod.is_alive(), "the library producer did not finish")
+            if libprod.error is not None:
+                problems.append(f"library producer thread failed: {libprod.error!r}")
         promotion.stop()
         if promotion.t_promoted is not None:
             timeline["replica says ROLE master"] = promotion.t_promoted
@@ -325,7 +394,7 @@ class SentinelFailoverTest(unittest.TestCase):
             problems.append(f"producer thread failed: {producer.error!r}")
 
         # ---- every send: exit 0 (accepted) or 69 with a clear message (not accepted)
-        attempts = list(producer.attempts)
+        attempts = list(producer.attempts) + (list(libprod.attempts) if libprod else [])
         accepted = {}      # job id -> Attempt that got exit 0
         not_accepted = []  # first attempts with exit 69
         for a in attempts:
@@ -335,10 +404,17 @@ class SentinelFailoverTest(unittest.TestCase):
                     problems.append(f"send {a.job_id}: printed {a.out!r}, not the id")
             elif a.rc == 69:
                 not_accepted.append(a)
-                if not re.fullmatch(r"mailroom: [^\n]*(redis|sentinel|master)[^\n]*", a.err,
+                prefix = "" if a.phase == "lib" else "mailroom: "
+                if not re.fullmatch(prefix + r"[^\n]*(redis|sentinel|master)[^\n]*", a.err,
                                     re.I):
                     problems.append(f"send {a.job_id} exit 69 without a clear one-line "
                                     f"message: {a.err!r}")
+            elif a.rc == MAILROOM_DUPLICATE_RC and a.phase == "lib":
+                # the handle's own retry met its first try's record: "already recorded"
+                # is what the caller is told, so it must hold (checked below like the rest)
+                accepted[a.job_id] = a
+                reports.append(f"{a.job_id}: mailroom_send answered 'already recorded' to "
+                               f"its first call: {a.err!r}")
             else:
                 problems.append(f"send {a.job_id}: unexpected exit {a.rc}: {a.err!r}")
         # the ones not accepted, again with the same id now that the master is known
@@ -495,6 +571,9 @@ class SentinelFailoverTest(unittest.TestCase):
                 with contextlib.suppress(ValueError):
                     lat.append((ms(h[1]) - ms(h[0]), j))
         lat.sort()
+        if kind == "graceful" and lat and lat[-1][0] > MAX_LATENCY_S * 1000:
+            problems.append(f"accept->sent took {lat[-1][0]:.0f} ms for {lat[-1][1]} (more than "
+                            f"{MAX_LATENCY_S:g} s)")
 
         # ---- SIGTERM: both consumers exit 0
         monitor.stop()
@@ -515,8 +594,11 @@ class SentinelFailoverTest(unittest.TestCase):
 
         # ---- the report
         t0 = timeline["producer start"]
+        lib_attempts = [a for a in attempts if a.phase == "lib"]
         lines = [f"== {kind} failover: master :{old_port} -> :{new_port}; "
-                 f"{len(attempts)} sends, {len(accepted)} accepted "
+                 f"{len(attempts)} sends ({len(lib_attempts)} through one libmailroom handle, "
+                 f"{sum(1 for a in lib_attempts if a.rc != 0)} of them not accepted at once), "
+                 f"{len(accepted)} accepted "
                  f"({sum(1 for a in attempts if a.rc == 0)} at once, "
                  f"{sum(1 for b in retried if b.rc == 0)} on retry), "
                  f"{len(not_accepted)} exit 69 during the run; "
@@ -532,6 +614,11 @@ class SentinelFailoverTest(unittest.TestCase):
         if lat:
             lines.append(f"   accept->sent latency: median {lat[len(lat) // 2][0]:.0f} ms, "
                          f"max {lat[-1][0]:.0f} ms ({lat[-1][1]})")
+        clog = "\n".join(c.log() for c in self.consumers)
+        lines.append(f"   consumers: {clog.count('no replica acknowledged the write')} write(s) "
+                     f"redone after the sentinels did not confirm the master, "
+                     f"{clog.count('is being replaced as master')} reconnect(s) that first met the "
+                     f"old master refused as being replaced")
         lines += [f"   NOTE {r}" for r in reports]
         lines += [f"   PROBLEM {p}" for p in problems]
         log("\n".join(lines))
