@@ -35,6 +35,7 @@ typedef struct opts {
     long n, runs, size, pipeline, rb_clients, batch;
     long batches[MAX_BATCHES];
     int n_batches, flush;
+    keys_queue keys; /* of queue */
 } opts;
 
 static double self_cpu_us(void)
@@ -50,7 +51,6 @@ typedef struct sender {
     mailroom_email *emails;
     char (*ids)[MAILROOM_ID_MAX];
     int *results;
-    long cap;
 } sender;
 
 /* Enqueues n jobs in batches of `batch`; returns the seconds it took. */
@@ -73,9 +73,7 @@ static void cleanup(redisContext *c, const opts *o)
         const char *argv[] = {"FLUSHDB"};
         bench_cmd_free(c, 1, argv);
     } else {
-        char pending[256];
-        snprintf(pending, sizeof pending, "mailroom:{%s}:pending", o->queue);
-        const char *argv[] = {"DEL", pending, "mylist"};
+        const char *argv[] = {"DEL", o->keys.pending, "mylist"};
         bench_cmd_free(c, 3, argv);
     }
 }
@@ -166,7 +164,7 @@ static mailroom *open_handle(const opts *o)
 static sender make_sender(mailroom *m, const bench_email *email, long cap)
 {
     sender s = {m, calloc((size_t)cap, sizeof(mailroom_email)),
-                calloc((size_t)cap, MAILROOM_ID_MAX), calloc((size_t)cap, sizeof(int)), cap};
+                calloc((size_t)cap, MAILROOM_ID_MAX), calloc((size_t)cap, sizeof(int))};
     if (!s.emails || !s.ids || !s.results)
         bench_die("out of memory");
     for (long i = 0; i < cap; i++)
@@ -188,17 +186,16 @@ static int fill(const opts *o)
     bench_email email = {0};
     char *raw;
     size_t raw_len;
-    bench_email_calibrate(&email, m, c, o->queue, (size_t)o->size, &raw, &raw_len);
+    bench_email_calibrate(&email, m, c, &o->keys, (size_t)o->size, &raw, &raw_len);
     sender s = make_sender(m, &email, o->batch);
     double secs = send_n(&s, o->n, o->batch);
-    bench_json j;
-    bench_json_begin(&j, "fill");
-    bench_json_int(&j, "n", o->n);
-    bench_json_int(&j, "job_bytes", (long long)raw_len);
-    bench_json_int(&j, "batch", o->batch);
-    bench_json_num(&j, "seconds", secs);
-    bench_json_num(&j, "jobs_per_s", (double)o->n / secs);
-    bench_json_end(&j);
+    bench_json_begin("fill");
+    bench_json_int("n", o->n);
+    bench_json_int("job_bytes", (long long)raw_len);
+    bench_json_int("batch", o->batch);
+    bench_json_num("seconds", secs);
+    bench_json_num("jobs_per_s", (double)o->n / secs);
+    bench_json_end();
     free_sender(&s);
     free(raw);
     bench_email_free(&email);
@@ -212,17 +209,16 @@ static int fill(const opts *o)
 static double script_n(redisContext *c, const opts *o, const char *raw, size_t raw_len,
                        long n, long batch, long *seq)
 {
-    char pending[256], scheduled[256];
-    snprintf(pending, sizeof pending, "mailroom:{%s}:pending", o->queue);
-    snprintf(scheduled, sizeof scheduled, "mailroom:{%s}:scheduled", o->queue);
     int64_t t0 = bench_now_ns();
     for (long done = 0; done < n;) {
         long k = n - done < batch ? n - done : batch;
         for (long i = 0; i < k; i++) {
-            char key[300];
-            snprintf(key, sizeof key, "mailroom:{%s}:job:bench-script-%ld", o->queue, (*seq)++);
-            const char *argv[] = {"EVALSHA", script_sha(SCRIPT_ENQUEUE), "3", key, pending,
-                                  scheduled, raw, "2026-11-25T10:00:00.000Z", "600", ""};
+            char job_id[64], key[KEYS_NAME_MAX];
+            snprintf(job_id, sizeof job_id, "bench-script-%ld", (*seq)++);
+            keys_job(&o->keys, job_id, key);
+            const char *argv[] = {"EVALSHA", script_sha(SCRIPT_ENQUEUE), "3", key,
+                                  o->keys.pending, o->keys.scheduled, raw,
+                                  "2026-11-25T10:00:00.000Z", "600", ""};
             size_t len[10];
             for (int a = 0; a < 10; a++)
                 len[a] = strlen(argv[a]);
@@ -248,21 +244,20 @@ static double script_n(redisContext *c, const opts *o, const char *raw, size_t r
 static double multi_n(redisContext *c, const opts *o, const char *raw, size_t raw_len, long n,
                       long batch, long *seq)
 {
-    char pending[256];
-    snprintf(pending, sizeof pending, "mailroom:{%s}:pending", o->queue);
     const char *now = "2026-11-25T10:00:00.000Z";
     int64_t t0 = bench_now_ns();
     for (long done = 0; done < n;) {
         long k = n - done < batch ? n - done : batch;
         for (long i = 0; i < k; i++) {
-            char key[300];
-            snprintf(key, sizeof key, "mailroom:{%s}:job:bench-multi-%ld", o->queue, (*seq)++);
+            char job_id[64], key[KEYS_NAME_MAX];
+            snprintf(job_id, sizeof job_id, "bench-multi-%ld", (*seq)++);
+            keys_job(&o->keys, job_id, key);
             const char *multi[] = {"MULTI"};
             const char *hset[] = {"HSET", key, "state", "queued", "attempts", "0",
                                   "created_at", now, "updated_at", now};
             const char *expire[] = {"EXPIRE", key, "600"};
-            const char *lpush[] = {"LPUSH", pending, raw};
-            size_t lpush_len[] = {5, strlen(pending), raw_len};
+            const char *lpush[] = {"LPUSH", o->keys.pending, raw};
+            size_t lpush_len[] = {5, strlen(o->keys.pending), raw_len};
             const char *exec[] = {"EXEC"};
             if (redisAppendCommandArgv(c, 1, multi, NULL) != REDIS_OK ||
                 redisAppendCommandArgv(c, 10, hset, NULL) != REDIS_OK ||
@@ -286,6 +281,14 @@ static double multi_n(redisContext *c, const opts *o, const char *raw, size_t ra
 
 enum { ROW_LIMIT, ROW_SCRIPT, ROW_MULTI, ROW_SEND }; /* ROW_SEND + k: send_batch of batches[k] */
 
+/* The median over runs of column `row` of a runs x n_rows matrix (tmp: room for runs). */
+static double median_col(const double *cells, long runs, int n_rows, int row, double *tmp)
+{
+    for (long r = 0; r < runs; r++)
+        tmp[r] = cells[r * n_rows + row];
+    return bench_median(tmp, (size_t)runs);
+}
+
 static int throughput(const opts *o)
 {
     mailroom *m = open_handle(o);
@@ -297,7 +300,7 @@ static int throughput(const opts *o)
     bench_email email = {0};
     char *raw, version[64];
     size_t raw_len;
-    bench_email_calibrate(&email, m, c, o->queue, (size_t)o->size, &raw, &raw_len);
+    bench_email_calibrate(&email, m, c, &o->keys, (size_t)o->size, &raw, &raw_len);
     bench_redis_version(c, version, sizeof version);
     long cap = 1, seq = 0;
     for (int k = 0; k < o->n_batches; k++)
@@ -310,30 +313,29 @@ static int throughput(const opts *o)
 
     int n_rows = ROW_SEND + o->n_batches;
     size_t cells = (size_t)(o->runs * n_rows);
+    /* runs x n_rows matrices; ratio: rate over the same run's limit */
     double *rate = calloc(cells, sizeof(double)), *cpu = calloc(cells, sizeof(double));
-    double *server = calloc(cells, sizeof(double)), *tmp = calloc((size_t)o->runs, sizeof(double));
-    if (!rate || !cpu || !server || !tmp)
+    double *server = calloc(cells, sizeof(double)), *ratio = calloc(cells, sizeof(double));
+    double *tmp = calloc((size_t)o->runs, sizeof(double));
+    if (!rate || !cpu || !server || !ratio || !tmp)
         bench_die("out of memory");
     for (long r = 0; r < o->runs; r++) {
         for (int row = 0; row < n_rows; row++) {
-            double c0 = self_cpu_us(), r0 = bench_redis_cpu_s(c), secs;
-            if (row == ROW_LIMIT) {
-                int64_t t0 = bench_now_ns();
-                rate[r * n_rows + row] = redis_benchmark(o, &u, (long)raw_len);
-                secs = (double)(bench_now_ns() - t0) / 1e9;
-                (void)secs;
-            } else if (row == ROW_SCRIPT) {
-                secs = script_n(c_script, o, raw, raw_len, o->n, o->pipeline, &seq);
-                rate[r * n_rows + row] = (double)o->n / secs;
-            } else if (row == ROW_MULTI) {
-                secs = multi_n(c_script, o, raw, raw_len, o->n, o->pipeline, &seq);
-                rate[r * n_rows + row] = (double)o->n / secs;
-            } else {
-                secs = send_n(&s, o->n, o->batches[row - ROW_SEND]);
-                rate[r * n_rows + row] = (double)o->n / secs;
-            }
-            cpu[r * n_rows + row] = row == ROW_LIMIT ? 0 : (self_cpu_us() - c0) / (double)o->n;
-            server[r * n_rows + row] = (bench_redis_cpu_s(c) - r0) * 1e6 / (double)o->n;
+            long i = r * n_rows + row;
+            double c0 = self_cpu_us(), r0 = bench_redis_cpu_s(c);
+            if (row == ROW_LIMIT)
+                rate[i] = redis_benchmark(o, &u, (long)raw_len);
+            else if (row == ROW_SCRIPT)
+                rate[i] = (double)o->n / script_n(c_script, o, raw, raw_len, o->n, o->pipeline,
+                                                  &seq);
+            else if (row == ROW_MULTI)
+                rate[i] = (double)o->n / multi_n(c_script, o, raw, raw_len, o->n, o->pipeline,
+                                                 &seq);
+            else
+                rate[i] = (double)o->n / send_n(&s, o->n, o->batches[row - ROW_SEND]);
+            cpu[i] = row == ROW_LIMIT ? 0 : (self_cpu_us() - c0) / (double)o->n;
+            server[i] = (bench_redis_cpu_s(c) - r0) * 1e6 / (double)o->n;
+            ratio[i] = rate[i] / rate[r * n_rows + ROW_LIMIT];
             cleanup(c, o);
         }
         fprintf(stderr,
@@ -346,18 +348,10 @@ static int throughput(const opts *o)
     double rate_med[ROW_SEND + MAX_BATCHES] = {0}, cpu_med[ROW_SEND + MAX_BATCHES] = {0},
         server_med[ROW_SEND + MAX_BATCHES] = {0}, ratio_med[ROW_SEND + MAX_BATCHES] = {0};
     for (int row = 0; row < n_rows; row++) {
-        for (long r = 0; r < o->runs; r++)
-            tmp[r] = rate[r * n_rows + row];
-        rate_med[row] = bench_median(tmp, (size_t)o->runs);
-        for (long r = 0; r < o->runs; r++)
-            tmp[r] = cpu[r * n_rows + row];
-        cpu_med[row] = bench_median(tmp, (size_t)o->runs);
-        for (long r = 0; r < o->runs; r++)
-            tmp[r] = server[r * n_rows + row];
-        server_med[row] = bench_median(tmp, (size_t)o->runs);
-        for (long r = 0; r < o->runs; r++)
-            tmp[r] = rate[r * n_rows + row] / rate[r * n_rows + ROW_LIMIT];
-        ratio_med[row] = bench_median(tmp, (size_t)o->runs);
+        rate_med[row] = median_col(rate, o->runs, n_rows, row, tmp);
+        cpu_med[row] = median_col(cpu, o->runs, n_rows, row, tmp);
+        server_med[row] = median_col(server, o->runs, n_rows, row, tmp);
+        ratio_med[row] = median_col(ratio, o->runs, n_rows, row, tmp);
     }
 
     printf("enqueue throughput: %ld jobs per measurement, median of %ld runs; job %zu B;\n"
@@ -383,25 +377,24 @@ static int throughput(const opts *o)
                row >= ROW_SEND ? " (target >= 0.5x)" : "");
     }
 
-    bench_json j;
-    bench_json_begin(&j, "enqueue_throughput");
-    bench_json_int(&j, "n", o->n);
-    bench_json_int(&j, "runs", o->runs);
-    bench_json_int(&j, "job_bytes", (long long)raw_len);
-    bench_json_str(&j, "redis_version", version);
-    bench_json_int(&j, "pipeline", o->pipeline);
-    bench_json_int(&j, "rb_clients", o->rb_clients);
-    bench_json_num(&j, "limit_per_s", rate_med[ROW_LIMIT]);
-    bench_json_num(&j, "limit_redis_us", server_med[ROW_LIMIT]);
-    bench_json_num(&j, "script_per_s", rate_med[ROW_SCRIPT]);
-    bench_json_num(&j, "script_redis_us", server_med[ROW_SCRIPT]);
-    bench_json_num(&j, "script_client_cpu_us", cpu_med[ROW_SCRIPT]);
-    bench_json_num(&j, "script_ratio", ratio_med[ROW_SCRIPT]);
-    bench_json_num(&j, "multi_per_s", rate_med[ROW_MULTI]);
-    bench_json_num(&j, "multi_redis_us", server_med[ROW_MULTI]);
-    bench_json_num(&j, "multi_client_cpu_us", cpu_med[ROW_MULTI]);
-    bench_json_num(&j, "multi_ratio", ratio_med[ROW_MULTI]);
-    bench_json_key(&j, "batches");
+    bench_json_begin("enqueue_throughput");
+    bench_json_int("n", o->n);
+    bench_json_int("runs", o->runs);
+    bench_json_int("job_bytes", (long long)raw_len);
+    bench_json_str("redis_version", version);
+    bench_json_int("pipeline", o->pipeline);
+    bench_json_int("rb_clients", o->rb_clients);
+    bench_json_num("limit_per_s", rate_med[ROW_LIMIT]);
+    bench_json_num("limit_redis_us", server_med[ROW_LIMIT]);
+    bench_json_num("script_per_s", rate_med[ROW_SCRIPT]);
+    bench_json_num("script_redis_us", server_med[ROW_SCRIPT]);
+    bench_json_num("script_client_cpu_us", cpu_med[ROW_SCRIPT]);
+    bench_json_num("script_ratio", ratio_med[ROW_SCRIPT]);
+    bench_json_num("multi_per_s", rate_med[ROW_MULTI]);
+    bench_json_num("multi_redis_us", server_med[ROW_MULTI]);
+    bench_json_num("multi_client_cpu_us", cpu_med[ROW_MULTI]);
+    bench_json_num("multi_ratio", ratio_med[ROW_MULTI]);
+    bench_json_key("batches");
     printf("[");
     for (int k = 0; k < o->n_batches; k++) {
         int row = ROW_SEND + k;
@@ -411,10 +404,11 @@ static int throughput(const opts *o)
                ratio_med[row]);
     }
     printf("]");
-    bench_json_end(&j);
+    bench_json_end();
     free(rate);
     free(cpu);
     free(server);
+    free(ratio);
     free(tmp);
     free_sender(&s);
     free(raw);
@@ -475,6 +469,7 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    bench_keys(&o.keys, o.queue);
     if (strcmp(o.mode, "fill") == 0)
         return fill(&o);
     if (strcmp(o.mode, "throughput") == 0)

@@ -5,7 +5,7 @@
  * - the benchmark email: a realistic activation mail (UTF-8 display names and subject,
  *   text and HTML bodies) padded so that its signed job is exactly --size bytes;
  * - small Redis helpers (one-shot commands, the server version, the raw bytes of the
- *   job at the head of a list);
+ *   job at the head of a list, the queue's key names from common/keys.h);
  * - a tiny JSON writer for the one machine-readable line each benchmark prints.
  *
  * Benchmarks are not tests: they print a table and one JSON line that starts with
@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "mailroom.h"
 #include "rconn.h"
 
@@ -113,6 +114,13 @@ static inline redisContext *bench_connect(const char *url)
     if (!c)
         bench_die("cannot connect to %s: %s", url, why);
     return c;
+}
+
+/* The key names of queue `queue` (dies when the name is not a valid queue name). */
+static inline void bench_keys(keys_queue *k, const char *queue)
+{
+    if (keys_init(k, queue) != 0)
+        bench_die("--queue: '%s' is not a queue name ([A-Za-z0-9._:-]{1,64})", queue);
 }
 
 /* Runs one command (argv form); dies on a lost connection or an error reply. */
@@ -262,26 +270,25 @@ static inline char *bench_lindex0(redisContext *c, const char *list, size_t *len
 
 /*
  * Sizes the email so that its signed job is `size` bytes: sends one calibration job,
- * reads its bytes back from the queue's pending list, pads, sends again and checks.
+ * reads its bytes back from the queue's pending list (keys: the names of the queue m
+ * sends to), pads, sends again and checks.
  * On return *raw holds the exact bytes of the last calibration job (the payload for a
  * bare LPUSH of "the same bytes"). The calibration jobs are removed again.
  */
 static inline void bench_email_calibrate(bench_email *b, mailroom *m, redisContext *c,
-                                         const char *queue, size_t size, char **raw,
+                                         const keys_queue *keys, size_t size, char **raw,
                                          size_t *raw_len)
 {
-    char pending[256], id[MAILROOM_ID_MAX];
-    snprintf(pending, sizeof pending, "mailroom:{%s}:pending", queue);
+    char id[MAILROOM_ID_MAX], key[KEYS_NAME_MAX];
     size_t pad = 0;
     for (int round = 0; round < 3; round++) {
         bench_email_fill(b, pad);
         if (mailroom_send(m, &b->e, id) != MAILROOM_OK)
             bench_die("calibration send: %s", mailroom_errmsg(m));
-        *raw = bench_lindex0(c, pending, raw_len);
-        const char *lpop[] = {"LPOP", pending};
+        *raw = bench_lindex0(c, keys->pending, raw_len);
+        const char *lpop[] = {"LPOP", keys->pending};
         bench_cmd_free(c, 2, lpop);
-        char key[300];
-        snprintf(key, sizeof key, "mailroom:{%s}:job:%s", queue, id);
+        keys_job(keys, id, key);
         const char *del[] = {"DEL", key};
         bench_cmd_free(c, 2, del);
         if (*raw_len == size)
@@ -299,26 +306,22 @@ static inline void bench_email_calibrate(bench_email *b, mailroom *m, redisConte
 
 /* ----------------------------------------------------------------------------- JSON */
 
-/* A one-line JSON object written piece by piece to stdout. */
-typedef struct bench_json {
-    int first;
-} bench_json;
-
-static inline void bench_json_begin(bench_json *j, const char *bench)
+/* A one-line JSON object written piece by piece to stdout: bench_json_begin, then
+ * members (each after the "bench" member, so each starts with a comma), then
+ * bench_json_end. */
+static inline void bench_json_begin(const char *bench)
 {
-    j->first = 0;
     printf("{\"bench\":\"%s\"", bench);
 }
 
-static inline void bench_json_key(bench_json *j, const char *key)
+static inline void bench_json_key(const char *key)
 {
-    (void)j;
     printf(",\"%s\":", key);
 }
 
-static inline void bench_json_str(bench_json *j, const char *key, const char *v)
+static inline void bench_json_str(const char *key, const char *v)
 {
-    bench_json_key(j, key);
+    bench_json_key(key);
     putchar('"');
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (*p == '"' || *p == '\\')
@@ -331,21 +334,20 @@ static inline void bench_json_str(bench_json *j, const char *key, const char *v)
     putchar('"');
 }
 
-static inline void bench_json_num(bench_json *j, const char *key, double v)
+static inline void bench_json_num(const char *key, double v)
 {
-    bench_json_key(j, key);
+    bench_json_key(key);
     printf("%.6g", v);
 }
 
-static inline void bench_json_int(bench_json *j, const char *key, long long v)
+static inline void bench_json_int(const char *key, long long v)
 {
-    bench_json_key(j, key);
+    bench_json_key(key);
     printf("%lld", v);
 }
 
-static inline void bench_json_end(bench_json *j)
+static inline void bench_json_end(void)
 {
-    (void)j;
     printf("}\n");
     fflush(stdout);
 }

@@ -32,8 +32,13 @@ static const char *const op_titles[OP_COUNT] = {
     "bare LPUSH, same bytes (limit)", "EVALSHA ENQUEUE, same bytes",
     "MULTI HSET EXPIRE LPUSH EXEC", "mailroom_send", "mailroom_validate (no Redis)"};
 
+/* The figures of one operation in one run (us): the latency percentiles (the first
+ * three, which the send/LPUSH ratios are taken of), the mean, the client CPU per call. */
+enum { FIG_P50, FIG_P99, FIG_P999, FIG_MEAN, FIG_CPU, FIG_COUNT };
+static const char *const fig_names[FIG_COUNT] = {"p50", "p99", "p999", "mean", "cpu"};
+
 typedef struct run_result {
-    double p50[OP_COUNT], p99[OP_COUNT], p999[OP_COUNT], mean[OP_COUNT], cpu[OP_COUNT];
+    double fig[FIG_COUNT][OP_COUNT];
 } run_result;
 
 typedef struct bench {
@@ -46,7 +51,8 @@ typedef struct bench {
     bench_email email;
     char *raw;
     size_t raw_len;
-    char pending[256], scheduled[256], bare[256];
+    keys_queue keys;
+    char bare[256];
     long script_seq;
 } bench;
 
@@ -76,13 +82,13 @@ static int64_t one(bench *b, int op)
     }
     case OP_SCRIPT: {
         /* the same arguments mailroom_send passes, with a fresh job key */
-        char key[300], now[32];
+        char job_id[64], key[KEYS_NAME_MAX], now[32];
         t0 = bench_now_ns();
-        snprintf(key, sizeof key, "mailroom:{%s}:job:bench-script-%ld", b->queue,
-                 b->script_seq++);
+        snprintf(job_id, sizeof job_id, "bench-script-%ld", b->script_seq++);
+        keys_job(&b->keys, job_id, key);
         snprintf(now, sizeof now, "2026-11-25T10:00:00.000Z");
-        const char *argv[] = {"EVALSHA", script_sha(SCRIPT_ENQUEUE), "3", key, b->pending,
-                              b->scheduled, b->raw, now, "600", ""};
+        const char *argv[] = {"EVALSHA", script_sha(SCRIPT_ENQUEUE), "3", key, b->keys.pending,
+                              b->keys.scheduled, b->raw, now, "600", ""};
         size_t len[10];
         for (int i = 0; i < 10; i++)
             len[i] = strlen(argv[i]);
@@ -94,16 +100,17 @@ static int64_t one(bench *b, int op)
         break;
     }
     case OP_MULTI: {
-        char key[300];
+        char job_id[64], key[KEYS_NAME_MAX];
         t0 = bench_now_ns();
-        snprintf(key, sizeof key, "mailroom:{%s}:job:bench-multi-%ld", b->queue, b->script_seq++);
+        snprintf(job_id, sizeof job_id, "bench-multi-%ld", b->script_seq++);
+        keys_job(&b->keys, job_id, key);
         const char *now = "2026-11-25T10:00:00.000Z";
         const char *multi[] = {"MULTI"};
         const char *hset[] = {"HSET", key, "state", "queued", "attempts", "0", "created_at", now,
                               "updated_at", now};
         const char *expire[] = {"EXPIRE", key, "600"};
-        const char *lpush[] = {"LPUSH", b->pending, b->raw};
-        size_t lpush_len[] = {5, strlen(b->pending), b->raw_len};
+        const char *lpush[] = {"LPUSH", b->keys.pending, b->raw};
+        size_t lpush_len[] = {5, strlen(b->keys.pending), b->raw_len};
         const char *exec[] = {"EXEC"};
         redisAppendCommandArgv(b->c_multi, 1, multi, NULL);
         redisAppendCommandArgv(b->c_multi, 10, hset, NULL);
@@ -144,7 +151,7 @@ static void cleanup(bench *b)
         const char *argv[] = {"FLUSHDB"};
         bench_cmd_free(b->c_aux, 1, argv);
     } else {
-        const char *argv[] = {"DEL", b->pending, b->bare};
+        const char *argv[] = {"DEL", b->keys.pending, b->bare};
         bench_cmd_free(b->c_aux, 3, argv);
     }
 }
@@ -192,11 +199,11 @@ static void run_once(bench *b, int64_t **samples, run_result *res)
         double sum = 0;
         for (long i = 0; i < b->n; i++)
             sum += (double)samples[op][i];
-        res->p50[op] = (double)bench_pct(samples[op], (size_t)b->n, 50) / 1000.0;
-        res->p99[op] = (double)bench_pct(samples[op], (size_t)b->n, 99) / 1000.0;
-        res->p999[op] = (double)bench_pct(samples[op], (size_t)b->n, 99.9) / 1000.0;
-        res->mean[op] = sum / (double)b->n / 1000.0;
-        res->cpu[op] = cpu[op] / (double)b->n;
+        res->fig[FIG_P50][op] = (double)bench_pct(samples[op], (size_t)b->n, 50) / 1000.0;
+        res->fig[FIG_P99][op] = (double)bench_pct(samples[op], (size_t)b->n, 99) / 1000.0;
+        res->fig[FIG_P999][op] = (double)bench_pct(samples[op], (size_t)b->n, 99.9) / 1000.0;
+        res->fig[FIG_MEAN][op] = sum / (double)b->n / 1000.0;
+        res->fig[FIG_CPU][op] = cpu[op] / (double)b->n;
     }
 }
 
@@ -273,10 +280,9 @@ int main(int argc, char **argv)
     b.c_script = bench_connect(b.url);
     b.c_multi = bench_connect(b.url);
     b.c_aux = bench_connect(b.url);
-    snprintf(b.pending, sizeof b.pending, "mailroom:{%s}:pending", b.queue);
-    snprintf(b.scheduled, sizeof b.scheduled, "mailroom:{%s}:scheduled", b.queue);
+    bench_keys(&b.keys, b.queue);
     snprintf(b.bare, sizeof b.bare, "bench:{%s}:bare-lpush", b.queue);
-    bench_email_calibrate(&b.email, b.m, b.c_aux, b.queue, (size_t)b.size, &b.raw, &b.raw_len);
+    bench_email_calibrate(&b.email, b.m, b.c_aux, &b.keys, (size_t)b.size, &b.raw, &b.raw_len);
     char version[64];
     bench_redis_version(b.c_aux, version, sizeof version);
 
@@ -292,36 +298,26 @@ int main(int argc, char **argv)
     for (long r = 0; r < b.runs; r++) {
         run_once(&b, samples, &runs[r]);
         fprintf(stderr, "bench_enqueue: run %ld/%ld: send p50 %.1f us, lpush p50 %.1f us\n",
-                r + 1, b.runs, runs[r].p50[OP_SEND], runs[r].p50[OP_LPUSH]);
+                r + 1, b.runs, runs[r].fig[FIG_P50][OP_SEND], runs[r].fig[FIG_P50][OP_LPUSH]);
     }
 
-    /* medians over runs, and the per-run ratios' medians */
-    double med[5][OP_COUNT], ratio_p50, ratio_p99, ratio_p999;
+    /* medians over runs, and the medians of the per-run ratios send/lpush */
+    double med[FIG_COUNT][OP_COUNT], ratio[FIG_P999 + 1];
     double *tmp = calloc((size_t)b.runs, sizeof(double));
     if (!tmp)
         bench_die("out of memory");
-    for (int op = 0; op < OP_COUNT; op++) {
-        for (int f = 0; f < 5; f++) {
-            for (long r = 0; r < b.runs; r++) {
-                const double *src = f == 0   ? runs[r].p50
-                                    : f == 1 ? runs[r].p99
-                                    : f == 2 ? runs[r].p999
-                                    : f == 3 ? runs[r].mean
-                                             : runs[r].cpu;
-                tmp[r] = src[op];
-            }
+    for (int f = 0; f < FIG_COUNT; f++) {
+        for (int op = 0; op < OP_COUNT; op++) {
+            for (long r = 0; r < b.runs; r++)
+                tmp[r] = runs[r].fig[f][op];
             med[f][op] = bench_median(tmp, (size_t)b.runs);
         }
     }
-    for (long r = 0; r < b.runs; r++)
-        tmp[r] = runs[r].p50[OP_SEND] / runs[r].p50[OP_LPUSH];
-    ratio_p50 = bench_median(tmp, (size_t)b.runs);
-    for (long r = 0; r < b.runs; r++)
-        tmp[r] = runs[r].p99[OP_SEND] / runs[r].p99[OP_LPUSH];
-    ratio_p99 = bench_median(tmp, (size_t)b.runs);
-    for (long r = 0; r < b.runs; r++)
-        tmp[r] = runs[r].p999[OP_SEND] / runs[r].p999[OP_LPUSH];
-    ratio_p999 = bench_median(tmp, (size_t)b.runs);
+    for (int f = FIG_P50; f <= FIG_P999; f++) {
+        for (long r = 0; r < b.runs; r++)
+            tmp[r] = runs[r].fig[f][OP_SEND] / runs[r].fig[f][OP_LPUSH];
+        ratio[f] = bench_median(tmp, (size_t)b.runs);
+    }
 
     printf("enqueue latency: %ld calls per operation per run, median of %ld runs; job %zu B;\n"
            "  one connection per operation to Redis %s at %s; blocks of %ld calls alternate\n",
@@ -330,43 +326,44 @@ int main(int argc, char **argv)
            "mean us", "client CPU us");
     for (int op = 0; op < OP_COUNT; op++)
         if (b.enabled[op])
-            printf("  %-32s %9.1f %9.1f %9.1f %9.1f %12.1f\n", op_titles[op], med[0][op],
-                   med[1][op], med[2][op], med[3][op], med[4][op]);
+            printf("  %-32s %9.1f %9.1f %9.1f %9.1f %12.1f\n", op_titles[op], med[FIG_P50][op],
+                   med[FIG_P99][op], med[FIG_P999][op], med[FIG_MEAN][op], med[FIG_CPU][op]);
     printf("  mailroom_send / LPUSH: p50 %.2fx (target <= 1.3x), p99 %.2fx (target <= 1.5x), "
            "p99.9 %.2fx\n",
-           ratio_p50, ratio_p99, ratio_p999);
+           ratio[FIG_P50], ratio[FIG_P99], ratio[FIG_P999]);
 
-    bench_json j;
-    bench_json_begin(&j, "enqueue_latency");
-    bench_json_int(&j, "n", b.n);
-    bench_json_int(&j, "runs", b.runs);
-    bench_json_int(&j, "block", b.block);
-    bench_json_int(&j, "job_bytes", (long long)b.raw_len);
-    bench_json_str(&j, "redis_version", version);
-    bench_json_int(&j, "connections_per_op", 1);
+    bench_json_begin("enqueue_latency");
+    bench_json_int("n", b.n);
+    bench_json_int("runs", b.runs);
+    bench_json_int("block", b.block);
+    bench_json_int("job_bytes", (long long)b.raw_len);
+    bench_json_str("redis_version", version);
+    bench_json_int("connections_per_op", 1);
+    char key[64];
     for (int op = 0; op < OP_COUNT; op++) {
         if (!b.enabled[op])
             continue;
-        char key[64];
-        static const char *const fnames[5] = {"p50_us", "p99_us", "p999_us", "mean_us",
-                                              "cpu_us"};
-        for (int f = 0; f < 5; f++) {
-            snprintf(key, sizeof key, "%s_%s", op_names[op], fnames[f]);
-            bench_json_num(&j, key, med[f][op]);
+        for (int f = 0; f < FIG_COUNT; f++) {
+            snprintf(key, sizeof key, "%s_%s_us", op_names[op], fig_names[f]);
+            bench_json_num(key, med[f][op]);
         }
     }
-    bench_json_num(&j, "ratio_p50", ratio_p50);
-    bench_json_num(&j, "ratio_p99", ratio_p99);
-    bench_json_num(&j, "ratio_p999", ratio_p999);
-    bench_json_key(&j, "runs_detail");
+    for (int f = FIG_P50; f <= FIG_P999; f++) {
+        snprintf(key, sizeof key, "ratio_%s", fig_names[f]);
+        bench_json_num(key, ratio[f]);
+    }
+    bench_json_key("runs_detail");
     printf("[");
-    for (long r = 0; r < b.runs; r++)
+    for (long r = 0; r < b.runs; r++) {
+        const run_result *x = &runs[r];
         printf("%s{\"send_p50_us\":%.6g,\"send_p99_us\":%.6g,\"send_p999_us\":%.6g,"
                "\"lpush_p50_us\":%.6g,\"lpush_p99_us\":%.6g,\"lpush_p999_us\":%.6g}",
-               r ? "," : "", runs[r].p50[OP_SEND], runs[r].p99[OP_SEND], runs[r].p999[OP_SEND],
-               runs[r].p50[OP_LPUSH], runs[r].p99[OP_LPUSH], runs[r].p999[OP_LPUSH]);
+               r ? "," : "", x->fig[FIG_P50][OP_SEND], x->fig[FIG_P99][OP_SEND],
+               x->fig[FIG_P999][OP_SEND], x->fig[FIG_P50][OP_LPUSH], x->fig[FIG_P99][OP_LPUSH],
+               x->fig[FIG_P999][OP_LPUSH]);
+    }
     printf("]");
-    bench_json_end(&j);
+    bench_json_end();
 
     for (int op = 0; op < OP_COUNT; op++)
         free(samples[op]);

@@ -11,6 +11,7 @@
 
 #define KEYS_QUEUE_MAX 64
 #define KEYS_NAME_MAX 320
+#define KEYS_STATUS_TTL_DEFAULT_S (7L * 24 * 3600) /* a job record's life after its last change */
 
 typedef struct keys_queue {
     char queue[KEYS_QUEUE_MAX + 1];

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rconn.h"
 
+#include "clock.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -276,6 +277,7 @@ static int setup_command(redisContext *c, int argc, const char **argv, const cha
     return rc;
 }
 
+#define CONFIRMED_FOR_MS 1000 /* a confirmed master writes without WAIT this long */
 #define MAX_REPLICAS 16 /* replicas looked at per master; the sentinels list more rarely */
 #define REPLID_LEN 40   /* a replication id: 40 hex digits */
 
@@ -357,10 +359,10 @@ static int ask_sentinel(const rconn_endpoint *s, const char *name, int timeout_m
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
         goto out;
-    snprintf(master->host, sizeof master->host, "%s", r->element[0]->str);
-    master->port = atoi(r->element[1]->str);
-    if (master->port <= 0)
+    if (r->element[0]->len >= sizeof master->host ||
+        parse_int(r->element[1]->str, r->element[1]->len, 1, 65535, &master->port) != 0)
         goto out;
+    memcpy(master->host, r->element[0]->str, r->element[0]->len + 1);
     rc = 0;
     if (replicas && redisGetReply(c, (void **)&listed) == REDIS_OK)
         add_replicas(listed, replicas);
@@ -526,6 +528,22 @@ int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisConte
     return !abandoned(u, c->tcp.host, c->tcp.port, NULL, &replicas, timeout_ms);
 }
 
+int rconn_replicas_needed(const rconn_url *u, const rconn_write_guard *g)
+{
+    return clock_now_ms() < g->confirmed_until_ms ? 0 : u->min_replicas;
+}
+
+int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c,
+                       long acked, int needed, int timeout_ms)
+{
+    if (acked >= needed)
+        return 1;
+    if (!rconn_sentinels_confirm(u, timeout_ms, c))
+        return 0;
+    g->confirmed_until_ms = clock_now_ms() + CONFIRMED_FOR_MS;
+    return 1;
+}
+
 int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
 {
     return c && c->tcp.host && strcmp(c->tcp.host, e->host) == 0 && c->tcp.port == e->port;
@@ -557,7 +575,10 @@ redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int comm
         if (!c)
             continue;
         size_t n_replicas = 0;
-        if (!is_master(c, &n_replicas))
+        int master_role = is_master(c, &n_replicas);
+        if (c->err)
+            snprintf(err, err_len, "Redis at %s:%d: %s", master.host, master.port, c->errstr);
+        else if (!master_role)
             snprintf(err, err_len, "Redis at %s:%d is not (yet) the master of '%s'",
                      master.host, master.port, u->master_name);
         else if (n_replicas == 0 && abandoned(u, master.host, master.port, c, &replicas,

@@ -15,6 +15,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define RCONN_DEFAULT_URL "redis://127.0.0.1:6379/0"
 
@@ -26,7 +27,7 @@ typedef struct rconn_endpoint {
 } rconn_endpoint;
 
 typedef struct rconn_url {
-    char host[256]; /* plain URLs; with Sentinel, filled by each connect */
+    char host[256]; /* plain URLs only: with Sentinel every connect asks for the master */
     int port;
     int n_sentinels; /* 0: a plain redis:// URL */
     rconn_endpoint sentinels[RCONN_MAX_SENTINELS];
@@ -75,6 +76,27 @@ int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *ou
  * command; replicas get the URL's credentials and database.
  */
 int rconn_sentinels_confirm(const rconn_url *u, int timeout_ms, const redisContext *c);
+
+/*
+ * The write check every Sentinel client runs, in one place. A write needs
+ * rconn_replicas_needed() replicas to acknowledge it (WAIT); one they did not
+ * acknowledge stands when rconn_sentinels_confirm() confirms the master, and such a
+ * confirmation spares the writes of the next second their WAIT (a master without
+ * replicas then costs one slow write a second, not every write). One guard per
+ * connection user (worker, handle); zero it to start.
+ */
+typedef struct rconn_write_guard {
+    int64_t confirmed_until_ms; /* no WAIT needed before then */
+} rconn_write_guard;
+
+/* How many replicas must acknowledge a write now: 0 for plain URLs and while a
+ * confirmation holds, else u->min_replicas. */
+int rconn_replicas_needed(const rconn_url *u, const rconn_write_guard *g);
+
+/* 1 when a write that `acked` of the `needed` replicas acknowledged stands on the
+ * master c is connected to (see rconn_sentinels_confirm; timeout_ms per connection). */
+int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c,
+                       long acked, int needed, int timeout_ms);
 
 /* 1 when c is connected to endpoint e. */
 int rconn_connected_to(const redisContext *c, const rconn_endpoint *e);

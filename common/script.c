@@ -1,5 +1,6 @@
 /*
- * script: the Lua transition scripts and their runner (see script.h).
+ * script: the Lua scripts (job transitions, housekeeping, the CLI's dead-list commands)
+ * and their runner (see script.h).
  *
  * Status events are built inside the scripts, where the authoritative attempt count
  * lives, by concatenating cjson-encoded strings in a fixed member order, so that a
@@ -203,9 +204,111 @@ static const char lua_requeue[] = LUA_EVENT
     "  ARGV[3]))\n"
     "return 1\n";
 
-static const char *const sources[SCRIPT_COUNT] = {lua_enqueue, lua_begin,   lua_finish,
-                                                  lua_promote, lua_reclaim, lua_heartbeat,
-                                                  lua_requeue};
+/* The operator scripts of the mailroom CLI (producer/admin.c). */
+
+/*
+ * DEAD_RETRY  KEYS: dead list, pending
+ *             ARGV: job id ('' = every entry), job key prefix, now (RFC 3339),
+ *                   status ttl s
+ * Every matching entry (decoded with cjson; an entry is compared only when its text
+ * holds the quoted id, to spare decoding large jobs) has its raw job RPUSHed onto
+ * pending, newest entry first, so the oldest is taken first and all before the
+ * backlog. Its status record is reset to "queued" with no attempts, unless it says
+ * "sent": a rejected entry may carry a forged id, and a sent job's record must keep
+ * saying so. The dead list is then rebuilt from the entries left, in their order
+ * (rebuilding is linear; removing entries one by one would be quadratic). Entries that
+ * cannot be decoded or hold no job string stay. Returns the number retried.
+ */
+static const char lua_dead_retry[] =
+    "local all = ARGV[1] == ''\n"
+    "local needle = '\"' .. ARGV[1] .. '\"'\n"
+    "local entries = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "local kept, moved = {}, 0\n"
+    "for _, raw in ipairs(entries) do\n"
+    "  local e = nil\n"
+    "  if all or string.find(raw, needle, 1, true) then\n"
+    "    local ok, d = pcall(cjson.decode, raw)\n"
+    "    if ok and type(d) == 'table' and type(d.job) == 'string' and\n"
+    "       (all or d.id == ARGV[1]) then e = d end\n"
+    "  end\n"
+    "  if e then\n"
+    "    redis.call('RPUSH', KEYS[2], e.job)\n"
+    "    if type(e.id) == 'string' and e.id ~= '' then\n"
+    "      local key = ARGV[2] .. e.id\n"
+    "      if redis.call('HGET', key, 'state') ~= 'sent' then\n"
+    "        redis.call('HSET', key, 'state', 'queued', 'attempts', '0', 'error', '',\n"
+    "          'smtp_code', '', 'smtp_reply', '', 'updated_at', ARGV[3])\n"
+    "        redis.call('EXPIRE', key, ARGV[4])\n"
+    "      end\n"
+    "    end\n"
+    "    moved = moved + 1\n"
+    "  else\n"
+    "    kept[#kept + 1] = raw\n"
+    "  end\n"
+    "end\n"
+    "if moved > 0 then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  for i = 1, #kept, 1000 do\n"
+    "    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))\n"
+    "  end\n"
+    "end\n"
+    "return moved\n";
+
+/*
+ * DEAD_PURGE  KEYS: dead list    ARGV: older than ms ('' = every entry)
+ * Without an age, deletes the list. With one, removes the entries whose "at" (RFC 3339,
+ * parsed here: UTC "Z" or an offset) is before Redis' TIME minus that age, and rebuilds
+ * the list from the others in their order; an entry without a readable "at" stays.
+ * Returns the number removed.
+ */
+static const char lua_dead_purge[] =
+    "if ARGV[1] == '' then\n"
+    "  local n = redis.call('LLEN', KEYS[1])\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return n\n"
+    "end\n"
+    "local function epoch_ms(s)\n"
+    "  local y, mo, d, h, mi, se, frac, tz = string.match(s,\n"
+    "    '^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')\n"
+    "  if not y then return nil end\n"
+    "  y, mo = tonumber(y), tonumber(mo)\n"
+    "  if mo <= 2 then y = y - 1 end\n"
+    "  local era = math.floor(y / 400)\n"
+    "  local yoe = y - era * 400\n"
+    "  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + tonumber(d) - 1\n"
+    "  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy\n"
+    "  local days = era * 146097 + doe - 719468\n"
+    "  local ms = ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 +\n"
+    "    tonumber(se) * 1000\n"
+    "  if #frac > 1 then ms = ms + math.floor(tonumber('0' .. frac) * 1000) end\n"
+    "  if tz == 'Z' or tz == 'z' then return ms end\n"
+    "  local sign, oh, om = string.match(tz, '^([+-])(%d%d):(%d%d)$')\n"
+    "  if not sign then return nil end\n"
+    "  local off = (tonumber(oh) * 60 + tonumber(om)) * 60000\n"
+    "  if sign == '+' then return ms - off end\n"
+    "  return ms + off\n"
+    "end\n"
+    "local t = redis.call('TIME')\n"
+    "local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) -\n"
+    "  tonumber(ARGV[1])\n"
+    "local entries = redis.call('LRANGE', KEYS[1], 0, -1)\n"
+    "local kept, n = {}, 0\n"
+    "for _, raw in ipairs(entries) do\n"
+    "  local ok, e = pcall(cjson.decode, raw)\n"
+    "  local at = ok and type(e) == 'table' and type(e.at) == 'string' and epoch_ms(e.at)\n"
+    "  if at and at < cutoff then n = n + 1 else kept[#kept + 1] = raw end\n"
+    "end\n"
+    "if n > 0 then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  for i = 1, #kept, 1000 do\n"
+    "    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+static const char *const sources[SCRIPT_COUNT] = {
+    lua_enqueue,   lua_begin,   lua_finish,     lua_promote,   lua_reclaim,
+    lua_heartbeat, lua_requeue, lua_dead_retry, lua_dead_purge};
 static char shas[SCRIPT_COUNT][41];
 static pthread_once_t shas_once = PTHREAD_ONCE_INIT;
 
@@ -242,14 +345,14 @@ typedef struct follow_cmd {
 } follow_cmd;
 
 /*
- * One EVALSHA or EVAL, followed in the same write by `then` when it is not NULL (WAIT,
- * or the consumer's next BLMOVE): both replies are read and the second goes to
- * *then_reply (caller frees; NULL when it could not be read). Returns the script's
- * reply, or NULL when the connection failed (c->err says why; the caller drops it).
+ * One EVALSHA or EVAL, followed in the same write by up to two commands (NULL: none),
+ * first then second, whose replies are read in turn into *replies[0] and *replies[1]
+ * (caller frees; NULL when not read). Returns the script's reply, or NULL when the
+ * connection failed before it came (c->err says why; the caller drops it).
  */
 static redisReply *run_once(redisContext *c, const char *verb, const char *body, int nkeys,
                             int argc, const char **argv, const size_t *argvlen,
-                            const follow_cmd *then, redisReply **then_reply)
+                            const follow_cmd *follow[2], redisReply *replies[2])
 {
     const char *av[SCRIPT_MAX_ARGS + 3];
     size_t avlen[SCRIPT_MAX_ARGS + 3];
@@ -264,16 +367,21 @@ static redisReply *run_once(redisContext *c, const char *verb, const char *body,
         av[3 + i] = argv[i];
         avlen[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
-    if (!then)
+    replies[0] = replies[1] = NULL;
+    if (!follow[0] && !follow[1])
         return redisCommandArgv(c, argc + 3, av, avlen);
-    redisReply *r = NULL;
-    *then_reply = NULL;
-    if (redisAppendCommandArgv(c, argc + 3, av, avlen) != REDIS_OK ||
-        redisAppendCommandArgv(c, then->argc, then->argv, then->argvlen) != REDIS_OK ||
-        redisGetReply(c, (void **)&r) != REDIS_OK)
+    if (redisAppendCommandArgv(c, argc + 3, av, avlen) != REDIS_OK)
         return NULL;
-    if (redisGetReply(c, (void **)then_reply) != REDIS_OK)
-        *then_reply = NULL;
+    for (int i = 0; i < 2; i++)
+        if (follow[i] && redisAppendCommandArgv(c, follow[i]->argc, follow[i]->argv,
+                                                follow[i]->argvlen) != REDIS_OK)
+            return NULL;
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK)
+        return NULL;
+    for (int i = 0; i < 2; i++)
+        if (follow[i] && redisGetReply(c, (void **)&replies[i]) != REDIS_OK)
+            break;
     return r;
 }
 
@@ -282,38 +390,50 @@ static int is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-/* EVALSHA, and EVAL (which loads the script) when Redis answers NOSCRIPT; with
- * replicas > 0 each is followed by WAIT and *acked gets how many replicas
- * acknowledged. */
-static redisReply *run_script(redisContext *c, script_id id, int nkeys, int argc,
-                              const char **argv, const size_t *argvlen, int replicas,
-                              int timeout_ms, long *acked)
+/*
+ * The one runner behind script_run, script_run_acked and script_run_then: EVALSHA,
+ * and EVAL (which loads the script) when Redis answers NOSCRIPT. With replicas > 0,
+ * WAIT follows the script (also the EVAL) and *acked gets how many replicas
+ * acknowledged; a WAIT reply lost with the connection makes the call fail (NULL), so
+ * the caller redoes the write. `then`, when given, follows once, after the first
+ * script run: it is never sent twice.
+ */
+static redisReply *run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
+                       const size_t *argvlen, int replicas, int timeout_ms, long *acked,
+                       const follow_cmd *then, redisReply **then_reply)
 {
     *acked = 0;
+    if (then_reply)
+        *then_reply = NULL;
     if (argc > SCRIPT_MAX_ARGS)
         return NULL;
     pthread_once(&shas_once, compute_shas);
     char nrep[16], tmo[16];
-    snprintf(nrep, sizeof nrep, "%d", replicas);
-    snprintf(tmo, sizeof tmo, "%d", timeout_ms);
     const char *wait_argv[] = {"WAIT", nrep, tmo};
     const follow_cmd wait = {3, wait_argv, NULL};
-    const follow_cmd *then = replicas > 0 ? &wait : NULL;
-    redisReply *waited = NULL;
-    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, then, &waited);
+    if (replicas > 0) {
+        snprintf(nrep, sizeof nrep, "%d", replicas);
+        snprintf(tmo, sizeof tmo, "%d", timeout_ms);
+    }
+    const follow_cmd *follow[2] = {replicas > 0 ? &wait : NULL, then};
+    redisReply *replies[2];
+    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, follow,
+                             replies);
+    if (then_reply)
+        *then_reply = replies[1];
     if (is_noscript(r)) {
         freeReplyObject(r);
-        freeReplyObject(waited);
-        waited = NULL;
-        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, then, &waited);
+        freeReplyObject(replies[0]);
+        follow[1] = NULL;
+        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, follow, replies);
     }
-    if (r && then && !waited) {
+    if (r && follow[0] && !replies[0]) {
         freeReplyObject(r); /* WAIT's reply lost with the connection: the caller redoes */
         r = NULL;
     }
-    if (r && waited && waited->type == REDIS_REPLY_INTEGER)
-        *acked = (long)waited->integer;
-    freeReplyObject(waited);
+    if (r && replies[0] && replies[0]->type == REDIS_REPLY_INTEGER)
+        *acked = (long)replies[0]->integer;
+    freeReplyObject(replies[0]);
     return r;
 }
 
@@ -322,30 +442,21 @@ redisReply *script_run_then(redisContext *c, script_id id, int nkeys, int argc,
                             const char **then_argv, const size_t *then_argvlen,
                             redisReply **then_reply)
 {
-    *then_reply = NULL;
-    if (argc > SCRIPT_MAX_ARGS)
-        return NULL;
-    pthread_once(&shas_once, compute_shas);
+    long acked;
     const follow_cmd then = {then_argc, then_argv, then_argvlen};
-    redisReply *r = run_once(c, "EVALSHA", shas[id], nkeys, argc, argv, argvlen, &then,
-                             then_reply);
-    if (is_noscript(r)) {
-        freeReplyObject(r);
-        r = run_once(c, "EVAL", sources[id], nkeys, argc, argv, argvlen, NULL, NULL);
-    }
-    return r;
+    return run(c, id, nkeys, argc, argv, argvlen, 0, 0, &acked, &then, then_reply);
 }
 
 redisReply *script_run_acked(redisContext *c, script_id id, int nkeys, int argc,
                              const char **argv, const size_t *argvlen, int replicas,
                              int timeout_ms, long *acked)
 {
-    return run_script(c, id, nkeys, argc, argv, argvlen, replicas, timeout_ms, acked);
+    return run(c, id, nkeys, argc, argv, argvlen, replicas, timeout_ms, acked, NULL, NULL);
 }
 
 redisReply *script_run(redisContext *c, script_id id, int nkeys, int argc, const char **argv,
                        const size_t *argvlen)
 {
     long acked;
-    return run_script(c, id, nkeys, argc, argv, argvlen, 0, 0, &acked);
+    return run(c, id, nkeys, argc, argv, argvlen, 0, 0, &acked, NULL, NULL);
 }

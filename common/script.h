@@ -18,6 +18,8 @@ typedef enum script_id {
     SCRIPT_RECLAIM,     /* consumer: return its processing list to pending, leave */
     SCRIPT_HEARTBEAT,   /* housekeeper: heartbeat, recover consumers that stopped */
     SCRIPT_REQUEUE,     /* housekeeper: return an orphan of its own processing list */
+    SCRIPT_DEAD_RETRY,  /* CLI: dead-list entries back to pending, records reset */
+    SCRIPT_DEAD_PURGE,  /* CLI: drop dead-list entries, all or older than an age */
     SCRIPT_COUNT
 } script_id;
 

@@ -12,8 +12,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
-#include <openssl/hmac.h>
 #include <openssl/params.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,19 +127,9 @@ int sig_canonical(json_object *obj, buf *out)
     return put_object(out, obj, 1);
 }
 
-static const EVP_MD *md_of(sig_alg alg)
+size_t sig_hex_len(sig_alg alg)
 {
-    return alg == SIG_HMAC_SHA256 ? EVP_sha256() : EVP_sha1();
-}
-
-static int hmac_raw(sig_alg alg, const void *key, size_t key_len, const void *data,
-                    size_t len, unsigned char mac[EVP_MAX_MD_SIZE], unsigned *mac_len)
-{
-    if (key_len > (size_t)__INT_MAX__)
-        return -1;
-    if (!HMAC(md_of(alg), key, (int)key_len, data, len, mac, mac_len))
-        return -1;
-    return 0;
+    return alg == SIG_HMAC_SHA256 ? 2 * SHA256_DIGEST_LENGTH : 2 * SHA_DIGEST_LENGTH;
 }
 
 static void to_hex(const unsigned char *mac, size_t mac_len, char out[SIG_HEX_MAX])
@@ -150,18 +140,6 @@ static void to_hex(const unsigned char *mac, size_t mac_len, char out[SIG_HEX_MA
         out[2 * i + 1] = hex[mac[i] & 0x0F];
     }
     out[2 * mac_len] = '\0';
-}
-
-int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
-                 char out[SIG_HEX_MAX])
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned mac_len = 0;
-    if (hmac_raw(alg, key, key_len, data, len, mac, &mac_len) != 0)
-        return -1;
-    to_hex(mac, mac_len, out);
-    OPENSSL_cleanse(mac, sizeof mac);
-    return 0;
 }
 
 /*
@@ -182,8 +160,7 @@ static int mac_key(sig_mac *m, sig_alg alg, const void *key, size_t key_len)
             return -1;
     }
     m->key = NULL;
-    char digest[16];
-    snprintf(digest, sizeof digest, "%s", alg == SIG_HMAC_SHA256 ? "SHA256" : "SHA1");
+    char *digest = alg == SIG_HMAC_SHA256 ? "SHA256" : "SHA1"; /* OpenSSL only reads it */
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                            OSSL_PARAM_construct_end()};
     if (EVP_MAC_init(m->ctx, key, key_len, params) != 1)
@@ -194,21 +171,37 @@ static int mac_key(sig_mac *m, sig_alg alg, const void *key, size_t key_len)
     return 0;
 }
 
+/* The raw HMAC of data through m into out (EVP_MAX_MD_SIZE bytes), its length in
+ * *out_len. Returns 0 or -1. */
+static int mac_raw(sig_mac *m, sig_alg alg, const void *key, size_t key_len, const void *data,
+                   size_t len, unsigned char *out, size_t *out_len)
+{
+    if (mac_key(m, alg, key, key_len) != 0 || EVP_MAC_update(m->ctx, data, len) != 1 ||
+        EVP_MAC_final(m->ctx, out, out_len, EVP_MAX_MD_SIZE) != 1) {
+        m->key = NULL; /* state unknown: key afresh next time */
+        return -1;
+    }
+    return 0;
+}
+
 int sig_mac_hex(sig_mac *m, sig_alg alg, const void *key, size_t key_len, const void *data,
                 size_t len, char out[SIG_HEX_MAX])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t mac_len = 0;
-    int rc = -1;
-    if (mac_key(m, alg, key, key_len) != 0 || EVP_MAC_update(m->ctx, data, len) != 1 ||
-        EVP_MAC_final(m->ctx, mac, &mac_len, sizeof mac) != 1) {
-        m->key = NULL; /* state unknown: key afresh next time */
-        goto out;
-    }
-    to_hex(mac, mac_len, out);
-    rc = 0;
-out:
+    int rc = mac_raw(m, alg, key, key_len, data, len, mac, &mac_len);
+    if (rc == 0)
+        to_hex(mac, mac_len, out);
     OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
+                 char out[SIG_HEX_MAX])
+{
+    sig_mac once = {0};
+    int rc = sig_mac_hex(&once, alg, key, key_len, data, len, out);
+    sig_mac_free(&once);
     return rc;
 }
 
@@ -239,10 +232,19 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 int sig_verify_job(const job *j, const keyring *keys, unsigned accept_mask, buf *scratch,
                    char *err, size_t err_len)
 {
+    sig_mac once = {0};
+    int rc = sig_verify_job_with(j, keys, accept_mask, scratch, &once, err, err_len);
+    sig_mac_free(&once);
+    return rc;
+}
+
+int sig_verify_job_with(const job *j, const keyring *keys, unsigned accept_mask, buf *scratch,
+                        sig_mac *mac, char *err, size_t err_len)
+{
     int rc = -1;
     sig_alg alg;
     unsigned char want[EVP_MAX_MD_SIZE], got[EVP_MAX_MD_SIZE];
-    unsigned got_len = 0;
+    size_t got_len = 0;
     const keyring_key *key = keyring_find(keys, j->kid);
     if (!key) {
         snprintf(err, err_len, "signature: unknown kid '%s'", j->kid);
@@ -252,7 +254,7 @@ int sig_verify_job(const job *j, const keyring *keys, unsigned accept_mask, buf 
         snprintf(err, err_len, "signature: algorithm '%s' not accepted", j->alg);
         goto out;
     }
-    size_t md_len = (size_t)EVP_MD_get_size(md_of(alg));
+    size_t md_len = sig_hex_len(alg) / 2;
     if (unhex(j->sig, want, md_len) != 0) {
         snprintf(err, err_len, "signature: malformed sig (expected %zu lowercase hex digits)",
                  2 * md_len);
@@ -260,8 +262,8 @@ int sig_verify_job(const job *j, const keyring *keys, unsigned accept_mask, buf 
     }
     buf_reset(scratch);
     if (sig_canonical(j->root, scratch) != 0 ||
-        hmac_raw(alg, key->secret, key->secret_len, scratch->data, scratch->len, got,
-                 &got_len) != 0) {
+        mac_raw(mac, alg, key->secret, key->secret_len, scratch->data, scratch->len, got,
+                &got_len) != 0) {
         snprintf(err, err_len, "signature: cannot compute HMAC");
         goto out;
     }

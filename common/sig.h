@@ -32,6 +32,9 @@ const char *sig_alg_name(sig_alg alg);
  * Returns 0, or -1 when out of memory or the tree holds a value the format forbids. */
 int sig_canonical(struct json_object *obj, buf *out);
 
+/* How many hex digits a signature with alg has: 40 (SHA-1) or 64 (SHA-256). */
+size_t sig_hex_len(sig_alg alg);
+
 /* Lowercase hex HMAC of data. Returns 0 or -1. */
 int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data, size_t len,
                  char out[SIG_HEX_MAX]);
@@ -63,5 +66,9 @@ void sig_mac_free(sig_mac *m);
  */
 int sig_verify_job(const struct job *j, const struct keyring *keys, unsigned accept_mask,
                    buf *scratch, char *err, size_t err_len);
+/* Like sig_verify_job, computing the HMAC through the caller's reusable context mac
+ * (a consumer worker keeps one: the job's key is usually the same every time). */
+int sig_verify_job_with(const struct job *j, const struct keyring *keys, unsigned accept_mask,
+                        buf *scratch, sig_mac *mac, char *err, size_t err_len);
 
 #endif

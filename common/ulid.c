@@ -49,12 +49,12 @@ int ulid_new(int64_t now_ms, char out[ULID_LEN + 1])
 int ulid_next(ulid_source *src, int64_t now_ms, char out[ULID_LEN + 1])
 {
     pid_t pid = getpid();
-    if (!src->filled || src->used + ULID_RANDOM_BYTES > sizeof src->pool || src->pid != pid) {
+    if (src->pid != pid || src->used + ULID_RANDOM_BYTES > sizeof src->pool) {
+        src->pid = 0;
         if (RAND_bytes(src->pool, (int)sizeof src->pool) != 1)
             return -1;
         src->used = 0;
         src->pid = pid;
-        src->filled = 1;
     }
     encode(now_ms, src->pool + src->used, out);
     memset(src->pool + src->used, 0, ULID_RANDOM_BYTES); /* each byte serves one id */
@@ -68,5 +68,5 @@ void ulid_source_clear(ulid_source *src)
         return;
     memset(src->pool, 0, sizeof src->pool);
     src->used = 0;
-    src->filled = 0;
+    src->pid = 0;
 }

@@ -25,9 +25,8 @@ int ulid_new(int64_t now_ms, char out[ULID_LEN + 1]);
  */
 typedef struct ulid_source {
     unsigned char pool[ULID_POOL_IDS * ULID_RANDOM_BYTES];
-    size_t used; /* bytes of pool consumed; sizeof pool when empty */
-    pid_t pid;   /* the process that filled it */
-    int filled;
+    size_t used; /* bytes of pool consumed */
+    pid_t pid;   /* the process that filled it; 0 while empty (no process has pid 0) */
 } ulid_source;
 
 /* Like ulid_new, taking the random part from src. Returns 0, or -1. */

@@ -31,8 +31,6 @@
 #include "sig.h"
 #include "worker.h"
 
-#define MAX_CONCURRENCY 256
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -137,6 +135,14 @@ static const char *env_or(const char *name, const char *fallback)
     return v && *v ? v : fallback;
 }
 
+/* A flag's value when it was given (NULL when given empty), else the environment's. */
+static const char *flag_or_env(const char *flag, const char *name)
+{
+    if (flag)
+        return *flag ? flag : NULL;
+    return env_or(name, NULL);
+}
+
 /* Default consumer id: host name (letters, digits, '.', '-', '_' only), pid and a
  * random suffix, so that two processes never share a processing list. */
 static void default_id(char *out, size_t cap)
@@ -179,7 +185,7 @@ static int numeric_option(consumer_config *cfg, int opt, const char *arg)
     int64_t ms;
     switch (opt) {
     case OPT_CONCURRENCY:
-        if (parse_long(arg, 1, MAX_CONCURRENCY, &n) != 0)
+        if (parse_long(arg, 1, WORKER_MAX, &n) != 0)
             return -1;
         cfg->concurrency = (int)n;
         return 0;
@@ -292,7 +298,7 @@ static void defaults(consumer_config *cfg)
     cfg->concurrency = 8;
     cfg->block_timeout_ms = 1000;
     cfg->redis_timeout_ms = 5000;
-    cfg->status_ttl_s = 7L * 86400;
+    cfg->status_ttl_s = KEYS_STATUS_TTL_DEFAULT_S;
     cfg->dead_max = 100000;
     cfg->max_attempts = 10;
     cfg->backoff_base_ms = 10000;
@@ -319,29 +325,23 @@ static int configure_smtp(consumer_config *cfg, const settings *st)
                         "use MAILROOM_SMTP_USER and MAILROOM_SMTP_PASSWORD_FILE\n");
         return -1;
     }
-    const char *tls = st->smtp_tls ? st->smtp_tls : getenv("MAILROOM_SMTP_TLS");
+    const char *tls = flag_or_env(st->smtp_tls, "MAILROOM_SMTP_TLS");
     int implicit = strncmp(cfg->smtp.url, "smtps://", 8) == 0;
-    if (tls && *tls && strcmp(tls, "required") != 0 && strcmp(tls, "none") != 0) {
+    if (tls && strcmp(tls, "required") != 0 && strcmp(tls, "none") != 0) {
         fprintf(stderr, "mailroom-consumer: SMTP TLS must be \"required\" or \"none\"\n");
         return -1;
     }
-    if (tls && *tls)
-        cfg->smtp.tls_required = strcmp(tls, "required") == 0;
-    else
-        cfg->smtp.tls_required = !smtp_url_is_loopback(cfg->smtp.url);
+    cfg->smtp.tls_required = tls ? strcmp(tls, "required") == 0
+                                 : !smtp_url_is_loopback(cfg->smtp.url);
     if (implicit && !cfg->smtp.tls_required) {
         fprintf(stderr, "mailroom-consumer: smtps:// is always TLS; drop --smtp-tls none\n");
         return -1;
     }
-    cfg->smtp.ca_file = st->smtp_ca ? st->smtp_ca : getenv("MAILROOM_SMTP_CA_FILE");
-    if (cfg->smtp.ca_file && !*cfg->smtp.ca_file)
-        cfg->smtp.ca_file = NULL;
+    cfg->smtp.ca_file = flag_or_env(st->smtp_ca, "MAILROOM_SMTP_CA_FILE");
     cfg->smtp.insecure = st->smtp_insecure;
-    cfg->smtp.user = st->smtp_user ? st->smtp_user : getenv("MAILROOM_SMTP_USER");
-    if (cfg->smtp.user && !*cfg->smtp.user)
-        cfg->smtp.user = NULL;
-    const char *pw_file = getenv("MAILROOM_SMTP_PASSWORD_FILE");
-    if (pw_file && *pw_file) {
+    cfg->smtp.user = flag_or_env(st->smtp_user, "MAILROOM_SMTP_USER");
+    const char *pw_file = env_or("MAILROOM_SMTP_PASSWORD_FILE", NULL);
+    if (pw_file) {
         char why[300];
         char *pw = secret_read_file(pw_file, why, sizeof why);
         if (!pw) {
@@ -365,7 +365,7 @@ static int configure(consumer_config *cfg, settings *st)
     const char *conc = getenv("MAILROOM_CONCURRENCY");
     if (conc && *conc && cfg->concurrency == 8 && numeric_option(cfg, OPT_CONCURRENCY, conc)) {
         fprintf(stderr, "mailroom-consumer: MAILROOM_CONCURRENCY must be 1..%d\n",
-                MAX_CONCURRENCY);
+                WORKER_MAX);
         return -1;
     }
     const char *queue = st->queue ? st->queue : env_or("MAILROOM_QUEUE", "default");
@@ -572,6 +572,7 @@ int main(int argc, char **argv)
         rc = 78;
         goto out;
     }
+    worker_config_finish(cfg);
     /* Block the stop signals in every thread; main() takes them with sigtimedwait. */
     sigset_t set;
     sigemptyset(&set);

@@ -28,8 +28,8 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
 #define PROMOTE_BATCH "500"
-#define WAIT_TIMEOUT_MS 100 /* how long a write waits for a replica (Sentinel only) */
-#define MAX_WORKERS_HELD 256 /* the most workers a consumer runs (--concurrency) */
+#define WAIT_TIMEOUT_MS 100    /* how long a write waits for a replica (Sentinel only) */
+#define CONFIRM_TIMEOUT_MS 1000 /* per connection of a Sentinel confirmation */
 
 /* What FINISH records. */
 typedef struct outcome {
@@ -119,16 +119,6 @@ static void drop_redis(worker *w, const char *what)
     w->redis = NULL;
 }
 
-/* A write no replica acknowledged stands when most sentinels name this server master
- * (a new master without replicas yet); WAIT is then skipped for a second. */
-static int master_confirmed(worker *w)
-{
-    if (!rconn_sentinels_confirm(&w->cfg->redis, 1000, w->redis))
-        return 0;
-    w->confirmed_until_ms = clock_now_ms() + 1000;
-    return 1;
-}
-
 /*
  * Keeps the job a BLMOVE sent along with FINISH took (w->next, marked held at once) when
  * FINISH itself succeeded. Otherwise the FINISH is redone alone, and a job taken
@@ -158,65 +148,70 @@ static int may_take_next(const worker *w)
     return !stopping(w) && w->cfg->redis.n_sentinels == 0 && !w->next;
 }
 
+/* Drops the connection and waits a moment before the caller retries. Returns -1 when
+ * a hurried shutdown means giving up instead. */
+static int retry_later(worker *w)
+{
+    if (w->redis) {
+        redisFree(w->redis);
+        w->redis = NULL;
+    }
+    if (giving_up(w, 1))
+        return -1;
+    sleep_ms(RECONNECT_MIN_MS);
+    return 0;
+}
+
 /*
  * Runs a script for the job in hand, reconnecting and retrying while the connection
  * fails. With take_next (FINISH), the next BLMOVE goes out in the same write when
  * may_take_next() allows, saving a round trip per job; the job it takes lands in
- * w->next. Returns the reply (caller frees), or NULL when a hurried shutdown made us
- * give up or Redis answered with an error (logged).
+ * w->next. With Sentinel a write must stand (rconn_write_stands), else it is done
+ * again on the new master. Returns the reply (caller frees), or NULL when a hurried
+ * shutdown made us give up or Redis answered with an error (logged).
  */
 static redisReply *run_script(worker *w, script_id id, int nkeys, int argc, const char **argv,
                               const size_t *argvlen, const char *job_id, int take_next)
 {
+    const consumer_config *cfg = w->cfg;
     for (;;) {
         if (!w->redis && connect_redis(w, 1) != 0)
             return NULL;
         long acked = 0;
-        int replicas = clock_now_ms() < w->confirmed_until_ms ? 0 : w->cfg->redis.min_replicas;
-        redisReply *r;
-        if (take_next && may_take_next(w)) {
-            redisReply *next = NULL;
+        int replicas = rconn_replicas_needed(&cfg->redis, &w->guard);
+        redisReply *r, *next = NULL;
+        if (take_next && may_take_next(w)) /* never with Sentinel: replicas is 0 */
             r = script_run_then(w->redis, id, nkeys, argc, argv, argvlen, TAKE_ARGC,
-                                w->take_argv, NULL, &next);
-            keep_next(w, r, next);
-            take_next = 0;
-            replicas = 0;
-            if (r && w->redis->err) {
-                /* FINISH's reply came, the BLMOVE's did not: the outcome stands; the
-                 * next BLMOVE on this context fails and reconnects */
-                log_msg(LOG_WARN, job_id, "worker %d: reply to BLMOVE lost: %s", w->index,
-                        w->redis->errstr);
-            }
-        } else {
+                                w->cfg->take_argv, NULL, &next);
+        else
             r = script_run_acked(w->redis, id, nkeys, argc, argv, argvlen, replicas,
                                  WAIT_TIMEOUT_MS, &acked);
-        }
-        if (r && !rconn_transient_error(r) && r->type != REDIS_REPLY_ERROR && acked < replicas &&
-            !master_confirmed(w)) {
-            /* written to a master that a failover is replacing: do it again there */
-            freeReplyObject(r);
-            r = NULL;
-            log_msg(LOG_WARN, job_id, "no replica acknowledged the write and the sentinels "
-                                      "name another master; reconnecting");
-            redisFree(w->redis);
-            w->redis = NULL;
-            if (giving_up(w, 1))
-                return NULL;
-            sleep_ms(RECONNECT_MIN_MS);
-            continue;
-        }
+        take_next = 0;
+        keep_next(w, r, next);
+        if (r && next == NULL && w->redis->err)
+            log_msg(LOG_WARN, job_id, "worker %d: the reply after the script was lost: %s",
+                    w->index, w->redis->errstr); /* the next command reconnects */
         if (!r || rconn_transient_error(r)) {
             drop_redis(w, r ? r->str : "script");
             freeReplyObject(r);
-            if (giving_up(w, 1))
+            if (retry_later(w) != 0)
                 return NULL;
-            sleep_ms(RECONNECT_MIN_MS);
             continue;
         }
         if (r->type == REDIS_REPLY_ERROR) {
             log_msg(LOG_ERROR, job_id, "Redis script error: %.300s", r->str);
             freeReplyObject(r);
             return NULL;
+        }
+        if (!rconn_write_stands(&cfg->redis, &w->guard, w->redis, acked, replicas,
+                                CONFIRM_TIMEOUT_MS)) {
+            /* written to a master that a failover is replacing: do it again there */
+            freeReplyObject(r);
+            log_msg(LOG_WARN, job_id, "no replica acknowledged the write and the sentinels "
+                                      "name another master; reconnecting");
+            if (retry_later(w) != 0)
+                return NULL;
+            continue;
         }
         return r;
     }
@@ -266,16 +261,14 @@ static void count_outcome(consumer_config *cfg, const char *state)
 static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
 {
     const consumer_config *cfg = w->cfg;
-    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], code[16] = "", ttl[24], extra[32],
-        dead_max[24], rate_key[KEYS_NAME_MAX];
+    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], code[16] = "", extra[32],
+        rate_key[KEYS_NAME_MAX];
     int64_t now = clock_now_ms();
     clock_format_iso(now, 1, now_iso);
     keys_rate(&cfg->keys, now / 60000, rate_key);
     keys_job(&cfg->keys, o->id, job_key);
     if (o->smtp_code)
         snprintf(code, sizeof code, "%d", o->smtp_code);
-    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
-    snprintf(dead_max, sizeof dead_max, "%ld", cfg->dead_max);
     const char *target = cfg->keys.dead, *tail = extra;
     size_t tail_len;
     if (strcmp(o->state, "retrying") == 0 || strcmp(o->state, "queued") == 0) {
@@ -297,8 +290,8 @@ static void finish(worker *w, const char *raw, size_t raw_len, const outcome *o)
     const char *argv[] = {job_key,  cfg->processing, cfg->keys.stats, target,
                           rate_key, raw,             o->state,        code,
                           o->reply, o->error,        now_iso,         cfg->id,
-                          cfg->keys.queue, cfg->keys.status, ttl,     o->id,
-                          tail,     dead_max};
+                          cfg->keys.queue, cfg->keys.status, cfg->ttl_arg, o->id,
+                          tail,     cfg->dead_max_arg};
     size_t argvlen[sizeof argv / sizeof argv[0]];
     for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
         argvlen[i] = strlen(argv[i]);
@@ -333,12 +326,11 @@ static void reject(worker *w, const char *raw, size_t raw_len, const char *id,
 static long begin(worker *w, const char *raw, size_t raw_len)
 {
     const consumer_config *cfg = w->cfg;
-    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], ttl[24];
+    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX];
     clock_format_iso(clock_now_ms(), 1, now_iso);
     keys_job(&cfg->keys, w->job.id, job_key);
-    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
     const char *argv[] = {job_key, cfg->processing, raw,  now_iso,   cfg->id,
-                          cfg->keys.queue, cfg->keys.status, ttl, w->job.id};
+                          cfg->keys.queue, cfg->keys.status, cfg->ttl_arg, w->job.id};
     size_t argvlen[sizeof argv / sizeof argv[0]];
     for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
         argvlen[i] = strlen(argv[i]);
@@ -435,8 +427,8 @@ static void handle(worker *w, const char *raw, size_t raw_len)
         reject(w, raw, raw_len, id, reason);
         goto out;
     }
-    if (sig_verify_job(&w->job, &w->cfg->ring, w->cfg->accept_mask, &w->scratch, err,
-                       sizeof err) != 0) {
+    if (sig_verify_job_with(&w->job, &w->cfg->ring, w->cfg->accept_mask, &w->scratch, &w->mac,
+                            err, sizeof err) != 0) {
         reject(w, raw, raw_len, w->job.id, err);
         goto out;
     }
@@ -471,15 +463,22 @@ uint64_t worker_job_hash(const char *raw, size_t len)
     return h ? h : 1;
 }
 
+void worker_config_finish(consumer_config *cfg)
+{
+    snprintf(cfg->ttl_arg, sizeof cfg->ttl_arg, "%ld", cfg->status_ttl_s);
+    snprintf(cfg->dead_max_arg, sizeof cfg->dead_max_arg, "%ld", cfg->dead_max);
+    snprintf(cfg->take_timeout, sizeof cfg->take_timeout, "%.3f",
+             cfg->block_timeout_ms / 1000.0);
+    const char *take[TAKE_ARGC] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT",
+                                   "LEFT", cfg->take_timeout};
+    memcpy(cfg->take_argv, take, sizeof take);
+}
+
 int worker_init(worker *w, int index, consumer_config *cfg)
 {
     memset(w, 0, sizeof *w);
     w->index = index;
     w->cfg = cfg;
-    snprintf(w->take_timeout, sizeof w->take_timeout, "%.3f", cfg->block_timeout_ms / 1000.0);
-    const char *take[TAKE_ARGC] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT",
-                                   "LEFT", w->take_timeout};
-    memcpy(w->take_argv, take, sizeof take);
     if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
         w->rng = 0x9E3779B9u ^ (unsigned)index;
     if (smtp_session_init(&w->smtp, &cfg->smtp) != 0)
@@ -505,7 +504,7 @@ static redisReply *take(worker *w)
     }
     if (!w->redis && connect_redis(w, 0) != 0)
         return NULL;
-    r = redisCommandArgv(w->redis, TAKE_ARGC, w->take_argv, NULL);
+    r = redisCommandArgv(w->redis, TAKE_ARGC, w->cfg->take_argv, NULL);
     if (!r || rconn_transient_error(r)) {
         drop_redis(w, r ? r->str : "BLMOVE");
         if (r)
@@ -554,6 +553,7 @@ void worker_free(worker *w)
     buf_free(&w->message);
     buf_free(&w->scratch);
     buf_free(&w->dead_entry);
+    sig_mac_free(&w->mac);
 }
 
 /* Heartbeats after an outage: how long the housekeeper's own connection must have
@@ -561,9 +561,23 @@ void worker_free(worker *w)
  * second and reconnect within this. */
 #define RECOVERY_GRACE_MS 3000
 
-/* Runs a housekeeping script on the housekeeper's connection; -1 on failure. */
+/* 1 when a reply means the housekeeper's connection failed (none, or a transient
+ * error such as LOADING): the reply is freed and the connection dropped, so the next
+ * duty reconnects. */
+static int housekeeping_failed(housekeeper *h, redisReply *r)
+{
+    if (r && !rconn_transient_error(r))
+        return 0;
+    freeReplyObject(r);
+    redisFree(h->redis);
+    h->redis = NULL;
+    return 1;
+}
+
+/* Runs a housekeeping script on the housekeeper's connection (argvlen NULL: C
+ * strings); its integer reply, or -1 on failure. */
 static long housekeeping_run(housekeeper *h, script_id id, int nkeys, int argc,
-                             const char **argv)
+                             const char **argv, const size_t *argvlen)
 {
     if (!h->redis) {
         char why[300];
@@ -573,13 +587,9 @@ static long housekeeping_run(housekeeper *h, script_id id, int nkeys, int argc,
             return -1;
         h->up_since_ms = clock_now_ms();
     }
-    redisReply *r = script_run(h->redis, id, nkeys, argc, argv, NULL);
-    if (!r || rconn_transient_error(r)) {
-        freeReplyObject(r);
-        redisFree(h->redis);
-        h->redis = NULL;
+    redisReply *r = script_run(h->redis, id, nkeys, argc, argv, argvlen);
+    if (housekeeping_failed(h, r))
         return -1;
-    }
     long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
     if (r->type == REDIS_REPLY_ERROR)
         log_msg(LOG_ERROR, NULL, "housekeeping script error: %.300s", r->str);
@@ -609,23 +619,22 @@ long housekeeping_promote(housekeeper *h)
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
     const char *argv[] = {cfg->keys.scheduled, cfg->keys.pending, now, PROMOTE_BATCH};
-    return housekeeping_run(h, SCRIPT_PROMOTE, 2, 4, argv);
+    return housekeeping_run(h, SCRIPT_PROMOTE, 2, 4, argv, NULL);
 }
 
 long housekeeping_heartbeat(housekeeper *h)
 {
     const consumer_config *cfg = h->cfg;
-    char dead_after[24], now_iso[CLOCK_ISO_MAX], ttl[24], processing_prefix[KEYS_NAME_MAX];
+    char dead_after[24], now_iso[CLOCK_ISO_MAX], processing_prefix[KEYS_NAME_MAX];
     snprintf(dead_after, sizeof dead_after, "%lld", (long long)cfg->dead_after_ms);
-    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
     clock_format_iso(clock_now_ms(), 1, now_iso);
     keys_processing(&cfg->keys, "", processing_prefix);
     int recover = h->redis && clock_now_ms() - h->up_since_ms >= RECOVERY_GRACE_MS;
     const char *argv[] = {cfg->keys.consumers, cfg->keys.pending, cfg->keys.stats,
                           cfg->id, dead_after, recover ? "1" : "0", cfg->keys.queue,
                           cfg->keys.status, processing_prefix, cfg->keys.job_prefix,
-                          now_iso, ttl};
-    long n = housekeeping_run(h, SCRIPT_HEARTBEAT, 3, 12, argv);
+                          now_iso, cfg->ttl_arg};
+    long n = housekeeping_run(h, SCRIPT_HEARTBEAT, 3, 12, argv, NULL);
     if (n > 0)
         log_msg(LOG_WARN, NULL, "recovered %ld jobs from consumers silent for over %lld ms", n,
                 (long long)cfg->dead_after_ms);
@@ -636,15 +645,16 @@ long housekeeping_reclaim(housekeeper *h)
 {
     const consumer_config *cfg = h->cfg;
     const char *argv[] = {cfg->processing, cfg->keys.pending, cfg->keys.consumers, cfg->id};
-    return housekeeping_run(h, SCRIPT_RECLAIM, 3, 4, argv);
+    return housekeeping_run(h, SCRIPT_RECLAIM, 3, 4, argv, NULL);
 }
 
 void housekeeping_close(housekeeper *h)
 {
-    if (h && h->redis)
+    if (!h)
+        return;
+    if (h->redis)
         redisFree(h->redis);
-    if (h)
-        h->redis = NULL;
+    h->redis = NULL;
 }
 
 /* Takes one held hash out of the multiset of what the workers hold; 1 when found. */
@@ -667,24 +677,23 @@ static int64_t suspect_since(const housekeeper *h, uint64_t hash, int64_t now)
     return now;
 }
 
+/* Returns one orphan to pending (REQUEUE): 1, 0 when it was gone already, -1 when
+ * Redis failed. */
 static long requeue_orphan(housekeeper *h, const redisReply *entry)
 {
     const consumer_config *cfg = h->cfg;
-    char now_iso[CLOCK_ISO_MAX], ttl[24];
+    char now_iso[CLOCK_ISO_MAX];
     clock_format_iso(clock_now_ms(), 1, now_iso);
-    snprintf(ttl, sizeof ttl, "%ld", cfg->status_ttl_s);
     const char *argv[] = {cfg->processing, cfg->keys.pending, cfg->keys.stats, entry->str,
                           cfg->id, cfg->keys.queue, cfg->keys.status, cfg->keys.job_prefix,
-                          now_iso, ttl};
+                          now_iso, cfg->ttl_arg};
     size_t argvlen[10];
     for (int i = 0; i < 10; i++)
         argvlen[i] = strlen(argv[i]);
     argvlen[3] = entry->len;
-    redisReply *r = script_run(h->redis, SCRIPT_REQUEUE, 3, 10, argv, argvlen);
-    long n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : 0;
+    long n = housekeeping_run(h, SCRIPT_REQUEUE, 3, 10, argv, argvlen);
     if (n > 0)
         log_msg(LOG_WARN, NULL, "returned an orphaned job of %s to pending", cfg->processing);
-    freeReplyObject(r);
     return n;
 }
 
@@ -695,12 +704,14 @@ long housekeeping_orphans(housekeeper *h)
         return -1;
     const char *argv[] = {"LRANGE", cfg->processing, "0", "-1"};
     redisReply *r = redisCommandArgv(h->redis, 4, argv, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
+    if (housekeeping_failed(h, r))
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return -1;
     }
-    uint64_t held[MAX_WORKERS_HELD];
-    int n_held = h->n_workers < MAX_WORKERS_HELD ? h->n_workers : MAX_WORKERS_HELD;
+    uint64_t held[WORKER_MAX];
+    int n_held = h->n_workers < WORKER_MAX ? h->n_workers : WORKER_MAX;
     for (int i = 0; i < n_held; i++)
         held[i] = atomic_load(&h->workers[i].held);
     int64_t now = clock_now_ms();
@@ -716,9 +727,12 @@ long housekeeping_orphans(housekeeper *h)
         if (take_held(held, n_held, hash))
             continue;
         int64_t since = suspect_since(h, hash, now);
-        if (now - since > patience)
-            requeued += requeue_orphan(h, e);
-        else if (n_next < HOUSEKEEPING_MAX_SUSPECTS)
+        if (now - since > patience) {
+            long n = requeue_orphan(h, e);
+            if (n < 0)
+                break; /* Redis failed: the connection is dropped; next tick again */
+            requeued += n;
+        } else if (n_next < HOUSEKEEPING_MAX_SUSPECTS)
             next[n_next++] = (orphan_suspect){hash, since};
     }
     memcpy(h->suspects, next, sizeof next[0] * (size_t)n_next);

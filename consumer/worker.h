@@ -17,7 +17,11 @@
 #include "keyring.h"
 #include "keys.h"
 #include "rconn.h"
+#include "sig.h"
 #include "smtp.h"
+
+#define WORKER_MAX 256 /* the most worker threads a consumer runs (--concurrency) */
+#define TAKE_ARGC 6    /* BLMOVE pending processing RIGHT LEFT timeout */
 
 typedef struct consumer_config {
     rconn_url redis;
@@ -41,11 +45,15 @@ typedef struct consumer_config {
     atomic_int hurry;                 /* shutdown timeout or second signal: abandon */
     atomic_int running;               /* worker threads still in worker_main */
     atomic_int master_epoch;          /* bumped when Sentinel names a new master */
+    /* script arguments that never change, formatted once by worker_config_finish */
+    char ttl_arg[24];                 /* status_ttl_s */
+    char dead_max_arg[24];            /* dead_max */
+    char take_timeout[24];            /* block_timeout_ms, in seconds */
+    const char *take_argv[TAKE_ARGC]; /* BLMOVE pending -> processing (borrowed from
+                                         keys, processing and take_timeout) */
     /* outcomes recorded by this process since it started, for the summary log line */
     atomic_long n_sent, n_retried, n_failed, n_rejected;
 } consumer_config;
-
-#define TAKE_ARGC 6 /* BLMOVE pending processing RIGHT LEFT timeout */
 
 typedef struct worker {
     int index;
@@ -53,10 +61,11 @@ typedef struct worker {
     pthread_t thread;
     redisContext *redis;              /* owned; NULL while disconnected */
     int epoch;                        /* cfg->master_epoch when redis was connected */
-    int64_t confirmed_until_ms;       /* Sentinel: no replica ack needed until then */
+    rconn_write_guard guard;          /* Sentinel: the write check's state */
     smtp_session smtp;
     job job;
     buf message, scratch, dead_entry;
+    sig_mac mac;                      /* verifies every job's signature */
     char rcpt[JOB_MAX_RCPT][ADDR_SPEC_MAX + 1];
     const char *rcpt_ptrs[JOB_MAX_RCPT];
     unsigned rng;                     /* jitter state */
@@ -64,13 +73,13 @@ typedef struct worker {
                                          the housekeeper's view of what is not orphaned */
     redisReply *next;                 /* owned: a job taken along with the last FINISH,
                                          handled next; NULL when none */
-    char take_timeout[24];            /* BLMOVE's timeout in seconds */
-    const char *take_argv[TAKE_ARGC]; /* BLMOVE pending -> processing (strings borrowed
-                                         from cfg and take_timeout) */
 } worker;
 
 /* A 64-bit FNV-1a hash of a raw job (never 0): identifies a processing-list entry. */
 uint64_t worker_job_hash(const char *raw, size_t len);
+
+/* Formats the script arguments of cfg that never change; call once cfg is complete. */
+void worker_config_finish(consumer_config *cfg);
 
 /* Creates a worker's resources. Returns 0, or -1 (nothing is left allocated). */
 int worker_init(worker *w, int index, consumer_config *cfg);

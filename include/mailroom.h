@@ -151,11 +151,12 @@ MAILROOM_EXPORT int mailroom_validate(mailroom *m, const mailroom_email *e);
 
 /*
  * Enqueues n emails in one pipelined round trip. For each email i, results[i] gets
- * its status code and ids[i] its id ("" when it was not enqueued). Invalid emails are
- * skipped, the others enqueued; returns MAILROOM_OK when all were, else the first
- * failure's code. If the connection breaks mid-batch, the emails whose replies were
- * not read get MAILROOM_EREDIS/ETIMEOUT and may or may not have been enqueued (their
- * status record tells).
+ * its status code and ids[i] its id ("" when the email was invalid or never sent to
+ * Redis). Invalid emails are skipped, the others enqueued; returns MAILROOM_OK when
+ * all were, else the first failure's code. If the connection breaks mid-batch, or
+ * (with Sentinel) a failover may erase the writes, the emails concerned get
+ * MAILROOM_EREDIS/ETIMEOUT with their ids: they may or may not have been enqueued (the
+ * status record tells; sending them again with those ids is safe).
  */
 MAILROOM_EXPORT int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
                                         char (*ids)[MAILROOM_ID_MAX], int *results);

@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,114 +36,16 @@
 #include "clock.h"
 #include "keys.h"
 #include "rconn.h"
+#include "script.h"
 
 #define CONNECT_TIMEOUT_MS 1000
 #define COMMAND_TIMEOUT_MS 10000 /* the dead-list scripts walk the whole list */
-#define STATUS_TTL_S "604800"    /* a retried job's record lives 7 days again */
 #define WATCH_POLL_MS 250        /* how often watch looks at the signal flag */
 #define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-/* ------------------------------------------------------------------ Lua scripts */
-
-/*
- * DEAD_RETRY  KEYS: dead list, pending
- *             ARGV: job id ('' = every entry), job key prefix, now (RFC 3339),
- *                   status ttl s
- * Every matching entry (decoded with cjson; an entry is compared only when its text
- * holds the quoted id, to spare decoding large jobs) has its raw job RPUSHed onto
- * pending, newest entry first, so the oldest is taken first and all before the
- * backlog. Its status record is reset to "queued" with no attempts, unless it says
- * "sent": a rejected entry may carry a forged id, and a sent job's record must keep
- * saying so. The dead list is then rebuilt from the entries left, in their order
- * (rebuilding is linear; removing entries one by one would be quadratic). Entries that
- * cannot be decoded or hold no job string stay. Returns the number retried.
- */
-static const char lua_dead_retry[] =
-    "local all = ARGV[1] == ''\n"
-    "local needle = '\"' .. ARGV[1] .. '\"'\n"
-    "local entries = redis.call('LRANGE', KEYS[1], 0, -1)\n"
-    "local kept, moved = {}, 0\n"
-    "for _, raw in ipairs(entries) do\n"
-    "  local e = nil\n"
-    "  if all or string.find(raw, needle, 1, true) then\n"
-    "    local ok, d = pcall(cjson.decode, raw)\n"
-    "    if ok and type(d) == 'table' and type(d.job) == 'string' and\n"
-    "       (all or d.id == ARGV[1]) then e = d end\n"
-    "  end\n"
-    "  if e then\n"
-    "    redis.call('RPUSH', KEYS[2], e.job)\n"
-    "    if type(e.id) == 'string' and e.id ~= '' then\n"
-    "      local key = ARGV[2] .. e.id\n"
-    "      if redis.call('HGET', key, 'state') ~= 'sent' then\n"
-    "        redis.call('HSET', key, 'state', 'queued', 'attempts', '0', 'error', '',\n"
-    "          'smtp_code', '', 'smtp_reply', '', 'updated_at', ARGV[3])\n"
-    "        redis.call('EXPIRE', key, ARGV[4])\n"
-    "      end\n"
-    "    end\n"
-    "    moved = moved + 1\n"
-    "  else\n"
-    "    kept[#kept + 1] = raw\n"
-    "  end\n"
-    "end\n"
-    "if moved > 0 then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  for i = 1, #kept, 1000 do\n"
-    "    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))\n"
-    "  end\n"
-    "end\n"
-    "return moved\n";
-
-/*
- * DEAD_PURGE  KEYS: dead list    ARGV: older than ms ('' = every entry)
- * Without an age, deletes the list. With one, removes the entries whose "at" (RFC 3339,
- * parsed here: UTC "Z" or an offset) is before Redis' TIME minus that age, and rebuilds
- * the list from the others in their order; an entry without a readable "at" stays.
- * Returns the number removed.
- */
-static const char lua_dead_purge[] =
-    "if ARGV[1] == '' then\n"
-    "  local n = redis.call('LLEN', KEYS[1])\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  return n\n"
-    "end\n"
-    "local function epoch_ms(s)\n"
-    "  local y, mo, d, h, mi, se, frac, tz = string.match(s,\n"
-    "    '^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')\n"
-    "  if not y then return nil end\n"
-    "  y, mo = tonumber(y), tonumber(mo)\n"
-    "  if mo <= 2 then y = y - 1 end\n"
-    "  local era = math.floor(y / 400)\n"
-    "  local yoe = y - era * 400\n"
-    "  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + tonumber(d) - 1\n"
-    "  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy\n"
-    "  local days = era * 146097 + doe - 719468\n"
-    "  local ms = ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 +\n"
-    "    tonumber(se) * 1000\n"
-    "  if #frac > 1 then ms = ms + math.floor(tonumber('0' .. frac) * 1000) end\n"
-    "  if tz == 'Z' or tz == 'z' then return ms end\n"
-    "  local sign, oh, om = string.match(tz, '^([+-])(%d%d):(%d%d)$')\n"
-    "  if not sign then return nil end\n"
-    "  local off = (tonumber(oh) * 60 + tonumber(om)) * 60000\n"
-    "  if sign == '+' then return ms - off end\n"
-    "  return ms + off\n"
-    "end\n"
-    "local t = redis.call('TIME')\n"
-    "local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) -\n"
-    "  tonumber(ARGV[1])\n"
-    "local entries = redis.call('LRANGE', KEYS[1], 0, -1)\n"
-    "local kept, n = {}, 0\n"
-    "for _, raw in ipairs(entries) do\n"
-    "  local ok, e = pcall(cjson.decode, raw)\n"
-    "  local at = ok and type(e) == 'table' and type(e.at) == 'string' and epoch_ms(e.at)\n"
-    "  if at and at < cutoff then n = n + 1 else kept[#kept + 1] = raw end\n"
-    "end\n"
-    "if n > 0 then\n"
-    "  redis.call('DEL', KEYS[1])\n"
-    "  for i = 1, #kept, 1000 do\n"
-    "    redis.call('RPUSH', KEYS[1], unpack(kept, i, math.min(i + 999, #kept)))\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
+/* The counters stats always shows, in this order (0 when Redis has none yet). */
+static const char *const known_counters[] = {"sent", "retried", "failed", "rejected",
+                                             "recovered"};
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -176,7 +77,11 @@ static int redis_fail(const redisContext *c, const redisReply *r, const char *wh
                 r->type);
 }
 
-/* Resolves the queue's key names and connects to Redis. */
+/*
+ * Resolves the queue's key names and connects to Redis, with the password from
+ * MAILROOM_REDIS_PASSWORD_FILE when it is set (as mailroom_open does for send and
+ * status).
+ */
 static redisContext *admin_connect(const admin_opts *o, keys_queue *k, int *code, char *err,
                                    size_t err_len)
 {
@@ -185,12 +90,14 @@ static redisContext *admin_connect(const admin_opts *o, keys_queue *k, int *code
     int timed_out = 0;
     redisContext *c = NULL;
 
+    memset(&url, 0, sizeof url);
     if (keys_init(k, o->queue) != 0) {
         *code = fail(err, err_len, EXIT_CONFIG,
                      "configuration: queue name must match [A-Za-z0-9._:-]{1,64}");
-        return NULL;
+        goto out;
     }
-    if (rconn_url_parse(o->redis_url, &url, why, sizeof why) != 0) {
+    if (rconn_url_parse(o->redis_url, &url, why, sizeof why) != 0 ||
+        rconn_password_from_env(&url, why, sizeof why) != 0) {
         *code = fail(err, err_len, EXIT_CONFIG, "configuration: %s", why);
         goto out;
     }
@@ -236,12 +143,9 @@ static int redis_now_ms(redisContext *c, int64_t *now, char *err, size_t err_len
     return rc;
 }
 
-/*
- * Writes s with every control character (C0, DEL and the C1 range, which UTF-8 spells
- * C2 80..C2 9F) replaced by '?', so that readable output stays on its line and no text
- * from a job can send escape sequences to the terminal.
- */
-static void put_clean(const char *s, FILE *fp)
+/* Masks control characters as admin.h says: bytes below 0x20 and DEL, and the C1
+ * range U+0080..U+009F, which UTF-8 spells C2 80..C2 9F. */
+void admin_put_clean(const char *s, FILE *fp)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p < 0x20 || *p == 0x7f) {
@@ -255,8 +159,7 @@ static void put_clean(const char *s, FILE *fp)
     }
 }
 
-/* Prints a json-c value as one line on stdout. */
-static int print_json_line(json_object *o, char *err, size_t err_len)
+int admin_print_json_line(json_object *o, char *err, size_t err_len)
 {
     const char *s = json_object_to_json_string_ext(o, JSON_FLAGS);
     if (!s)
@@ -266,8 +169,7 @@ static int print_json_line(json_object *o, char *err, size_t err_len)
     return EXIT_OK;
 }
 
-/* Flushes stdout; a result that cannot be written is EXIT_IOERR. */
-static int flush_out(const char *what, char *err, size_t err_len)
+int admin_flush_stdout(const char *what, char *err, size_t err_len)
 {
     if (fflush(stdout) != 0 || ferror(stdout))
         return fail(err, err_len, EXIT_IOERR, "%s: stdout: %s", what, strerror(errno));
@@ -338,54 +240,6 @@ int admin_parse_duration(const char *s, int64_t *ms)
         return 0;
     }
     return -1;
-}
-
-/* ------------------------------------------------------------------ scripts */
-
-/* Hex SHA-1 of a script, for EVALSHA. */
-static void script_sha1(const char *src, char out[41])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)src, strlen(src), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0x0f];
-    }
-    out[40] = '\0';
-}
-
-/*
- * Runs a script with up to 8 keys and arguments: EVALSHA, then EVAL when Redis answers
- * NOSCRIPT (first use, or after a restart). Returns the reply (caller frees) or NULL.
- */
-static redisReply *run_script(redisContext *c, const char *src, int nkeys, int argc,
-                              const char **args)
-{
-    const char *argv[11];
-    size_t argvlen[11];
-    char sha[41], nk[12];
-    if (argc > 8)
-        return NULL;
-    script_sha1(src, sha);
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA";
-    argv[1] = sha;
-    argv[2] = nk;
-    for (int i = 0; i < argc; i++)
-        argv[3 + i] = args[i];
-    for (int i = 0; i < argc + 3; i++)
-        argvlen[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(c, argc + 3, argv, argvlen);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        argv[0] = "EVAL";
-        argv[1] = src;
-        argvlen[0] = 4;
-        argvlen[1] = strlen(src);
-        r = redisCommandArgv(c, argc + 3, argv, argvlen);
-    }
-    return r;
 }
 
 /* ------------------------------------------------------------------ queue snapshot */
@@ -474,12 +328,11 @@ static int scan_processing(redisContext *c, const keys_queue *k, struct snapshot
 /* Queues the pipelined reads of a snapshot (replies are read by read_snapshot). */
 static int append_reads(redisContext *c, const keys_queue *k, const struct snapshot *s)
 {
-    char due[32], key_cur[KEYS_NAME_MAX + 32], key_prev[KEYS_NAME_MAX + 32];
-    char proc_key[KEYS_NAME_MAX];
+    char due[32], key_cur[KEYS_NAME_MAX], key_prev[KEYS_NAME_MAX], proc_key[KEYS_NAME_MAX];
     long long minute = (long long)(s->now_ms / 60000);
     snprintf(due, sizeof due, "%lld", (long long)s->now_ms);
-    snprintf(key_cur, sizeof key_cur, "mailroom:{%s}:rate:%lld", k->queue, minute);
-    snprintf(key_prev, sizeof key_prev, "mailroom:{%s}:rate:%lld", k->queue, minute - 1);
+    keys_rate(k, minute, key_cur);
+    keys_rate(k, minute - 1, key_prev);
     int bad = 0;
     bad |= redisAppendCommand(c, "LLEN %s", k->pending);
     bad |= redisAppendCommand(c, "ZCARD %s", k->scheduled);
@@ -613,83 +466,88 @@ static double sent_per_min(const struct snapshot *s)
 
 /* ------------------------------------------------------------------ stats */
 
-/* The counters object: the five known counters always, then any other field. */
+/* The counters object: the known counters always, then any other field. NULL when
+ * memory ran out. */
 static json_object *counters_json(const struct snapshot *s)
 {
-    static const char *const known[] = {"sent", "retried", "failed", "rejected", "recovered"};
     json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (admin_json_set(o, known[i], json_object_new_int64(0)) != 0)
-            goto fail;
-    for (size_t i = 0; i + 1 < s->counters->elements; i += 2) {
+    int ok = o != NULL;
+    for (size_t i = 0; ok && i < sizeof known_counters / sizeof known_counters[0]; i++)
+        ok = admin_json_set(o, known_counters[i], json_object_new_int64(0)) == 0;
+    for (size_t i = 0; ok && i + 1 < s->counters->elements; i += 2) {
         const char *name = s->counters->element[i]->str;
         int64_t v = (int64_t)strtoll(s->counters->element[i + 1]->str, NULL, 10);
-        if (admin_json_set(o, name, json_object_new_int64(v)) != 0)
-            goto fail;
+        ok = admin_json_set(o, name, json_object_new_int64(v)) == 0;
+    }
+    if (!ok) {
+        json_object_put(o);
+        o = NULL;
     }
     return o;
-fail:
-    json_object_put(o);
-    return NULL;
 }
 
-/* {id, heartbeat_age_ms, processing} for each consumer of the heartbeat set. */
+/* The processing object, {consumer: jobs held}. NULL when memory ran out. */
+static json_object *processing_json(const struct snapshot *s)
+{
+    json_object *o = json_object_new_object();
+    int ok = o != NULL;
+    for (size_t i = 0; ok && i < s->n_procs; i++)
+        ok = admin_json_set(o, s->procs[i].consumer,
+                            json_object_new_int64(s->procs[i].count)) == 0;
+    if (!ok) {
+        json_object_put(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* {id, heartbeat_age_ms, processing} for each consumer of the heartbeat set. NULL when
+ * memory ran out. */
 static json_object *consumers_array(const struct snapshot *s)
 {
     json_object *a = json_object_new_array();
-    if (!a)
-        return NULL;
-    for (size_t i = 0; i + 1 < s->consumers->elements; i += 2) {
+    int ok = a != NULL;
+    for (size_t i = 0; ok && i + 1 < s->consumers->elements; i += 2) {
         const char *id = s->consumers->element[i]->str;
         json_object *o = json_object_new_object();
         if (!o || json_object_array_add(a, o) != 0) {
             json_object_put(o);
-            goto fail;
+            ok = 0;
+        } else {
+            ok = admin_json_set(o, "id", json_object_new_string(id)) == 0 &&
+                 admin_json_set(o, "heartbeat_age_ms",
+                                json_object_new_int64(heartbeat_age(s, i))) == 0 &&
+                 admin_json_set(o, "processing",
+                                json_object_new_int64(processing_of(s, id))) == 0;
         }
-        if (admin_json_set(o, "id", json_object_new_string(id)) != 0 ||
-            admin_json_set(o, "heartbeat_age_ms", json_object_new_int64(heartbeat_age(s, i))) != 0 ||
-            admin_json_set(o, "processing", json_object_new_int64(processing_of(s, id))) != 0)
-            goto fail;
+    }
+    if (!ok) {
+        json_object_put(a);
+        a = NULL;
     }
     return a;
-fail:
-    json_object_put(a);
-    return NULL;
 }
 
-/* The whole stats object, keys as admin.h and `mailroom stats --help` list them. */
+/* The whole stats object, keys as `mailroom stats --help` lists them. NULL when memory
+ * ran out. Every member goes through admin_json_set, which owns it from then on. */
 static json_object *stats_json(const struct snapshot *s)
 {
     char rate[32];
     json_object *o = json_object_new_object();
-    json_object *procs = json_object_new_object();
-    if (!o || !procs)
-        goto fail;
-    for (size_t i = 0; i < s->n_procs; i++)
-        if (admin_json_set(procs, s->procs[i].consumer, json_object_new_int64(s->procs[i].count)) != 0)
-            goto fail;
     snprintf(rate, sizeof rate, "%.1f", sent_per_min(s));
-    if (admin_json_set(o, "pending", json_object_new_int64(s->pending)) != 0 ||
+    if (!o || admin_json_set(o, "pending", json_object_new_int64(s->pending)) != 0 ||
         admin_json_set(o, "scheduled", json_object_new_int64(s->scheduled)) != 0 ||
         admin_json_set(o, "scheduled_due", json_object_new_int64(s->scheduled_due)) != 0 ||
-        admin_json_set(o, "dead", json_object_new_int64(s->dead)) != 0)
-        goto fail;
-    if (admin_json_set(o, "processing", procs) != 0) {
-        procs = NULL; /* released by jset */
-        goto fail;
-    }
-    procs = NULL;
-    if (admin_json_set(o, "consumers", consumers_array(s)) != 0 ||
+        admin_json_set(o, "dead", json_object_new_int64(s->dead)) != 0 ||
+        admin_json_set(o, "processing", processing_json(s)) != 0 ||
+        admin_json_set(o, "consumers", consumers_array(s)) != 0 ||
         admin_json_set(o, "counters", counters_json(s)) != 0 ||
-        admin_json_set(o, "sent_per_min", json_object_new_double_s(strtod(rate, NULL), rate)) != 0)
-        goto fail;
+        admin_json_set(o, "sent_per_min",
+                       json_object_new_double_s(strtod(rate, NULL), rate)) != 0) {
+        json_object_put(o);
+        o = NULL;
+    }
     return o;
-fail:
-    json_object_put(procs);
-    json_object_put(o);
-    return NULL;
 }
 
 /* The readable form of stats: one "name  value" line per figure. */
@@ -704,26 +562,25 @@ static void print_stats_text(const struct snapshot *s, const char *queue)
     printf("processing    %lld\n", held);
     for (size_t i = 0; i < s->n_procs; i++) {
         printf("  ");
-        put_clean(s->procs[i].consumer, stdout);
+        admin_put_clean(s->procs[i].consumer, stdout);
         printf("  %lld\n", s->procs[i].count);
     }
     printf("dead          %lld\n", s->dead);
     printf("consumers     %zu\n", s->consumers->elements / 2);
     for (size_t i = 0; i + 1 < s->consumers->elements; i += 2) {
         printf("  ");
-        put_clean(s->consumers->element[i]->str, stdout);
+        admin_put_clean(s->consumers->element[i]->str, stdout);
         printf("  heartbeat %.1f s ago, processing %lld\n",
                (double)heartbeat_age(s, i) / 1000.0,
                processing_of(s, s->consumers->element[i]->str));
     }
     printf("counters     ");
-    static const char *const known[] = {"sent", "retried", "failed", "rejected", "recovered"};
-    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+    for (size_t k = 0; k < sizeof known_counters / sizeof known_counters[0]; k++) {
         long long v = 0;
         for (size_t i = 0; i + 1 < s->counters->elements; i += 2)
-            if (strcmp(s->counters->element[i]->str, known[k]) == 0)
+            if (strcmp(s->counters->element[i]->str, known_counters[k]) == 0)
                 v = strtoll(s->counters->element[i + 1]->str, NULL, 10);
-        printf(" %s %lld", known[k], v);
+        printf(" %s %lld", known_counters[k], v);
     }
     printf("\nsent/min      %.1f\n", sent_per_min(s));
 }
@@ -740,12 +597,12 @@ int admin_stats(const admin_opts *o, char *err, size_t err_len)
             rc = fail(err, err_len, EXIT_SOFTWARE, "stats: out of memory");
             goto out;
         }
-        if ((rc = print_json_line(j, err, err_len)) != EXIT_OK)
+        if ((rc = admin_print_json_line(j, err, err_len)) != EXIT_OK)
             goto out;
     } else {
         print_stats_text(&s, o->queue);
     }
-    rc = flush_out("stats", err, err_len);
+    rc = admin_flush_stdout("stats", err, err_len);
 out:
     json_object_put(j);
     snapshot_free(&s);
@@ -763,7 +620,7 @@ static int print_consumer(const char *id, int64_t age_ms, int registered, long l
                         : age_ms > o->dead_after_ms ? "silent"
                                                      : "alive";
     if (!o->json) {
-        put_clean(id, stdout);
+        admin_put_clean(id, stdout);
         if (registered)
             printf("  %-8s heartbeat %.1f s ago, processing %lld\n", state,
                    (double)age_ms / 1000.0, held);
@@ -774,14 +631,14 @@ static int print_consumer(const char *id, int64_t age_ms, int registered, long l
     json_object *j = json_object_new_object();
     int rc = EXIT_OK;
     if (!j || admin_json_set(j, "id", json_object_new_string(id)) != 0 ||
-        json_object_object_add(j, "heartbeat_age_ms",
-                               registered ? json_object_new_int64(age_ms) : NULL) != 0 ||
+        (registered ? admin_json_set(j, "heartbeat_age_ms", json_object_new_int64(age_ms))
+                    : json_object_object_add(j, "heartbeat_age_ms", NULL)) != 0 ||
         admin_json_set(j, "alive", json_object_new_boolean(strcmp(state, "alive") == 0)) != 0 ||
         admin_json_set(j, "state", json_object_new_string(state)) != 0 ||
         admin_json_set(j, "processing", json_object_new_int64(held)) != 0)
         rc = fail(err, err_len, EXIT_SOFTWARE, "consumers: out of memory");
     else
-        rc = print_json_line(j, err, err_len);
+        rc = admin_print_json_line(j, err, err_len);
     json_object_put(j);
     return rc;
 }
@@ -801,7 +658,7 @@ int admin_consumers(const admin_opts *o, char *err, size_t err_len)
         if (!is_registered(&s, s.procs[i].consumer))
             rc = print_consumer(s.procs[i].consumer, 0, 0, s.procs[i].count, o, err, err_len);
     if (rc == EXIT_OK)
-        rc = flush_out("consumers", err, err_len);
+        rc = admin_flush_stdout("consumers", err, err_len);
 out:
     snapshot_free(&s);
     return rc;
@@ -850,7 +707,7 @@ static void print_event_text(const char *payload, size_t len, int colour)
     json_object *ev = parse_json(payload, len);
     if (!ev || !json_object_is_type(ev, json_type_object)) {
         fputs("? ", stdout);
-        put_clean(payload, stdout);
+        admin_put_clean(payload, stdout);
         fputc('\n', stdout);
         json_object_put(ev);
         return;
@@ -862,20 +719,20 @@ static void print_event_text(const char *payload, size_t len, int colour)
     const char *on = colour && state ? state_colour(state) : NULL;
     size_t state_len = state ? strlen(state) : 1;
 
-    put_clean(at ? at : "-", stdout);
+    admin_put_clean(at ? at : "-", stdout);
     fputs("  ", stdout);
     if (on)
         fputs(on, stdout);
-    put_clean(state ? state : "?", stdout);
+    admin_put_clean(state ? state : "?", stdout);
     if (on)
         fputs("\033[0m", stdout);
     printf("%*s  ", state_len < 9 ? (int)(9 - state_len) : 0, "");
-    put_clean(id ? id : "-", stdout);
+    admin_put_clean(id ? id : "-", stdout);
     printf("  #%d", attempts ? json_object_get_int(attempts) : 0);
     const char *detail = error && *error ? error : reply;
     if (detail && *detail) {
         fputs("  ", stdout);
-        put_clean(detail, stdout);
+        admin_put_clean(detail, stdout);
     }
     fputc('\n', stdout);
     json_object_put(ev);
@@ -932,7 +789,7 @@ static int watch_loop(redisContext *c, const admin_opts *o, char *err, size_t er
             freeReplyObject(reply);
             if (!printed)
                 continue;
-            int rc = flush_out("watch", err, err_len);
+            int rc = admin_flush_stdout("watch", err, err_len);
             if (rc != EXIT_OK)
                 return rc;
             last = clock_now_ms();
@@ -986,14 +843,14 @@ static void print_dead_text(const char *raw, size_t len)
     }
     const char *at = jstr(e, "at"), *state = jstr(e, "state"), *id = jstr(e, "id");
     const char *reason = jstr(e, "reason");
-    put_clean(at ? at : "-", stdout);
+    admin_put_clean(at ? at : "-", stdout);
     fputs("  ", stdout);
-    put_clean(state ? state : "-", stdout);
+    admin_put_clean(state ? state : "-", stdout);
     size_t sl = state ? strlen(state) : 1;
     printf("%*s  ", sl < 8 ? (int)(8 - sl) : 0, "");
-    put_clean(id ? id : "-", stdout);
+    admin_put_clean(id ? id : "-", stdout);
     fputs("  ", stdout);
-    put_clean(reason ? reason : "", stdout);
+    admin_put_clean(reason ? reason : "", stdout);
     fputc('\n', stdout);
     json_object_put(e);
 }
@@ -1025,7 +882,7 @@ int admin_dead_list(const admin_opts *o, char *err, size_t err_len)
             print_dead_text(e->str, e->len);
         }
     }
-    rc = flush_out("dead list", err, err_len);
+    rc = admin_flush_stdout("dead list", err, err_len);
 out:
     freeReplyObject(r);
     redisFree(c);
@@ -1038,14 +895,14 @@ static int print_count(const admin_opts *o, const char *key, long long n, const 
 {
     if (!o->json) {
         printf("%lld %s\n", n, what);
-        return flush_out(key, err, err_len);
+        return admin_flush_stdout(key, err, err_len);
     }
     json_object *j = json_object_new_object();
     int rc;
     if (!j || admin_json_set(j, key, json_object_new_int64(n)) != 0)
         rc = fail(err, err_len, EXIT_SOFTWARE, "out of memory");
-    else if ((rc = print_json_line(j, err, err_len)) == EXIT_OK)
-        rc = flush_out(key, err, err_len);
+    else if ((rc = admin_print_json_line(j, err, err_len)) == EXIT_OK)
+        rc = admin_flush_stdout(key, err, err_len);
     json_object_put(j);
     return rc;
 }
@@ -1055,15 +912,16 @@ int admin_dead_retry(const admin_opts *o, char *err, size_t err_len)
     keys_queue k;
     int rc = EXIT_OK;
     long long n = 0;
-    char now[CLOCK_ISO_MAX];
+    char now[CLOCK_ISO_MAX], ttl[32];
     redisReply *r = NULL;
     redisContext *c = admin_connect(o, &k, &rc, err, err_len);
     if (!c)
         return rc;
     clock_format_iso(clock_now_ms(), 1, now);
-    const char *args[] = {k.dead, k.pending, o->all ? "" : o->id, k.job_prefix, now,
-                          STATUS_TTL_S};
-    r = run_script(c, lua_dead_retry, 2, 6, args);
+    /* a retried job's record lives as long again as a new job's */
+    snprintf(ttl, sizeof ttl, "%ld", KEYS_STATUS_TTL_DEFAULT_S);
+    const char *args[] = {k.dead, k.pending, o->all ? "" : o->id, k.job_prefix, now, ttl};
+    r = script_run(c, SCRIPT_DEAD_RETRY, 2, 6, args, NULL);
     if (!reply_int(r, &n)) {
         rc = redis_fail(c, r, "dead retry", err, err_len);
         goto out;
@@ -1092,7 +950,7 @@ int admin_dead_purge(const admin_opts *o, char *err, size_t err_len)
     if (o->older_than_ms >= 0)
         snprintf(age, sizeof age, "%lld", (long long)o->older_than_ms);
     const char *args[] = {k.dead, age};
-    r = run_script(c, lua_dead_purge, 1, 2, args);
+    r = script_run(c, SCRIPT_DEAD_PURGE, 1, 2, args, NULL);
     if (!reply_int(r, &n)) {
         rc = redis_fail(c, r, "dead purge", err, err_len);
         goto out;

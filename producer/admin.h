@@ -17,12 +17,25 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct json_object;
 
 /* Adds member key = v to object o, taking ownership of v: on failure (or when v is
  * NULL, as when its constructor ran out of memory) v is released. 0 or -1. */
 int admin_json_set(struct json_object *o, const char *key, struct json_object *v);
+
+/* Writes s to fp with every control character (C0, DEL and C1) replaced by '?', so
+ * that a line stays one line and no text from a job or an input file can send escape
+ * sequences to the terminal. */
+void admin_put_clean(const char *s, FILE *fp);
+
+/* Prints a json-c value as one line of JSON on stdout (not flushed). EXIT_OK, or
+ * EXIT_SOFTWARE with err filled when memory ran out. */
+int admin_print_json_line(struct json_object *o, char *err, size_t err_len);
+
+/* Flushes stdout: EXIT_OK, or EXIT_IOERR with "<what>: stdout: <why>" in err. */
+int admin_flush_stdout(const char *what, char *err, size_t err_len);
 
 /* Exit codes of the `mailroom` tool (sysexits.h values where one fits), shared by
  * cli.c and admin.c; `mailroom --help` documents them. */

@@ -24,9 +24,9 @@
  * contents of a keys file.
  *
  * Only main() and the command runners print; every other function reports a failure by
- * filling a `failure` (exit code plus one line of text) that main() prints to stderr as
- * "mailroom: <what>: <why>". Exit codes follow sysexits(3) (admin.h lists them; see
- * usage_main).
+ * returning its exit code and filling a `failure` with one line of text, which main()
+ * prints to stderr as "mailroom: <what>: <why>" with control characters masked. Exit
+ * codes follow sysexits(3) (admin.h lists them; see usage_main).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -48,7 +48,9 @@
 #include "mailroom.h"
 #include "rconn.h"
 
-#define INPUT_FILE_MAX (256u * 1024u) /* cap on --text-file / --html-file */
+#define INPUT_FILE_MAX ((size_t)256 * 1024) /* cap on --text-file / --html-file */
+#define JSONL_INPUT_MAX ((size_t)1 << 30)   /* cap on send --jsonl: 1 GiB */
+#define READ_CHUNK ((size_t)1 << 16)        /* first buffer of read_all, then doubled */
 #define WAIT_DEFAULT_S 30             /* send --wait without a value */
 #define WAIT_MAX_S 2000000            /* keeps the timeout in an int of ms */
 #define JSONL_BATCH 500               /* emails per pipelined round trip */
@@ -139,15 +141,16 @@ static const char usage_send[] =
     "                          to, cc, bcc (arrays of strings), from, from_name,\n"
     "                          reply_to, subject, text, html (strings), headers\n"
     "                          (object of strings), id, send_at, expires_at (RFC 3339\n"
-    "                          strings); blank lines are skipped. Every line is\n"
-    "                          checked first: if any is bad, each bad line is named\n"
-    "                          (\"mailroom: line N: ...\") and nothing is enqueued (exit\n"
-    "                          65). Otherwise all are enqueued in pipelined batches\n"
-    "                          and their ids printed one per line in input order;\n"
-    "                          progress and a summary go to stderr. A line whose id\n"
-    "                          is already recorded is named and skipped (exit 73 after\n"
-    "                          the rest). If Redis fails midway, the ids printed are\n"
-    "                          exactly the lines enqueued (exit 69).\n"
+    "                          strings); blank lines are skipped; at most 1 GiB in\n"
+    "                          all. Every line is checked first: if any is bad, each\n"
+    "                          bad line is named (\"mailroom: line N: ...\") and\n"
+    "                          nothing is enqueued (exit 65). Otherwise all are\n"
+    "                          enqueued in pipelined batches and their ids printed\n"
+    "                          one per line in input order; progress and a summary\n"
+    "                          go to stderr. A line whose id is already recorded is\n"
+    "                          named and skipped (exit 73 after the rest). If Redis\n"
+    "                          fails midway, the ids printed are exactly the lines\n"
+    "                          enqueued (exit 69).\n"
     "\n"
     "Global options (--redis, --queue, --keys-file): see mailroom --help.\n";
 
@@ -334,9 +337,9 @@ struct cli {
     struct strlist to, cc, bcc, headers, operands;
 };
 
-/* A failure on its way to main(): an exit code and one line of explanation. */
+/* A failure on its way to main(): one line of explanation (the exit code travels as
+ * the return value). admin.c's runners fill msg directly. */
 struct failure {
-    int code;
     char msg[1024];
 };
 
@@ -349,16 +352,14 @@ static int fail(struct failure *f, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(f->msg, sizeof f->msg, fmt, ap);
     va_end(ap);
-    f->code = code;
     return code;
 }
 
-/* Prints "mailroom: <msg>" as one line, control characters masked as '?'. */
+/* Prints "mailroom: <msg>" as one line, control characters (C0, DEL, C1) masked. */
 static void print_error_line(const char *msg)
 {
     fputs("mailroom: ", stderr);
-    for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
-        fputc((*p < 0x20 || *p == 0x7f) ? '?' : (int)*p, stderr);
+    admin_put_clean(msg, stderr);
     fputc('\n', stderr);
 }
 
@@ -579,55 +580,94 @@ static int check_send_jsonl(const struct cli *c, struct failure *f)
     return EXIT_OK;
 }
 
+/* How an input path is named in messages: "-" is stdin. */
+static const char *input_name(const char *path)
+{
+    return strcmp(path, "-") == 0 ? "stdin" : path;
+}
+
 /*
- * Reads a whole file (or stdin for "-") into a new NUL-terminated string. The read is
- * binary-safe; a NUL byte inside, or more than INPUT_FILE_MAX bytes, is refused rather
- * than silently truncating the body. On success *out is owned by the caller.
+ * Reads a whole file (or stdin for "-"), the argument of option opt, into a new
+ * NUL-terminated buffer (*out, owned by the caller) of *len bytes. The read is
+ * binary-safe. The buffer starts at READ_CHUNK and doubles as data arrives; more than
+ * max bytes is refused (exit 65) rather than silently truncated.
  */
-static int read_input(const char *opt, const char *path, char **out, struct failure *f)
+static int read_all(const char *opt, const char *path, size_t max, char **out, size_t *len,
+                    struct failure *f)
 {
     int is_stdin = strcmp(path, "-") == 0;
-    const char *shown = is_stdin ? "stdin" : path;
+    const char *shown = input_name(path);
     FILE *fp = is_stdin ? stdin : fopen(path, "rb");
+    /* Room for one byte more than max, to tell "exactly max" from "too big", and the NUL. */
+    size_t limit = max + 2, cap = READ_CHUNK < limit ? READ_CHUNK : limit, n = 0;
     char *data = NULL;
-    size_t len = 0;
     int rc = EXIT_OK;
 
     if (!fp) {
         rc = fail(f, EXIT_NOINPUT, "%s %s: %s", opt, shown, strerror(errno));
         goto out;
     }
-    /* One byte more than the cap, to tell "exactly the cap" from "too big". */
-    data = malloc(INPUT_FILE_MAX + 2);
-    if (!data) {
+    if (!(data = malloc(cap))) {
         rc = fail(f, EXIT_SOFTWARE, "%s: %s", opt, strerror(ENOMEM));
         goto out;
     }
-    while (len <= INPUT_FILE_MAX) {
-        size_t got = fread(data + len, 1, INPUT_FILE_MAX + 1 - len, fp);
+    while (n <= max) {
+        if (n == cap - 1) {
+            size_t bigger = cap <= limit / 2 ? 2 * cap : limit;
+            char *p = realloc(data, bigger);
+            if (!p) {
+                rc = fail(f, EXIT_SOFTWARE, "%s: %s", opt, strerror(ENOMEM));
+                goto out;
+            }
+            data = p;
+            cap = bigger;
+        }
+        size_t got = fread(data + n, 1, cap - 1 - n, fp);
         if (got == 0)
             break;
-        len += got;
+        n += got;
     }
     if (ferror(fp)) {
         rc = fail(f, EXIT_NOINPUT, "%s %s: %s", opt, shown, strerror(errno));
         goto out;
     }
-    if (len > INPUT_FILE_MAX) {
-        rc = fail(f, EXIT_DATAERR, "%s %s: larger than %u KiB", opt, shown,
-                  INPUT_FILE_MAX / 1024u);
+    if (n > max) {
+        rc = max % ((size_t)1 << 20) == 0
+                 ? fail(f, EXIT_DATAERR, "%s %s: larger than %zu MiB", opt, shown, max >> 20)
+                 : fail(f, EXIT_DATAERR, "%s %s: larger than %zu KiB", opt, shown, max >> 10);
         goto out;
     }
-    if (memchr(data, '\0', len)) {
-        rc = fail(f, EXIT_DATAERR, "%s %s: contains a NUL byte (binary data?)", opt, shown);
-        goto out;
-    }
-    data[len] = '\0';
+    data[n] = '\0';
     *out = data;
+    *len = n;
     data = NULL;
 out:
     if (fp && !is_stdin)
         fclose(fp);
+    free(data);
+    return rc;
+}
+
+/*
+ * Reads a body file (--text-file, --html-file; "-" is stdin) into a new NUL-terminated
+ * string, *out owned by the caller: at most INPUT_FILE_MAX bytes and no NUL byte inside,
+ * which would silently cut the body short.
+ */
+static int read_input(const char *opt, const char *path, char **out, struct failure *f)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = read_all(opt, path, INPUT_FILE_MAX, &data, &len, f);
+    if (rc != EXIT_OK)
+        goto out;
+    if (memchr(data, '\0', len)) {
+        rc = fail(f, EXIT_DATAERR, "%s %s: contains a NUL byte (binary data?)", opt,
+                  input_name(path));
+        goto out;
+    }
+    *out = data;
+    data = NULL;
+out:
     free(data);
     return rc;
 }
@@ -708,16 +748,20 @@ static int rfc3339_seconds(const char *s, int round_up, time_t *out)
     return 0;
 }
 
+/* What is wrong with a time that rfc3339_seconds() refused with r (-1 or -2). */
+static const char *rfc3339_problem(int r)
+{
+    return r == -1 ? "not an RFC 3339 time (e.g. 2026-11-24T13:00:00Z)"
+                   : "must be after 1970-01-01T00:00:00Z";
+}
+
 /* rfc3339_seconds() for option `opt`, failures as usage errors. */
 static int parse_time(const char *opt, const char *s, int round_up, time_t *out,
                       struct failure *f)
 {
     int r = rfc3339_seconds(s, round_up, out);
-    if (r == -1)
-        return fail(f, EXIT_USAGE,
-                    "%s '%.64s': not an RFC 3339 time (e.g. 2026-11-24T13:00:00Z)", opt, s);
-    if (r == -2)
-        return fail(f, EXIT_USAGE, "%s '%.64s': must be after 1970-01-01T00:00:00Z", opt, s);
+    if (r != 0)
+        return fail(f, EXIT_USAGE, "%s '%.64s': %s", opt, s, rfc3339_problem(r));
     return EXIT_OK;
 }
 
@@ -834,10 +878,10 @@ static int fail_lib(struct failure *f, const char *what, const mailroom *m, int 
  * A command that does not sign (signs = 0) leaves the key alone: `status` works for
  * whoever may read the queue without holding the secret.
  * With offline_ok, a handle whose only trouble is reaching Redis is kept (and EXIT_OK
- * returned, *offline set): it can still validate, and reconnects on its next call.
+ * returned): it can still validate, and reconnects on its next call.
  */
 static int open_handle(const struct cli *c, int signs, int offline_ok, mailroom **out,
-                       int *offline, struct failure *f)
+                       struct failure *f)
 {
     mailroom_options opts;
     mailroom_options_init(&opts);
@@ -862,23 +906,13 @@ static int open_handle(const struct cli *c, int signs, int offline_ok, mailroom 
     int rc = mailroom_open(out, &opts);
     if (rc == MAILROOM_OK)
         return EXIT_OK;
-    if (offline_ok && *out && (rc == MAILROOM_EREDIS || rc == MAILROOM_ETIMEOUT)) {
-        *offline = 1;
+    if (offline_ok && *out && (rc == MAILROOM_EREDIS || rc == MAILROOM_ETIMEOUT))
         return EXIT_OK;
-    }
     int code = rc == MAILROOM_EINVAL ? EXIT_CONFIG : exit_code_for(rc);
     fail_lib(f, code == EXIT_CONFIG ? "configuration" : "connect", *out, rc, code);
     mailroom_close(*out);
     *out = NULL;
     return code;
-}
-
-/* Flushes stdout; a result that cannot be written is a failure (exit 74). */
-static int flush_stdout(const char *what, struct failure *f)
-{
-    if (fflush(stdout) != 0 || ferror(stdout))
-        return fail(f, EXIT_IOERR, "%s: stdout: %s", what, strerror(errno));
-    return EXIT_OK;
 }
 
 /* Adds a string member of at most max bytes (status fields may fill their array). */
@@ -942,21 +976,16 @@ static const char *effective_redis_url(const struct cli *c)
     return env && *env ? env : RCONN_DEFAULT_URL;
 }
 
-/* Prints a status record as one line of JSON on stdout. */
+/* Prints a status record as one line of JSON on stdout and flushes it. */
 static int print_status(const mailroom_job_status *st, const char *queue, const char *what,
                         struct failure *f)
 {
     json_object *o = status_json(st, queue);
-    const char *text = o ? json_object_to_json_string_ext(
-                               o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-                         : NULL;
     int rc;
-    if (!text) {
+    if (!o)
         rc = fail(f, EXIT_SOFTWARE, "%s: %s", what, strerror(ENOMEM));
-    } else {
-        printf("%s\n", text);
-        rc = flush_stdout(what, f);
-    }
+    else if ((rc = admin_print_json_line(o, f->msg, sizeof f->msg)) == EXIT_OK)
+        rc = admin_flush_stdout(what, f->msg, sizeof f->msg);
     json_object_put(o);
     return rc;
 }
@@ -1009,7 +1038,7 @@ static int run_send(const struct cli *c, struct failure *f)
     mailroom_email e;
     mailroom *m = NULL;
     char id[MAILROOM_ID_MAX];
-    int rc, ms = 0, offline = 0;
+    int rc, ms = 0;
 
     if ((rc = check_send(c, f)) != EXIT_OK)
         goto out;
@@ -1017,7 +1046,7 @@ static int run_send(const struct cli *c, struct failure *f)
         goto out;
     if ((rc = build_email(c, &in, &e, f)) != EXIT_OK)
         goto out;
-    if ((rc = open_handle(c, 1, 0, &m, &offline, f)) != EXIT_OK)
+    if ((rc = open_handle(c, 1, 0, &m, f)) != EXIT_OK)
         goto out;
     int lrc = mailroom_send(m, &e, id);
     if (lrc != MAILROOM_OK) {
@@ -1025,7 +1054,8 @@ static int run_send(const struct cli *c, struct failure *f)
         goto out;
     }
     printf("%s\n", id);
-    if ((rc = flush_stdout("send (the job was enqueued)", f)) != EXIT_OK)
+    rc = admin_flush_stdout("send (the job was enqueued)", f->msg, sizeof f->msg);
+    if (rc != EXIT_OK)
         goto out;
     if (c->value[O_WAIT])
         rc = wait_outcome(c, m, id, ms, f);
@@ -1077,45 +1107,6 @@ static void jsonl_email_free(struct jsonl_email *j)
     memset(j, 0, sizeof *j);
 }
 
-/* Reads all of FILE (or stdin for "-") into in->data, NUL-terminated. */
-static int jsonl_read(const char *path, struct jsonl_input *in, struct failure *f)
-{
-    int is_stdin = strcmp(path, "-") == 0;
-    const char *shown = is_stdin ? "stdin" : path;
-    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
-    size_t cap = 1 << 16;
-    int rc = EXIT_OK;
-
-    if (!fp)
-        return fail(f, EXIT_NOINPUT, "--jsonl %s: %s", shown, strerror(errno));
-    if (!(in->data = malloc(cap))) {
-        rc = fail(f, EXIT_SOFTWARE, "--jsonl: %s", strerror(ENOMEM));
-        goto out;
-    }
-    for (;;) {
-        if (cap - in->len < 2) {
-            char *bigger = cap <= SIZE_MAX / 2 ? realloc(in->data, cap * 2) : NULL;
-            if (!bigger) {
-                rc = fail(f, EXIT_SOFTWARE, "--jsonl: %s", strerror(ENOMEM));
-                goto out;
-            }
-            in->data = bigger;
-            cap *= 2;
-        }
-        size_t got = fread(in->data + in->len, 1, cap - in->len - 1, fp);
-        if (got == 0)
-            break;
-        in->len += got;
-    }
-    if (ferror(fp))
-        rc = fail(f, EXIT_NOINPUT, "--jsonl %s: %s", shown, strerror(errno));
-    in->data[in->len] = '\0';
-out:
-    if (!is_stdin)
-        fclose(fp);
-    return rc;
-}
-
 /* Records the non-blank lines of the input (a trailing CR is not part of a line). */
 static int jsonl_split(struct jsonl_input *in, struct failure *f)
 {
@@ -1145,17 +1136,32 @@ static int jsonl_split(struct jsonl_input *in, struct failure *f)
     return EXIT_OK;
 }
 
-/* The members a line may have and the JSON type each must be. */
-enum member_type { M_STRING, M_ARRAY, M_OBJECT, M_TIME };
+/* The members a line may have; member_names spells them. */
+enum member {
+    M_TO,
+    M_CC,
+    M_BCC,
+    M_FROM,
+    M_FROM_NAME,
+    M_REPLY_TO,
+    M_SUBJECT,
+    M_TEXT,
+    M_HTML,
+    M_HEADERS,
+    M_ID,
+    M_SEND_AT,
+    M_EXPIRES_AT
+};
 
-static const struct {
-    const char *name;
-    enum member_type type;
-} members[] = {{"to", M_ARRAY},       {"cc", M_ARRAY},        {"bcc", M_ARRAY},
-               {"from", M_STRING},    {"from_name", M_STRING}, {"reply_to", M_STRING},
-               {"subject", M_STRING}, {"text", M_STRING},      {"html", M_STRING},
-               {"headers", M_OBJECT}, {"id", M_STRING},        {"send_at", M_TIME},
-               {"expires_at", M_TIME}};
+static const char *const member_names[] = {
+    [M_TO] = "to",           [M_CC] = "cc",
+    [M_BCC] = "bcc",         [M_FROM] = "from",
+    [M_FROM_NAME] = "from_name", [M_REPLY_TO] = "reply_to",
+    [M_SUBJECT] = "subject", [M_TEXT] = "text",
+    [M_HTML] = "html",       [M_HEADERS] = "headers",
+    [M_ID] = "id",           [M_SEND_AT] = "send_at",
+    [M_EXPIRES_AT] = "expires_at"};
+#define N_MEMBERS (sizeof member_names / sizeof member_names[0])
 
 /* Writes a line's problem into why (LINE_ERR_MAX bytes) and returns -1. */
 static int line_err(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1211,40 +1217,71 @@ static int take_headers(json_object *v, struct jsonl_email *j, mailroom_email *e
     return 0;
 }
 
-/* Stores one member of a line into the email; -1 wrong type, -2 out of memory. */
-static int take_member(const char *name, enum member_type type, json_object *v,
-                       struct jsonl_email *j, mailroom_email *e, char *why)
+/* Stores a string member's value (borrowed from the tree) into *dst. */
+static int take_string(json_object *v, const char *name, const char **dst, char *why)
 {
-    if (type == M_ARRAY) {
-        const char ***dst = strcmp(name, "to") == 0 ? &j->to : strcmp(name, "cc") == 0 ? &j->cc
-                                                                                         : &j->bcc;
-        size_t *n = strcmp(name, "to") == 0 ? &e->n_to : strcmp(name, "cc") == 0 ? &e->n_cc
-                                                                                   : &e->n_bcc;
-        return take_strings(v, name, dst, n, why);
-    }
-    if (type == M_OBJECT)
-        return take_headers(v, j, e, why);
     if (!json_object_is_type(v, json_type_string))
         return line_err(why, "'%s' must be a string", name);
-    const char *s = json_object_get_string(v);
-    if (type == M_TIME) {
-        int send_at = strcmp(name, "send_at") == 0;
-        int r = rfc3339_seconds(s, send_at, send_at ? &e->send_at : &e->expires_at);
-        if (r != 0)
-            return line_err(why, "'%s': %s", name,
-                            r == -1 ? "not an RFC 3339 time (e.g. 2026-11-24T13:00:00Z)"
-                                    : "must be after 1970-01-01T00:00:00Z");
-        return 0;
-    }
-    const char **fields[] = {&e->from, &e->from_name, &e->reply_to, &e->subject,
-                             &e->text, &e->html,      &e->id};
-    static const char *const names[] = {"from", "from_name", "reply_to", "subject",
-                                        "text", "html",      "id"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i]) == 0)
-            *fields[i] = s;
+    *dst = json_object_get_string(v);
     return 0;
 }
+
+/* Stores an RFC 3339 member as whole seconds, rounded as rfc3339_seconds() says. */
+static int take_time(json_object *v, const char *name, int round_up, time_t *dst, char *why)
+{
+    const char *s = NULL;
+    if (take_string(v, name, &s, why) != 0)
+        return -1;
+    int r = rfc3339_seconds(s, round_up, dst);
+    return r == 0 ? 0 : line_err(why, "'%s': %s", name, rfc3339_problem(r));
+}
+
+/* Stores member m of a line into the email; -1 wrong type or value, -2 out of memory. */
+static int take_member(enum member m, json_object *v, struct jsonl_email *j,
+                       mailroom_email *e, char *why)
+{
+    const char *name = member_names[m];
+    const char **field = NULL;
+    switch (m) {
+    case M_TO:
+        return take_strings(v, name, &j->to, &e->n_to, why);
+    case M_CC:
+        return take_strings(v, name, &j->cc, &e->n_cc, why);
+    case M_BCC:
+        return take_strings(v, name, &j->bcc, &e->n_bcc, why);
+    case M_HEADERS:
+        return take_headers(v, j, e, why);
+    case M_SEND_AT:
+        return take_time(v, name, 1, &e->send_at, why);
+    case M_EXPIRES_AT:
+        return take_time(v, name, 0, &e->expires_at, why);
+    case M_FROM:
+        field = &e->from;
+        break;
+    case M_FROM_NAME:
+        field = &e->from_name;
+        break;
+    case M_REPLY_TO:
+        field = &e->reply_to;
+        break;
+    case M_SUBJECT:
+        field = &e->subject;
+        break;
+    case M_TEXT:
+        field = &e->text;
+        break;
+    case M_HTML:
+        field = &e->html;
+        break;
+    case M_ID:
+        field = &e->id;
+        break;
+    }
+    return take_string(v, name, field, why);
+}
+
+/* json-c takes a text's length as an int: the input cap keeps every line within it. */
+_Static_assert(JSONL_INPUT_MAX <= (size_t)INT32_MAX, "a --jsonl line must fit in an int");
 
 /* Parses one line as a strict JSON object (nothing but blanks after it); NULL with the
  * reason in why otherwise. */
@@ -1256,7 +1293,7 @@ static json_object *parse_line(const char *text, size_t len, char *why)
         line_err(why, "contains a NUL byte");
         goto out;
     }
-    if (len > (size_t)INT32_MAX || !(tok = json_tokener_new())) {
+    if (!(tok = json_tokener_new())) {
         line_err(why, "out of memory");
         goto out;
     }
@@ -1296,11 +1333,11 @@ static int line_to_email(const char *text, size_t len, struct jsonl_email *j,
     json_object_object_foreach(j->root, key, value)
     {
         size_t m = 0;
-        while (m < sizeof members / sizeof members[0] && strcmp(key, members[m].name) != 0)
+        while (m < N_MEMBERS && strcmp(key, member_names[m]) != 0)
             m++;
-        if (m == sizeof members / sizeof members[0])
+        if (m == N_MEMBERS)
             return line_err(why, "unknown member '%.64s'", key);
-        int r = take_member(key, members[m].type, value, j, e, why);
+        int r = take_member((enum member)m, value, j, e, why);
         if (r != 0)
             return r;
     }
@@ -1415,11 +1452,12 @@ static int is_redis_failure(int rc)
  * that went in, names duplicates and failures. A Redis failure (an error reply, or a
  * connection that broke before every reply was read) ends the run after this batch:
  * the ids printed are exactly the lines that went in; each failed line is named, and
- * one whose reply was lost may or may not have gone in (its record tells).
+ * one whose reply was lost may or may not have gone in (its record tells). lrc is what
+ * mailroom_send_batch() returned, the code of the batch's first failure in input order.
  */
 static int jsonl_report_batch(const struct jsonl_line *lines, size_t n,
-                              char (*ids)[MAILROOM_ID_MAX], const int *results, mailroom *m,
-                              struct jsonl_progress *p, struct failure *f)
+                              char (*ids)[MAILROOM_ID_MAX], const int *results, int lrc,
+                              const mailroom *m, struct jsonl_progress *p, struct failure *f)
 {
     size_t redis_failed = 0, first_failed = 0;
     int first_rc = MAILROOM_OK;
@@ -1455,10 +1493,9 @@ static int jsonl_report_batch(const struct jsonl_line *lines, size_t n,
         line_message(p, lines[n - 1].lineno,
                      "and %zu more lines of this batch not enqueued (or unknown), up to here",
                      redis_failed - REDIS_FAILED_NAMED);
-    /* After error replies the library's message only says "see results". */
-    const char *why = mailroom_errmsg(m);
-    if (!*why || strstr(why, "see results"))
-        why = mailroom_strerror(first_rc);
+    /* The library's message describes the first failure in input order: the Redis
+     * failure only when no other failure (a duplicate, say) came before it. */
+    const char *why = lrc == first_rc ? mailroom_errmsg(m) : mailroom_strerror(first_rc);
     return fail(f, EXIT_UNAVAIL,
                 "--jsonl: Redis failed at line %zu: %s; enqueued: exactly the %zu ids"
                 " printed; lines after %zu were not sent",
@@ -1492,14 +1529,12 @@ static int jsonl_send_batch(mailroom *m, const struct jsonl_input *in, size_t fi
             goto out;
         }
     }
-    for (size_t i = 0; i < n; i++)
-        results[i] = -1; /* "not attempted", for the calls that stop before any email */
     int lrc = mailroom_send_batch(m, es, n, ids, results);
-    if (lrc == MAILROOM_EKEY || lrc == MAILROOM_ENOMEM || results[0] == -1) {
+    if (lrc == MAILROOM_EKEY || lrc == MAILROOM_ENOMEM) {
         rc = fail_lib(f, "send", m, lrc, exit_code_for(lrc));
         goto out;
     }
-    rc = jsonl_report_batch(&in->lines[first], n, ids, results, m, p, f);
+    rc = jsonl_report_batch(&in->lines[first], n, ids, results, lrc, m, p, f);
 out:
     for (size_t i = 0; js && i < parsed; i++)
         jsonl_email_free(&js[i]);
@@ -1547,15 +1582,16 @@ static int run_send_jsonl(const struct cli *c, struct failure *f)
 {
     struct jsonl_input in = {0};
     mailroom *m = NULL;
-    int rc, offline = 0;
+    int rc;
 
     if ((rc = check_send_jsonl(c, f)) != EXIT_OK)
         goto out;
-    if ((rc = jsonl_read(c->value[O_JSONL], &in, f)) != EXIT_OK)
+    if ((rc = read_all("--jsonl", c->value[O_JSONL], JSONL_INPUT_MAX, &in.data, &in.len, f)) !=
+        EXIT_OK)
         goto out;
     if ((rc = jsonl_split(&in, f)) != EXIT_OK)
         goto out;
-    if ((rc = open_handle(c, 1, 1, &m, &offline, f)) != EXIT_OK)
+    if ((rc = open_handle(c, 1, 1, &m, f)) != EXIT_OK)
         goto out;
     if ((rc = jsonl_validate_all(m, &in, f)) != EXIT_OK)
         goto out;
@@ -1572,9 +1608,9 @@ static int run_status(const struct cli *c, struct failure *f)
     const char *id = c->operands.v[1];
     mailroom *m = NULL;
     mailroom_job_status st;
-    int rc, offline = 0;
+    int rc;
 
-    if ((rc = open_handle(c, 0, 0, &m, &offline, f)) != EXIT_OK)
+    if ((rc = open_handle(c, 0, 0, &m, f)) != EXIT_OK)
         goto out;
     int lrc = mailroom_status(m, id, &st);
     if (lrc != MAILROOM_OK) {
@@ -1697,7 +1733,6 @@ static int run_admin(const struct cli *c, struct failure *f)
                                          : admin_dead_purge(&o, f->msg, sizeof f->msg);
         break;
     }
-    f->code = rc;
     return rc;
 }
 
@@ -1766,7 +1801,7 @@ static int dispatch(const struct cli *c, struct failure *f)
 int main(int argc, char **argv)
 {
     struct cli c;
-    struct failure f = {EXIT_OK, ""};
+    struct failure f = {""};
     int rc;
 
     if ((rc = cli_init(&c, argc, &f)) != EXIT_OK)
@@ -1776,7 +1811,7 @@ int main(int argc, char **argv)
 
     if (c.count[O_VERSION] > 0) {
         printf("%s\n", MAILROOM_VERSION_STRING);
-        rc = flush_stdout("--version", &f);
+        rc = admin_flush_stdout("--version", f.msg, sizeof f.msg);
         goto out;
     }
     if (c.cmd_name && c.cmd == CMD_NONE) {
@@ -1788,7 +1823,7 @@ int main(int argc, char **argv)
         const char *text = help_text(&c, &f, &rc);
         if (text) {
             fputs(text, stdout);
-            rc = flush_stdout("help", &f);
+            rc = admin_flush_stdout("help", f.msg, sizeof f.msg);
         }
         goto out;
     }

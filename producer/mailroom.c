@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,6 @@
 #include "ulid.h"
 
 #define DEFAULT_TIMEOUT_MS 1000
-#define DEFAULT_STATUS_TTL_S (7L * 24 * 3600)
 #define WAIT_TIMEOUT_MS 100 /* how long a write waits for a replica (Sentinel only) */
 #define BATCH_CHUNK 16      /* emails signed between two writes of a batch */
 
@@ -43,7 +43,8 @@ struct mailroom {
     buf canon; /* canonical form, reused by every send */
     sig_mac mac; /* keyed with the signing key at the first send */
     ulid_source ids; /* randomness for generated ids, drawn in blocks */
-    int64_t confirmed_until_ms; /* Sentinel: writes need no replica ack until then */
+    rconn_write_guard guard; /* Sentinel: the write check's state */
+    char ttl_arg[24];        /* status_ttl_s, as ENQUEUE takes it */
     char err[512];
 };
 
@@ -91,7 +92,7 @@ void mailroom_options_init(mailroom_options *opts)
     opts->alg = "hmac-sha1";
     opts->connect_timeout_ms = DEFAULT_TIMEOUT_MS;
     opts->command_timeout_ms = DEFAULT_TIMEOUT_MS;
-    opts->status_ttl_s = DEFAULT_STATUS_TTL_S;
+    opts->status_ttl_s = KEYS_STATUS_TTL_DEFAULT_S;
 }
 
 static const char *pick(const char *given, const char *env, const char *fallback)
@@ -102,17 +103,26 @@ static const char *pick(const char *given, const char *env, const char *fallback
     return v && *v ? v : fallback;
 }
 
+/* A new connection (caller frees with redisFree), or NULL with *rc and the handle's
+ * message set. */
+static redisContext *connect_new(mailroom *m, int *rc)
+{
+    char why[300];
+    int timed_out;
+    redisContext *c = rconn_connect(&m->url, m->connect_ms, m->command_ms, why, sizeof why,
+                                    &timed_out);
+    if (!c)
+        *rc = set_err(m, timed_out ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS, "%s", why);
+    return c;
+}
+
 /* (Re)connects when there is no live connection. */
 static int ensure_connected(mailroom *m)
 {
-    if (m->redis)
-        return MAILROOM_OK;
-    char why[300];
-    int timed_out;
-    m->redis = rconn_connect(&m->url, m->connect_ms, m->command_ms, why, sizeof why, &timed_out);
+    int rc = MAILROOM_OK;
     if (!m->redis)
-        return set_err(m, timed_out ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS, "%s", why);
-    return MAILROOM_OK;
+        m->redis = connect_new(m, &rc);
+    return rc;
 }
 
 /* Drops a connection that failed and reports why. */
@@ -171,7 +181,8 @@ int mailroom_open(mailroom **out, const mailroom_options *opts)
         return MAILROOM_ENOMEM;
     m->connect_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : DEFAULT_TIMEOUT_MS;
     m->command_ms = opts->command_timeout_ms > 0 ? opts->command_timeout_ms : DEFAULT_TIMEOUT_MS;
-    m->status_ttl_s = opts->status_ttl_s > 0 ? opts->status_ttl_s : DEFAULT_STATUS_TTL_S;
+    m->status_ttl_s = opts->status_ttl_s > 0 ? opts->status_ttl_s : KEYS_STATUS_TTL_DEFAULT_S;
+    snprintf(m->ttl_arg, sizeof m->ttl_arg, "%ld", m->status_ttl_s);
     const char *queue = pick(opts->queue, "MAILROOM_QUEUE", "default");
     if (keys_init(&m->keys, queue) != 0)
         return set_err(m, MAILROOM_EINVAL, "queue name must match [A-Za-z0-9._:-]{1,64}");
@@ -304,8 +315,11 @@ static int sign_tree(mailroom *m, job *j)
     return MAILROOM_OK;
 }
 
-/* The bytes the "sig" member adds to a job: ,"sig":"<up to 64 hex digits>" */
-#define SIG_MEMBER_MAX (sizeof ",\"sig\":\"\"" - 1 + SIG_HEX_MAX - 1)
+/* The bytes the "sig" member adds to a job: ,"sig":"<40 or 64 hex digits>" */
+static size_t sig_member_len(sig_alg alg)
+{
+    return sizeof ",\"sig\":\"\"" - 1 + sig_hex_len(alg);
+}
 
 /* A validated, signed job ready to enqueue. raw borrows from j's tree. */
 typedef struct prepared {
@@ -317,13 +331,15 @@ typedef struct prepared {
 } prepared;
 
 /*
- * Builds, validates and (when sign) signs one email. On success p->j owns the tree:
+ * Builds, validates and (when sign) signs one email; created is now in RFC 3339
+ * seconds (clock_format_iso(now, 0, ...)). On success p->j owns the tree:
  * release it with job_clear(&p->j). On failure nothing is left allocated.
  */
-static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, prepared *p)
+static int prepare(mailroom *m, const mailroom_email *e, int64_t now, const char *created,
+                   int sign, prepared *p)
 {
     int rc = MAILROOM_OK;
-    char created[CLOCK_ISO_MAX], why[JOB_ERR_MAX];
+    char why[JOB_ERR_MAX];
     memset(p, 0, sizeof *p);
     if (!e)
         return set_err(m, MAILROOM_EINVAL, "email is NULL");
@@ -334,7 +350,6 @@ static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, 
     } else if (ulid_next(&m->ids, now, p->id) != 0) {
         return set_err(m, MAILROOM_ENOMEM, "no randomness for a job id");
     }
-    clock_format_iso(now, 0, created);
     json_object *root = json_object_new_object();
     if (!root)
         return set_err(m, MAILROOM_ENOMEM, "out of memory");
@@ -357,8 +372,8 @@ static int prepare(mailroom *m, const mailroom_email *e, int64_t now, int sign, 
         rc = set_err(m, MAILROOM_ENOMEM, "out of memory");
         goto out;
     }
-    if (!sign) /* room for ,"sig":"<64 hex digits>" */
-        p->raw_len += SIG_MEMBER_MAX;
+    if (!sign) /* room for the signature, so that validate and send agree on the size */
+        p->raw_len += sig_member_len(m->alg);
     if (p->raw_len > JOB_MAX_BYTES) {
         rc = set_err(m, MAILROOM_ETOOBIG, "job is %zu bytes, over the limit of %d", p->raw_len,
                      JOB_MAX_BYTES);
@@ -372,10 +387,10 @@ out:
     return rc;
 }
 
-/* The arguments of one ENQUEUE: keys, then raw job, now, ttl, due. job_key and ttl are
- * caller buffers the arrays point into. */
+/* The arguments of one ENQUEUE: keys, then raw job, now, ttl, due. job_key is a caller
+ * buffer the arrays point into. */
 typedef struct enqueue_args {
-    char job_key[KEYS_NAME_MAX], ttl[24];
+    char job_key[KEYS_NAME_MAX];
     const char *argv[7];
     size_t argvlen[7];
 } enqueue_args;
@@ -384,9 +399,8 @@ static void fill_args(mailroom *m, enqueue_args *a, const char *id, const char *
                       size_t raw_len, const char *now_iso, const char *due)
 {
     keys_job(&m->keys, id, a->job_key);
-    snprintf(a->ttl, sizeof a->ttl, "%ld", m->status_ttl_s);
     const char *argv[7] = {a->job_key, m->keys.pending, m->keys.scheduled, raw,
-                           now_iso,    a->ttl,          due};
+                           now_iso,    m->ttl_arg,      due};
     for (int i = 0; i < 7; i++) {
         a->argv[i] = argv[i];
         a->argvlen[i] = i == 3 ? raw_len : strlen(argv[i]);
@@ -405,17 +419,6 @@ static int enqueue_reply(mailroom *m, const redisReply *r, const char *id)
     return MAILROOM_OK;
 }
 
-/* An unacknowledged write stands when most sentinels name this server master (a new
- * master without replicas yet); WAIT is then skipped for a second, so a master left
- * without replicas costs one slow write a second, not every write. */
-static int master_confirmed(mailroom *m)
-{
-    if (!rconn_sentinels_confirm(&m->url, m->connect_ms, m->redis))
-        return 0;
-    m->confirmed_until_ms = clock_now_ms() + 1000;
-    return 1;
-}
-
 /* Runs ENQUEUE once. Returns MAILROOM_OK, EDUPLICATE, or a Redis failure. */
 static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
 {
@@ -425,7 +428,7 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
     enqueue_args a;
     fill_args(m, &a, p->id, p->raw, p->raw_len, now_iso, p->due);
     long acked = 0;
-    int replicas = clock_now_ms() < m->confirmed_until_ms ? 0 : m->url.min_replicas;
+    int replicas = rconn_replicas_needed(&m->url, &m->guard);
     redisReply *r = script_run_acked(m->redis, SCRIPT_ENQUEUE, 3, 7, a.argv, a.argvlen,
                                      replicas, WAIT_TIMEOUT_MS, &acked);
     if (!r)
@@ -439,8 +442,8 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
     }
     rc = enqueue_reply(m, r, p->id);
     freeReplyObject(r);
-    if ((rc == MAILROOM_OK || rc == MAILROOM_EDUPLICATE) && acked < replicas &&
-        !master_confirmed(m)) {
+    if ((rc == MAILROOM_OK || rc == MAILROOM_EDUPLICATE) &&
+        !rconn_write_stands(&m->url, &m->guard, m->redis, acked, replicas, m->connect_ms)) {
         /* an old master after a failover takes writes the failover will erase, and a
          * record it shows (DUPLICATE) may be one of those */
         rc = set_err(m, MAILROOM_EREDIS, "enqueue: no replica acknowledged the write and "
@@ -486,10 +489,11 @@ int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_
     if (rc != MAILROOM_OK)
         return rc;
     prepared p;
-    char now_iso[CLOCK_ISO_MAX];
+    char now_iso[CLOCK_ISO_MAX], created[CLOCK_ISO_MAX];
     int64_t now = clock_now_ms();
     clock_format_iso(now, 1, now_iso);
-    if ((rc = prepare(m, e, now, 1, &p)) != MAILROOM_OK)
+    clock_format_iso(now, 0, created);
+    if ((rc = prepare(m, e, now, created, 1, &p)) != MAILROOM_OK)
         return rc;
     rc = enqueue(m, &p, e->id == NULL, now_iso);
     if (rc == MAILROOM_OK) {
@@ -505,7 +509,10 @@ int mailroom_validate(mailroom *m, const mailroom_email *e)
     if (!m)
         return MAILROOM_EINVAL;
     prepared p;
-    int rc = prepare(m, e, clock_now_ms(), 0, &p);
+    char created[CLOCK_ISO_MAX];
+    int64_t now = clock_now_ms();
+    clock_format_iso(now, 0, created);
+    int rc = prepare(m, e, now, created, 0, &p);
     if (rc == MAILROOM_OK)
         m->err[0] = '\0';
     return rc;
@@ -519,33 +526,37 @@ typedef struct batch_item {
     int answered; /* its reply was read in the current round */
 } batch_item;
 
-/* Reads the round's WAIT. When no replica acknowledged and the sentinels do not
- * confirm this master, the emails this round enqueued may be erased by a failover:
- * they are reported as not enqueued (their status record tells whether they
- * survived). */
-static int batch_check_replicas(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
-                                batch_item *items, size_t n)
+/*
+ * Reads the round's WAIT. When its reply is lost, or no replica acknowledged and the
+ * sentinels do not confirm this master, the emails this round enqueued may be erased
+ * by a failover: they get MAILROOM_EREDIS and keep their ids (their status record
+ * tells whether they survived; sending them again with those ids is safe).
+ */
+static int batch_check_replicas(mailroom *m, int *results, batch_item *items, size_t n,
+                                int needed)
 {
+    int rc = MAILROOM_OK;
     redisReply *w = NULL;
-    if (redisGetReply(m->redis, (void **)&w) != REDIS_OK || !w)
-        return connection_failed(m, "batch enqueue");
-    long acked = w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
-    freeReplyObject(w);
-    int lost = acked < m->url.min_replicas && !master_confirmed(m);
-    for (size_t i = 0; i < n; i++) {
-        if (lost && items[i].answered &&
-            (results[i] == MAILROOM_OK || results[i] == MAILROOM_EDUPLICATE)) {
-            results[i] = MAILROOM_EREDIS;
-            ids[i][0] = '\0';
+    if (redisGetReply(m->redis, (void **)&w) != REDIS_OK || !w) {
+        rc = connection_failed(m, "batch enqueue");
+    } else {
+        long acked = w->type == REDIS_REPLY_INTEGER ? (long)w->integer : 0;
+        if (!rconn_write_stands(&m->url, &m->guard, m->redis, acked, needed, m->connect_ms)) {
+            redisFree(m->redis);
+            m->redis = NULL;
+            rc = set_err(m, MAILROOM_EREDIS, "batch enqueue: no replica acknowledged the "
+                                             "writes and the sentinels name another master "
+                                             "(failover)");
         }
+    }
+    freeReplyObject(w);
+    for (size_t i = 0; i < n; i++) {
+        if (rc != MAILROOM_OK && items[i].answered &&
+            (results[i] == MAILROOM_OK || results[i] == MAILROOM_EDUPLICATE))
+            results[i] = rc;
         items[i].answered = 0;
     }
-    if (!lost)
-        return MAILROOM_OK;
-    redisFree(m->redis);
-    m->redis = NULL;
-    return set_err(m, MAILROOM_EREDIS, "batch enqueue: no replica acknowledged the writes and "
-                                       "the sentinels name another master (failover)");
+    return rc;
 }
 
 /* The first failure of a batch: its code and message, kept while later emails
@@ -565,17 +576,17 @@ static void note_failure(batch_first *f, const mailroom *m, size_t index, int rc
     snprintf(f->msg, sizeof f->msg, "%s", m->err);
 }
 
-/* Appends one email's ENQUEUE (verb EVALSHA or EVAL) to the connection's output
- * buffer. Returns REDIS_OK, or REDIS_ERR when out of memory (nothing was appended). */
-static int batch_append(mailroom *m, const char *verb, const char *id, const batch_item *it,
-                        const buf *raws, const char *now_iso)
+/* Appends one email's ENQUEUE (verb EVALSHA with the script's SHA-1 as body, or EVAL
+ * with its source) to the connection's output buffer. Returns REDIS_OK, or REDIS_ERR
+ * when out of memory (nothing was appended). */
+static int batch_append(mailroom *m, const char *verb, const char *body, size_t body_len,
+                        const char *id, const batch_item *it, const buf *raws,
+                        const char *now_iso)
 {
-    const char *body = strcmp(verb, "EVAL") == 0 ? script_source(SCRIPT_ENQUEUE)
-                                                 : script_sha(SCRIPT_ENQUEUE);
     enqueue_args a;
     fill_args(m, &a, id, raws->data + it->off, it->len, now_iso, it->due);
     const char *argv[10] = {verb, body, "3"};
-    size_t argvlen[10] = {strlen(verb), strlen(body), 1};
+    size_t argvlen[10] = {strlen(verb), body_len, 1};
     for (int k = 0; k < 7; k++) {
         argv[3 + k] = a.argv[k];
         argvlen[3 + k] = a.argvlen[k];
@@ -618,9 +629,12 @@ static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
                          buf *raws, int64_t now, const char *now_iso, batch_first *first)
 {
     size_t unflushed = 0;
+    char created[CLOCK_ISO_MAX];
+    clock_format_iso(now, 0, created);
+    const char *sha = script_sha(SCRIPT_ENQUEUE);
     for (size_t i = 0; i < n; i++) {
         prepared p;
-        results[i] = prepare(m, &emails[i], now, 1, &p);
+        results[i] = prepare(m, &emails[i], now, created, 1, &p);
         ids[i][0] = '\0';
         if (results[i] != MAILROOM_OK) {
             note_failure(first, m, i, results[i]);
@@ -633,7 +647,8 @@ static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
         int appended = buf_append(raws, p.raw, p.raw_len);
         job_clear(&p.j);
         if (appended != 0 ||
-            (m->redis && batch_append(m, "EVALSHA", ids[i], &items[i], raws, now_iso) != REDIS_OK)) {
+            (m->redis && batch_append(m, "EVALSHA", sha, 40, ids[i], &items[i], raws,
+                                      now_iso) != REDIS_OK)) {
             for (size_t k = i; k < n; k++)
                 results[k] = MAILROOM_ENOMEM;
             return set_err(m, MAILROOM_ENOMEM, "out of memory");
@@ -655,20 +670,39 @@ static int batch_prepare(mailroom *m, const mailroom_email *emails, size_t n,
     return MAILROOM_OK;
 }
 
+/* 1 when some email still waits for its reply. */
+static int batch_any_pending(const batch_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].pending)
+            return 1;
+    return 0;
+}
+
 /*
- * Reads the replies of every pending email's ENQUEUE (after the round's WAIT is
- * appended, with Sentinel). Items answered NOSCRIPT stay pending for an EVAL round.
+ * Reads the replies of every pending email's ENQUEUE, after appending the round's WAIT
+ * when `needed` replicas must acknowledge (Sentinel). Items answered NOSCRIPT stay
+ * pending for an EVAL round. A transient refusal (READONLY from a demoted master,
+ * LOADING, ...) fails its email and drops the connection afterwards, so the next call
+ * finds the current master, as mailroom_send does.
  */
 static int batch_read(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
-                      batch_item *items, size_t n, int *noscript)
+                      batch_item *items, size_t n, int needed, int *noscript)
 {
     *noscript = 0;
+    if (!batch_any_pending(items, n))
+        return MAILROOM_OK;
     char nrep[16], tmo[16];
-    snprintf(nrep, sizeof nrep, "%d", m->url.min_replicas);
+    snprintf(nrep, sizeof nrep, "%d", needed);
     snprintf(tmo, sizeof tmo, "%d", WAIT_TIMEOUT_MS);
     const char *wait_argv[] = {"WAIT", nrep, tmo};
-    if (m->url.min_replicas > 0 && redisAppendCommandArgv(m->redis, 3, wait_argv, NULL) != REDIS_OK)
-        return connection_failed(m, "batch enqueue");
+    if (needed > 0 && redisAppendCommandArgv(m->redis, 3, wait_argv, NULL) != REDIS_OK) {
+        redisFree(m->redis); /* nothing is read: the commands must not reach Redis alone */
+        m->redis = NULL;
+        batch_fail_pending(results, items, n, MAILROOM_ENOMEM);
+        return set_err(m, MAILROOM_ENOMEM, "out of memory");
+    }
+    int transient = 0;
     for (size_t i = 0; i < n; i++) {
         if (!items[i].pending)
             continue;
@@ -680,6 +714,11 @@ static int batch_read(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
         }
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
             *noscript = 1;
+        } else if (rconn_transient_error(r)) {
+            transient = 1;
+            results[i] = set_err(m, MAILROOM_EREDIS, "enqueue: Redis cannot serve now: %.200s",
+                                 r->str);
+            items[i].pending = 0;
         } else {
             results[i] = enqueue_reply(m, r, ids[i]);
             items[i].pending = 0;
@@ -687,16 +726,27 @@ static int batch_read(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
         }
         freeReplyObject(r);
     }
-    return m->url.min_replicas > 0 ? batch_check_replicas(m, ids, results, items, n) : MAILROOM_OK;
+    int rc = needed > 0 ? batch_check_replicas(m, results, items, n, needed) : MAILROOM_OK;
+    if (transient && m->redis) {
+        redisFree(m->redis);
+        m->redis = NULL;
+    }
+    if (transient && rc == MAILROOM_OK)
+        rc = MAILROOM_EREDIS;
+    return rc;
 }
 
 /* The round after NOSCRIPT: EVAL (which loads the script) for every email still
  * pending, in one pipeline. */
 static int batch_eval_round(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *results,
-                            batch_item *items, size_t n, const buf *raws, const char *now_iso)
+                            batch_item *items, size_t n, const buf *raws, const char *now_iso,
+                            int needed)
 {
+    const char *src = script_source(SCRIPT_ENQUEUE);
+    size_t src_len = strlen(src);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].pending && batch_append(m, "EVAL", ids[i], &items[i], raws, now_iso) != REDIS_OK) {
+        if (items[i].pending && batch_append(m, "EVAL", src, src_len, ids[i], &items[i], raws,
+                                             now_iso) != REDIS_OK) {
             /* commands already buffered must never reach Redis half-written: drop them
              * with the connection; nothing of this round was sent */
             redisFree(m->redis);
@@ -706,7 +756,7 @@ static int batch_eval_round(mailroom *m, char (*ids)[MAILROOM_ID_MAX], int *resu
         }
     }
     int noscript = 0;
-    return batch_read(m, ids, results, items, n, &noscript);
+    return batch_read(m, ids, results, items, n, needed, &noscript);
 }
 
 int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
@@ -739,9 +789,10 @@ int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
     }
     if (m->redis) {
         int noscript = 0;
-        int read = batch_read(m, ids, results, items, n, &noscript);
+        int needed = rconn_replicas_needed(&m->url, &m->guard);
+        int read = batch_read(m, ids, results, items, n, needed, &noscript);
         if (read == MAILROOM_OK && noscript)
-            read = batch_eval_round(m, ids, results, items, n, &raws, now_iso);
+            read = batch_eval_round(m, ids, results, items, n, &raws, now_iso, needed);
         if (rc == MAILROOM_OK)
             rc = read;
     }
@@ -754,13 +805,14 @@ int mailroom_send_batch(mailroom *m, const mailroom_email *emails, size_t n,
                      results[i] == rc ? m->err : mailroom_strerror(results[i]));
         }
     }
-    if (first.rc == MAILROOM_OK)
-        m->err[0] = '\0';
-    else
+    if (first.rc != MAILROOM_OK)
         set_err(m, first.rc, "email %zu of %zu: %s", first.index, n, first.msg);
+    else if (rc == MAILROOM_OK)
+        m->err[0] = '\0';
+    /* else every email got its answer but the batch failed after (m->err says how) */
     free(items);
     buf_free(&raws);
-    return first.rc;
+    return first.rc != MAILROOM_OK ? first.rc : rc;
 }
 
 const char *mailroom_state_name(mailroom_state state)
@@ -820,7 +872,9 @@ int mailroom_status(mailroom *m, const char *id, mailroom_job_status *out)
         return connection_failed(m, "status");
     memset(out, 0, sizeof *out);
     snprintf(out->id, sizeof out->id, "%s", id);
-    if (r->type != REDIS_REPLY_ARRAY) {
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = set_err(m, MAILROOM_EREDIS, "status refused by Redis: %.300s", r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY) {
         rc = set_err(m, MAILROOM_EPROTO, "status: unexpected reply type %d", r->type);
     } else if (r->elements == 0) {
         rc = set_err(m, MAILROOM_ENOTFOUND, "no status record for job '%s'", id);
@@ -842,7 +896,7 @@ static int is_final(mailroom_state st)
 static int final_event_for(const char *payload, size_t len, const char *id)
 {
     json_tokener *tok = json_tokener_new();
-    json_object *ev = tok && len <= (size_t)__INT_MAX__
+    json_object *ev = tok && len <= (size_t)INT_MAX
                           ? json_tokener_parse_ex(tok, payload, (int)len)
                           : NULL;
     json_object *jid = NULL, *jstate = NULL;
@@ -863,18 +917,14 @@ static int final_event_for(const char *payload, size_t len, const char *id)
 /* Opens the subscription connection and confirms SUBSCRIBE. */
 static redisContext *subscribe(mailroom *m, int *rc)
 {
-    char why[300];
-    int timed_out;
-    redisContext *sub = rconn_connect(&m->url, m->connect_ms, m->command_ms, why, sizeof why,
-                                      &timed_out);
-    if (!sub) {
-        *rc = set_err(m, timed_out ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS, "%s", why);
+    redisContext *sub = connect_new(m, rc);
+    if (!sub)
         return NULL;
-    }
     const char *argv[] = {"SUBSCRIBE", m->keys.status};
     redisReply *r = redisCommandArgv(sub, 2, argv, NULL);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        *rc = set_err(m, MAILROOM_EREDIS, "wait: SUBSCRIBE failed: %s",
+        *rc = set_err(m, !r && rconn_timed_out(sub) ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS,
+                      "wait: SUBSCRIBE failed: %s",
                       r && r->type == REDIS_REPLY_ERROR ? r->str : sub->errstr);
         freeReplyObject(r);
         redisFree(sub);

@@ -74,8 +74,9 @@ import redis  # noqa: E402  (python3-redis)
 import mailroom_sign  # noqa: E402
 from harness import (  # noqa: E402
     CONSUMER, Keys, LOOPBACK, binaries_missing, free_port, mailroom_env, new_secret,
-    port_accepts,
+    port_accepts, processing_lengths, stats,
 )
+from harness import _kill_group as kill_group  # noqa: E402
 
 QUEUE = "default"
 Q = Keys(QUEUE)
@@ -138,13 +139,6 @@ def spawn(argv, log_path: Path, **kw) -> subprocess.Popen:
     return p
 
 
-def kill_group(p: subprocess.Popen, sig=signal.SIGKILL) -> None:
-    try:
-        os.killpg(p.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 @atexit.register
 def _kill_children() -> None:
     for p in _children:
@@ -177,7 +171,6 @@ class AofRedis:
         self.dir.mkdir()
         self.log_path = run_dir / "redis.log"
         self.proc = None
-        self.starts = 0
 
     @property
     def url(self) -> str:
@@ -192,7 +185,6 @@ class AofRedis:
                            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
                            "--dir", self.dir, "--protected-mode", "yes",
                            "--daemonize", "no"], self.log_path)
-        self.starts += 1
         probe = redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=1,
                             socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
@@ -786,10 +778,9 @@ class Chaos:
             p.hmget(Q.job(jid), "state", "error", "smtp_code", "attempts", "smtp_reply")
         records = dict(zip(self.ids, p.execute()))
         copies, unknown, incomplete = self.sink.received()
-        stats = {k: int(x) for k, x in r.hgetall(Q.stats).items()}
+        counters = stats(r, QUEUE)
         pending = r.llen(Q.pending)
-        processing = {k: r.llen(k) for k in r.scan_iter(match=Q.processing_pattern())}
-        processing = {k: n for k, n in processing.items() if n}
+        processing = {k: n for k, n in processing_lengths(r, QUEUE).items() if n}
         now_ms = int(time.time() * 1000)
         overdue = r.zcount(Q.scheduled, "-inf", now_ms)
         scheduled = r.zcard(Q.scheduled)
@@ -818,7 +809,7 @@ class Chaos:
         print(f"received: {sum(copies.values())} messages for {len(copies)} jobs, "
               f"{len(dup_jobs)} jobs more than once, {len(incomplete)} incomplete dumps "
               f"(sink killed mid-message), {len(unknown)} unknown Message-IDs")
-        print(f"stats: {stats}")
+        print(f"stats: {counters}")
         print(f"sink_restarts={self.sink.restarts} sigterm_restarts={self.term_restarts} "
               f"consumers_started={len(self.consumers)} crashed={len(self.crashed)}")
         print(f"after stop: pending={pending} processing={sum(processing.values())} "
@@ -873,8 +864,8 @@ class Chaos:
             v.append(f"{overdue} scheduled jobs are past their due time")
         for c in self.crashed:
             v.append(f"{c} exited on its own with status {c.proc.returncode}")
-        if stats.get("sent", 0) != by_state["sent"]:
-            print(f"note: the stats counter says sent={stats.get('sent', 0)}, the job records "
+        if counters.get("sent", 0) != by_state["sent"]:
+            print(f"note: the stats counter says sent={counters.get('sent', 0)}, the job records "
                   f"{by_state['sent']} (an outcome counted twice, or not at all)")
         if heartbeats:
             print(f"note: {heartbeats} heartbeat entries left after every consumer stopped: "

@@ -12,6 +12,9 @@ atexit hook kills any child a crashed test left behind.
             rx.wait_for_count(1, timeout=10)
             assert consumer.stop() == 0
 
+ServerTestCase is the base of the suites; Libmailroom is a ctypes binding of the producer
+library (include/mailroom.h) for what the CLI does not expose.
+
 Only the Python standard library, python3-redis and python3-aiosmtpd are used (run with
 /usr/bin/python3). The binaries are taken from $MAILROOM_BIN_DIR, else
 <repo root>/build/bin.
@@ -22,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import email
+import email.parser
 import email.policy
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -185,14 +188,20 @@ def new_secret() -> str:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port, no persistence, own temp dir."""
+    """A private redis-server on a free loopback port with its own temp dir; no
+    persistence, or with aof=True an append-only file fsynced at every write, so that
+    it can be shut down (shutdown()) and started again (start()) on the same port and
+    dir, reloading what it acknowledged."""
 
-    def __init__(self, startup_timeout: float = 10.0):
+    def __init__(self, startup_timeout: float = 10.0, *, aof: bool = False):
         self.port = free_port()
         self.host = LOOPBACK
         self.startup_timeout = startup_timeout
+        self.aof = aof
         self.dir = None
+        self.log_path = None
         self.proc = None
+        self._log = None
         self._clients = []
 
     @property
@@ -200,11 +209,17 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        self.dir = tempfile.mkdtemp(prefix="mailroom-redis-")
-        self.log_path = os.path.join(self.dir, "redis.log")
-        self._log = open(self.log_path, "wb")
+        """Starts redis-server; again after shutdown(), on the same port and dir (its
+        log is appended to)."""
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="mailroom-aof-" if self.aof else "mailroom-redis-")
+            self.log_path = os.path.join(self.dir, "redis.log")
+        if self._log is None:
+            self._log = open(self.log_path, "ab")
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.aof
+                       else ["--appendonly", "no"])
         self.proc = _spawn(["redis-server", "--port", str(self.port), "--bind", self.host,
-                            "--save", "", "--appendonly", "no", "--dir", self.dir,
+                            "--save", "", *persistence, "--dir", self.dir,
                             "--protected-mode", "yes", "--daemonize", "no"],
                            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         probe = redis.Redis(host=self.host, port=self.port, socket_timeout=0.5,
@@ -213,10 +228,10 @@ class RedisServer:
         def pong():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: "
-                                   + Path(self.log_path).read_text(errors="replace")[-2000:])
+                                   + self.log_tail())
             try:
                 return probe.ping()
-            except redis.exceptions.RedisError:
+            except redis.exceptions.RedisError:  # refused, or LOADING the AOF
                 return False
 
         try:
@@ -228,11 +243,34 @@ class RedisServer:
             probe.close()
         return self
 
+    def log_tail(self, n: int = 2000) -> str:
+        """The last n characters of redis-server's log (every run's)."""
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-n:]
+        except (OSError, TypeError):
+            return ""
+
     def client(self, decode: bool = True) -> redis.Redis:
         c = redis.Redis(host=self.host, port=self.port, decode_responses=decode,
                         socket_timeout=10, socket_connect_timeout=2)
         self._clients.append(c)
         return c
+
+    def shutdown(self, timeout: float = 10.0) -> int:
+        """SHUTDOWN (which fsyncs the AOF) and waits for the exit; returns redis-server's
+        exit status. The dir, the log and the clients stay, for start()."""
+        c = redis.Redis(host=self.host, port=self.port, socket_timeout=10,
+                        socket_connect_timeout=2)
+        try:
+            c.shutdown()
+        finally:
+            c.close()
+        proc, self.proc = self.proc, None
+        try:
+            proc.wait(timeout)
+        finally:
+            _reap(proc, grace=0)
+        return proc.returncode
 
     def stop(self) -> None:
         for c in self._clients:
@@ -242,14 +280,15 @@ class RedisServer:
         if self.proc is not None:
             _reap(self.proc, grace=3)
             self.proc = None
-        if getattr(self, "_log", None):
+        if self._log is not None:
             self._log.close()
             self._log = None
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    __enter__ = start
+    def __enter__(self) -> "RedisServer":
+        return self.start()
 
     def __exit__(self, *exc):
         self.stop()
@@ -295,6 +334,19 @@ def processing_lengths(r: redis.Redis, queue: str = "default") -> dict:
     return {key: r.llen(key) for key in r.scan_iter(match=k.processing_pattern())}
 
 
+def wait_subscribed(pubsub, kind: str = "subscribe", what: str = "", timeout: float = 5.0) -> dict:
+    """Waits for the server's confirmation (a message of type kind: "subscribe",
+    "psubscribe") of a subscription just sent on pubsub, and returns it; raises
+    AssertionError after timeout seconds. what names it in that error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = pubsub.get_message(timeout=0.5)
+        if m and m["type"] == kind:
+            return m
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {kind} confirmation {what}".rstrip())
+
+
 class StatusListener:
     """Subscribes to a queue's status channel (on enter, before the caller sends) and
     collects every event on a background thread; on_event(event), when given, is called
@@ -315,13 +367,7 @@ class StatusListener:
     def __enter__(self) -> "StatusListener":
         self._pubsub.subscribe(self.channel)
         # do not return before the server confirmed the subscription
-        deadline = time.monotonic() + 5
-        while True:
-            m = self._pubsub.get_message(timeout=0.5)
-            if m and m["type"] == "subscribe":
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no subscribe confirmation for {self.channel}")
+        wait_subscribed(self._pubsub, "subscribe", f"for {self.channel}")
         self._thread = threading.Thread(target=self._run, name="status-listener", daemon=True)
         self._thread.start()
         return self
@@ -378,6 +424,39 @@ class StatusListener:
 # --------------------------------------------------------------------------- SMTP
 
 
+class SmtpServer:
+    """The lifecycle of an aiosmtpd server on 127.0.0.1:<free port>: subclasses pass
+    their handler (and any further Controller keywords) to __init__. scheme is the URL
+    scheme the consumer is given ("smtps" for implicit TLS); controller_class, a
+    Controller subclass."""
+
+    def __init__(self, handler, *, scheme: str = "smtp", controller_class=Controller,
+                 **controller_kw):
+        self.host = LOOPBACK
+        self.port = free_port()
+        self.scheme = scheme
+        self.controller = controller_class(handler, hostname=self.host, port=self.port,
+                                           ready_timeout=10, **controller_kw)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def start(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.controller.stop()
+
+    def __enter__(self) -> "SmtpServer":
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 @dataclass
 class ReceivedMessage:
     mail_from: str
@@ -419,7 +498,7 @@ class _RecordingHandler:
         return f"250 2.0.0 Ok: queued as MR{n:06d}"
 
 
-class Receiver:
+class Receiver(SmtpServer):
     """An aiosmtpd SMTP server on 127.0.0.1:<free port> that records every message
     (envelope sender, recipients, raw bytes as received after dot-unstuffing).
 
@@ -431,8 +510,7 @@ class Receiver:
 
     def __init__(self, data_delay: float = 0.0, refuse_first: int = 0,
                  refuse_reply: str = "451 4.3.0 Try again later", rcpt_delay: float = 0.0):
-        self.port = free_port()
-        self.host = LOOPBACK
+        super().__init__(_RecordingHandler(self))
         self.data_delay = data_delay
         self.rcpt_delay = rcpt_delay
         self.rcpt_seen = 0
@@ -441,12 +519,6 @@ class Receiver:
         self.refused = 0
         self._cond = threading.Condition()
         self._messages = []
-        self.controller = Controller(_RecordingHandler(self), hostname=self.host,
-                                     port=self.port, ready_timeout=10)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
 
     def _take_refusal(self, envelope):
         with self._cond:
@@ -485,19 +557,6 @@ class Receiver:
                                       f"got {len(self._messages)}")
                 self._cond.wait(left)
             return list(self._messages)
-
-    def start(self) -> "Receiver":
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.controller.stop()
-
-    __enter__ = start
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 class SmtpSink:
@@ -550,7 +609,8 @@ class SmtpSink:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    __enter__ = start
+    def __enter__(self) -> "SmtpSink":
+        return self.start()
 
     def __exit__(self, *exc):
         self.stop()
@@ -645,7 +705,8 @@ class Consumer:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    __enter__ = start
+    def __enter__(self) -> "Consumer":
+        return self.start()
 
     def __exit__(self, *exc):
         self.cleanup()
@@ -673,59 +734,13 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _load_signer():
-    tools = REPO_ROOT / "tests" / "tools"
-    if (tools / "mailroom_sign.py").exists():
-        if str(tools) not in sys.path:
-            sys.path.insert(0, str(tools))
-        import mailroom_sign  # noqa: E402
-        return mailroom_sign, "tests/tools/mailroom_sign.py"
-    return None, "harness fallback"
+# The reference signer (the same definition as the C code), imported directly.
+_TOOLS = REPO_ROOT / "tests" / "tools"
+if str(_TOOLS) not in sys.path:
+    sys.path.insert(0, str(_TOOLS))
+import mailroom_sign as signer  # noqa: E402
 
-
-class _FallbackSigner:
-    """Used only while tests/tools/mailroom_sign.py does not exist; same definition."""
-
-    @staticmethod
-    def _str(x: str) -> bytes:
-        b = x.encode("utf-8")
-        return str(len(b)).encode() + b":" + b
-
-    @classmethod
-    def _value(cls, v) -> bytes:
-        if isinstance(v, str):
-            return b"s" + cls._str(v)
-        if isinstance(v, list):
-            return b"a" + str(len(v)).encode() + b":" + b"".join(cls._value(x) for x in v)
-        if isinstance(v, dict):
-            return b"o" + str(len(v)).encode() + b":" + cls._members(v)
-        raise TypeError(f"value not allowed in a job: {v!r}")
-
-    @classmethod
-    def _members(cls, obj: dict) -> bytes:
-        items = sorted(obj.items(), key=lambda kv: kv[0].encode("utf-8"))
-        return b"".join(cls._str(k) + cls._value(v) for k, v in items)
-
-    @classmethod
-    def canonical(cls, obj: dict) -> bytes:
-        return cls._members({k: v for k, v in obj.items() if k != "sig"})
-
-    @classmethod
-    def sign(cls, job: dict, key: bytes, alg: str = "hmac-sha1") -> str:
-        digest = {"hmac-sha1": hashlib.sha1, "hmac-sha256": hashlib.sha256}[alg]
-        return hmac.new(key, cls.canonical(job), digest).hexdigest()
-
-    @classmethod
-    def signed_job(cls, job: dict, key: bytes, kid: str = "default", alg: str = "hmac-sha1") -> dict:
-        out = {k: v for k, v in job.items() if k != "sig"}
-        out["kid"] = kid
-        out["alg"] = alg
-        out["sig"] = cls.sign(out, key, alg)
-        return out
-
-
-_signer_mod, SIGNER_SOURCE = _load_signer()
-signer = _signer_mod if _signer_mod is not None else _FallbackSigner
+SIGNER_SOURCE = "tests/tools/mailroom_sign.py"
 
 
 def make_job(job_id: str | None = None, *, to=("rcpt@example.com",), subject="Hello",
@@ -801,6 +816,145 @@ def message_id_for(job_id: str, sender: str) -> str:
     return f"<{local}@{domain}>"
 
 
+_HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+
+def job_id_of(raw: bytes) -> str:
+    """The job id from the Message-ID <id@domain> the consumer derives from it (a raw
+    message); the Message-ID itself when it has no angle brackets."""
+    mid = (_HEADER_PARSER.parsebytes(raw).get("Message-ID") or "").strip()
+    return mid[1:].split("@", 1)[0] if mid.startswith("<") else mid
+
+
+# --------------------------------------------------------------------------- libmailroom (ctypes)
+
+
+class _Options(ctypes.Structure):  # mailroom_options, include/mailroom.h
+    _fields_ = [("redis_url", ctypes.c_char_p), ("queue", ctypes.c_char_p),
+                ("kid", ctypes.c_char_p), ("key", ctypes.c_void_p),
+                ("key_len", ctypes.c_size_t), ("alg", ctypes.c_char_p),
+                ("connect_timeout_ms", ctypes.c_int), ("command_timeout_ms", ctypes.c_int),
+                ("status_ttl_s", ctypes.c_long)]
+
+
+class _Email(ctypes.Structure):  # mailroom_email, include/mailroom.h
+    _fields_ = [("to", ctypes.POINTER(ctypes.c_char_p)), ("n_to", ctypes.c_size_t),
+                ("cc", ctypes.POINTER(ctypes.c_char_p)), ("n_cc", ctypes.c_size_t),
+                ("bcc", ctypes.POINTER(ctypes.c_char_p)), ("n_bcc", ctypes.c_size_t),
+                ("from_", ctypes.c_char_p), ("from_name", ctypes.c_char_p),
+                ("reply_to", ctypes.c_char_p), ("subject", ctypes.c_char_p),
+                ("text", ctypes.c_char_p), ("html", ctypes.c_char_p),
+                ("headers", ctypes.c_void_p), ("n_headers", ctypes.c_size_t),
+                ("id", ctypes.c_char_p), ("send_at", ctypes.c_long),  # time_t
+                ("expires_at", ctypes.c_long)]
+
+
+MAILROOM_ID_MAX = 129  # job ids are at most 128 bytes, plus the NUL
+
+
+class _Status(ctypes.Structure):  # mailroom_job_status, include/mailroom.h
+    _fields_ = [("id", ctypes.c_char * MAILROOM_ID_MAX), ("state", ctypes.c_int),
+                ("attempts", ctypes.c_int), ("smtp_code", ctypes.c_int),
+                ("smtp_reply", ctypes.c_char * 512), ("error", ctypes.c_char * 512),
+                ("consumer", ctypes.c_char * 128), ("created_at", ctypes.c_char * 32),
+                ("updated_at", ctypes.c_char * 32)]
+
+
+def libmailroom_path() -> Path | None:
+    """The built shared library, or None when there is none or it is built with
+    AddressSanitizer (the sanitizer pass): an ASan library cannot be loaded into a
+    Python that was not started with the ASan runtime, so the ctypes checks run in the
+    normal pass only."""
+    p = BIN_DIR.parent / "lib" / "libmailroom.so"
+    if not p.exists() or b"libasan.so" in p.read_bytes():
+        return None
+    return p
+
+
+class Libmailroom:
+    """A thin binding of the producer library (include/mailroom.h): one handle, opened
+    (and connected) by the constructor with the key `key` (bytes) as key id kid; close()
+    (or the with-block) frees it. One thread at a time, as the library requires."""
+
+    STATES = ["unknown", "queued", "sending", "sent", "retrying", "failed", "rejected"]
+
+    def __init__(self, redis_url: str, *, key: bytes, kid: str = "default",
+                 alg: str | None = None, queue: str = "default"):
+        path = libmailroom_path()
+        if path is None:
+            raise FileNotFoundError("libmailroom.so not built (or built with ASan)")
+        lib = self.lib = ctypes.CDLL(str(path))
+        lib.mailroom_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Options)]
+        lib.mailroom_errmsg.restype = ctypes.c_char_p
+        lib.mailroom_errmsg.argtypes = [ctypes.c_void_p]
+        lib.mailroom_close.argtypes = [ctypes.c_void_p]
+        lib.mailroom_send.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Email), ctypes.c_char_p]
+        lib.mailroom_wait.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                                      ctypes.POINTER(_Status)]
+        lib.mailroom_options_init.argtypes = [ctypes.POINTER(_Options)]
+        key = bytes(key)
+        # the strings must outlive mailroom_open (which copies them): keep them here
+        self._keep = [redis_url.encode(), queue.encode(), kid.encode(), (alg or "").encode()]
+        self._keybuf = ctypes.create_string_buffer(key, len(key))
+        opts = _Options()
+        lib.mailroom_options_init(ctypes.byref(opts))
+        opts.redis_url, opts.queue, opts.kid = self._keep[0], self._keep[1], self._keep[2]
+        opts.key = ctypes.cast(self._keybuf, ctypes.c_void_p)
+        opts.key_len = len(key)  # bytes
+        if alg:
+            opts.alg = self._keep[3]
+        self.handle = ctypes.c_void_p()
+        rc = lib.mailroom_open(ctypes.byref(self.handle), ctypes.byref(opts))
+        if rc != 0:
+            msg = self.errmsg()
+            self.close()
+            raise RuntimeError(f"mailroom_open: rc={rc}: {msg}")
+
+    def errmsg(self) -> str:
+        return (self.lib.mailroom_errmsg(self.handle) or b"").decode("utf-8", "replace")
+
+    def send_rc(self, to: str, sender: str, subject: str, text: str,
+                job_id: str | None = None) -> tuple:
+        """mailroom_send of a text mail to one recipient (with the id job_id when
+        given); never raises for a send that fails: (rc, the job id when rc is 0, else
+        mailroom_errmsg)."""
+        to_arr = (ctypes.c_char_p * 1)(to.encode())
+        e = _Email()
+        e.to, e.n_to = to_arr, 1
+        e.from_, e.subject, e.text = sender.encode(), subject.encode(), text.encode()
+        if job_id is not None:
+            e.id = job_id.encode()
+        out = ctypes.create_string_buffer(MAILROOM_ID_MAX)
+        rc = self.lib.mailroom_send(self.handle, ctypes.byref(e), out)
+        return rc, (out.value.decode() if rc == 0 else self.errmsg())
+
+    def send(self, to: str, sender: str, subject: str, text: str,
+             job_id: str | None = None) -> str:
+        """send_rc, but returns the job id and raises RuntimeError when rc is not 0."""
+        rc, text_out = self.send_rc(to, sender, subject, text, job_id)
+        if rc != 0:
+            raise RuntimeError(f"mailroom_send: rc={rc}: {text_out}")
+        return text_out
+
+    def wait(self, job_id: str, timeout_ms: int) -> tuple:
+        """(rc, state name, error) of mailroom_wait."""
+        st = _Status()
+        rc = self.lib.mailroom_wait(self.handle, job_id.encode(), timeout_ms, ctypes.byref(st))
+        state = self.STATES[st.state] if 0 <= st.state < len(self.STATES) else "?"
+        return rc, state, st.error.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if getattr(self, "handle", None):
+            self.lib.mailroom_close(self.handle)
+            self.handle = None
+
+    def __enter__(self) -> "Libmailroom":
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # --------------------------------------------------------------------------- test base
 
 
@@ -830,8 +984,13 @@ class ServerTestCase(unittest.TestCase):
     def receiver(self, **kw) -> Receiver:
         return self.stack.enter_context(Receiver(**kw))
 
-    def listener(self, redis_server) -> StatusListener:
-        return self.stack.enter_context(StatusListener(redis_server))
+    def listener(self, redis_server, **kw) -> StatusListener:
+        """A StatusListener (kw: queue, on_event), subscribed before this returns."""
+        return self.stack.enter_context(StatusListener(redis_server, **kw))
+
+    def sink(self, *args) -> SmtpSink:
+        """Postfix's smtp-sink with extra args (see SmtpSink)."""
+        return self.stack.enter_context(SmtpSink(*args))
 
     def tmpdir(self, prefix: str = "mailroom-test-") -> str:
         return self.stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
@@ -853,15 +1012,39 @@ class ServerTestCase(unittest.TestCase):
             with contextlib.suppress(Exception):
                 c.send_signal(signal.SIGTERM)
 
-    def _dump_logs_if_failed(self):
+    def _failed(self) -> bool:
+        """Whether this test (or one of its subTests) has failed or errored so far."""
         # outcome.success is reset to True while cleanups run: ask the result instead
         result = getattr(getattr(self, "_outcome", None), "result", None)
         problems = getattr(result, "failures", []) + getattr(result, "errors", [])
-        if not any(test is self for test, _ in problems):
+        return any(test is self or getattr(test, "test_case", None) is self
+                   for test, _ in problems)
+
+    def _dump_logs_if_failed(self):
+        if not self._failed():
             return
         for c in self.consumers:
             sys.stderr.write(f"\n----- consumer {c.args} log (tail) -----\n"
                              f"{c.log()[-self.LOG_TAIL:]}\n")
+
+    # ---- the producer
+
+    def send(self, env, *extra, to=("rcpt@example.com",), sender="noreply@example.com",
+             subject="Hello", text="Hello there.") -> str:
+        """`mailroom send` (to: one address or several; text None: no --text; extra:
+        further arguments) must exit 0 and print a valid job id, which it returns."""
+        args = ["send"]
+        for t in ((to,) if isinstance(to, str) else to):
+            args += ["--to", t]
+        args += ["--from", sender, "--subject", subject]
+        if text is not None:
+            args += ["--text", text]
+        args += list(extra)
+        rc, out, err = run_cli(*args, env=env)
+        self.assertEqual(rc, 0, f"mailroom send failed: rc={rc} stderr={err!r}")
+        job_id = out.strip()
+        self.assertRegex(job_id, r"\A[A-Za-z0-9._:-]{1,128}\Z", f"stdout={out!r}")
+        return job_id
 
     # ---- checks
 

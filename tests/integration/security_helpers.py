@@ -2,8 +2,7 @@
 an aiosmtpd server with STARTTLS or implicit TLS and AUTH that records how each
 message arrived, the Redis ACL rules read from docs/security.md (so the documentation
 and the test apply the very same text), a dump of a whole Redis database for leak
-checks, and a small ctypes binding of libmailroom (for mailroom_wait and the "alg"
-option, which the CLI does not expose).
+checks. (The ctypes binding of libmailroom is harness.Libmailroom.)
 
 Only the Python standard library, python3-redis and python3-aiosmtpd (run with
 /usr/bin/python3). Everything binds to 127.0.0.1 and lives in temporary directories
@@ -13,8 +12,6 @@ that the callers remove.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import os
 import re
 import shlex
@@ -28,7 +25,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from harness import BIN_DIR, LOOPBACK, REPO_ROOT, free_port, wait_for
+from harness import REPO_ROOT, SmtpServer, wait_for
 
 SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
 
@@ -155,7 +152,7 @@ class _Controller(Controller):
         return smtp
 
 
-class TlsSmtpServer:
+class TlsSmtpServer(SmtpServer):
     """aiosmtpd on 127.0.0.1:<free port>.
 
     starttls: offer STARTTLS with (cert, key) and refuse MAIL before it
@@ -167,27 +164,21 @@ class TlsSmtpServer:
 
     def __init__(self, cert: str, key: str, *, implicit: bool = False,
                  users: dict | None = None):
-        self.port = free_port()
-        self.host = LOOPBACK
         self.implicit = implicit
         self.users = dict(users or {})
         self.cond = threading.Condition()
         self._messages = []
         self.auth_attempts = []
         ctx = server_tls_context(cert, key)
-        kw = dict(hostname=self.host, port=self.port, ready_timeout=10,
-                  auth_require_tls=True)
+        kw = dict(auth_require_tls=True)
         if implicit:
             kw["ssl_context"] = ctx
         else:
             kw.update(tls_context=ctx, require_starttls=True)
         if self.users:
             kw.update(authenticator=self._authenticate, auth_required=True)
-        self.controller = _Controller(_TlsHandler(self), implicit=implicit, **kw)
-
-    @property
-    def url(self) -> str:
-        return f"{'smtps' if self.implicit else 'smtp'}://{self.host}:{self.port}"
+        super().__init__(_TlsHandler(self), scheme="smtps" if implicit else "smtp",
+                         controller_class=_Controller, implicit=implicit, **kw)
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = False
@@ -207,19 +198,6 @@ class TlsSmtpServer:
     def wait_for_count(self, n: int, timeout: float = 10.0) -> list:
         return wait_for(lambda: len(self.messages()) >= n and self.messages(), timeout,
                         message=f"{n} messages on the TLS server")
-
-    def start(self) -> "TlsSmtpServer":
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.controller.stop()
-
-    __enter__ = start
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # --------------------------------------------------------------------------- ACL rules
@@ -304,115 +282,3 @@ def proc_text(pid: int, what: str) -> str:
             "utf-8", "replace")
     except OSError:
         return ""
-
-
-# --------------------------------------------------------------------------- libmailroom
-
-
-class _Options(ctypes.Structure):
-    _fields_ = [("redis_url", ctypes.c_char_p), ("queue", ctypes.c_char_p),
-                ("kid", ctypes.c_char_p), ("key", ctypes.c_void_p),
-                ("key_len", ctypes.c_size_t), ("alg", ctypes.c_char_p),
-                ("connect_timeout_ms", ctypes.c_int), ("command_timeout_ms", ctypes.c_int),
-                ("status_ttl_s", ctypes.c_long)]
-
-
-class _Email(ctypes.Structure):
-    _fields_ = [("to", ctypes.POINTER(ctypes.c_char_p)), ("n_to", ctypes.c_size_t),
-                ("cc", ctypes.POINTER(ctypes.c_char_p)), ("n_cc", ctypes.c_size_t),
-                ("bcc", ctypes.POINTER(ctypes.c_char_p)), ("n_bcc", ctypes.c_size_t),
-                ("from_", ctypes.c_char_p), ("from_name", ctypes.c_char_p),
-                ("reply_to", ctypes.c_char_p), ("subject", ctypes.c_char_p),
-                ("text", ctypes.c_char_p), ("html", ctypes.c_char_p),
-                ("headers", ctypes.c_void_p), ("n_headers", ctypes.c_size_t),
-                ("id", ctypes.c_char_p), ("send_at", ctypes.c_long),
-                ("expires_at", ctypes.c_long)]
-
-
-class _Status(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_char * 129), ("state", ctypes.c_int),
-                ("attempts", ctypes.c_int), ("smtp_code", ctypes.c_int),
-                ("smtp_reply", ctypes.c_char * 512), ("error", ctypes.c_char * 512),
-                ("consumer", ctypes.c_char * 128), ("created_at", ctypes.c_char * 32),
-                ("updated_at", ctypes.c_char * 32)]
-
-
-def libmailroom_path() -> Path | None:
-    """The built shared library, or None when there is none or it is built with
-    AddressSanitizer (the sanitizer pass): an ASan library cannot be loaded into a
-    Python that was not started with the ASan runtime, so the ctypes checks run in the
-    normal pass only."""
-    p = BIN_DIR.parent / "lib" / "libmailroom.so"
-    if not p.exists() or b"libasan.so" in p.read_bytes():
-        return None
-    return p
-
-
-class Libmailroom:
-    """A thin binding of the producer library (include/mailroom.h). Opens one handle;
-    close() (or the with-block) frees it."""
-
-    STATES = ["unknown", "queued", "sending", "sent", "retrying", "failed", "rejected"]
-
-    def __init__(self, redis_url: str, *, kid: str, key: bytes, alg: str | None = None,
-                 queue: str = "default"):
-        path = libmailroom_path()
-        if path is None:
-            raise FileNotFoundError("libmailroom.so not built")
-        lib = self.lib = ctypes.CDLL(str(path))
-        lib.mailroom_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Options)]
-        lib.mailroom_errmsg.restype = ctypes.c_char_p
-        lib.mailroom_errmsg.argtypes = [ctypes.c_void_p]
-        lib.mailroom_close.argtypes = [ctypes.c_void_p]
-        lib.mailroom_send.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Email), ctypes.c_char_p]
-        lib.mailroom_wait.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
-                                      ctypes.POINTER(_Status)]
-        lib.mailroom_options_init.argtypes = [ctypes.POINTER(_Options)]
-        self._keep = [redis_url.encode(), queue.encode(), kid.encode(), bytes(key),
-                      (alg or "").encode()]
-        opts = _Options()
-        lib.mailroom_options_init(ctypes.byref(opts))
-        opts.redis_url, opts.queue, opts.kid = self._keep[0], self._keep[1], self._keep[2]
-        self._keybuf = ctypes.create_string_buffer(bytes(key), len(key))
-        opts.key = ctypes.cast(self._keybuf, ctypes.c_void_p)
-        opts.key_len = len(key)
-        if alg:
-            opts.alg = self._keep[4]
-        self.handle = ctypes.c_void_p()
-        rc = lib.mailroom_open(ctypes.byref(self.handle), ctypes.byref(opts))
-        if rc != 0:
-            msg = self.errmsg()
-            self.close()
-            raise RuntimeError(f"mailroom_open: rc={rc}: {msg}")
-
-    def errmsg(self) -> str:
-        return (self.lib.mailroom_errmsg(self.handle) or b"").decode("utf-8", "replace")
-
-    def send(self, to: str, sender: str, subject: str, text: str) -> str:
-        to_arr = (ctypes.c_char_p * 1)(to.encode())
-        e = _Email()
-        e.to, e.n_to = to_arr, 1
-        e.from_, e.subject, e.text = sender.encode(), subject.encode(), text.encode()
-        out = ctypes.create_string_buffer(129)
-        rc = self.lib.mailroom_send(self.handle, ctypes.byref(e), out)
-        if rc != 0:
-            raise RuntimeError(f"mailroom_send: rc={rc}: {self.errmsg()}")
-        return out.value.decode()
-
-    def wait(self, job_id: str, timeout_ms: int) -> tuple:
-        """(rc, state name, error) of mailroom_wait."""
-        st = _Status()
-        rc = self.lib.mailroom_wait(self.handle, job_id.encode(), timeout_ms, ctypes.byref(st))
-        state = self.STATES[st.state] if 0 <= st.state < len(self.STATES) else "?"
-        return rc, state, st.error.decode("utf-8", "replace")
-
-    def close(self) -> None:
-        if getattr(self, "handle", None):
-            self.lib.mailroom_close(self.handle)
-            self.handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -11,15 +11,14 @@ Every server is a child in its own process group (harness._spawn), listens on a 
 exit, also when a test fails (and by harness's atexit hook if the test process dies).
 Only the standard library and python3-redis are used.
 
-LibSender is a producer on one long-lived libmailroom handle (ctypes), so that writes
-reach a master over a connection made before the failover: the path where a write no
-replica acknowledged must be judged by rconn_sentinels_confirm().
+lib_exit_code() maps a mailroom_send() status of a long-lived libmailroom handle
+(harness.Libmailroom), whose writes reach a master over a connection made before the
+failover, to the CLI's exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -31,7 +30,9 @@ from pathlib import Path
 
 import redis  # python3-redis
 
-from harness import BIN_DIR, LOOPBACK, _kill_group, _reap, _spawn, free_port, wait_for
+from harness import (
+    LOOPBACK, _kill_group, _reap, _spawn, free_port, wait_for, wait_subscribed,
+)
 
 MASTER_NAME = "mymaster"
 
@@ -83,9 +84,6 @@ class _Server:
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
         return _client(self.port, timeout)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def kill9(self) -> None:
         """SIGKILL: no shutdown code runs, nothing more is written."""
@@ -203,13 +201,7 @@ class EventLog:
 
     def start(self) -> "EventLog":
         self._pubsub.psubscribe("*")
-        deadline = time.monotonic() + 5
-        while True:
-            m = self._pubsub.get_message(timeout=0.5)
-            if m and m["type"] == "psubscribe":
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError("no psubscribe confirmation from the sentinel")
+        wait_subscribed(self._pubsub, "psubscribe", "from the sentinel")
         self._thread = threading.Thread(target=self._run, name="sentinel-events", daemon=True)
         self._thread.start()
         return self
@@ -382,26 +374,6 @@ class SentinelCluster:
 # --------------------------------------------------------------------------- libmailroom
 
 
-class _Options(ctypes.Structure):  # mailroom_options, include/mailroom.h
-    _fields_ = [("redis_url", ctypes.c_char_p), ("queue", ctypes.c_char_p),
-                ("kid", ctypes.c_char_p), ("key", ctypes.c_void_p),
-                ("key_len", ctypes.c_size_t), ("alg", ctypes.c_char_p),
-                ("connect_timeout_ms", ctypes.c_int), ("command_timeout_ms", ctypes.c_int),
-                ("status_ttl_s", ctypes.c_long)]
-
-
-class _Email(ctypes.Structure):  # mailroom_email, include/mailroom.h
-    _fields_ = [("to", ctypes.POINTER(ctypes.c_char_p)), ("n_to", ctypes.c_size_t),
-                ("cc", ctypes.POINTER(ctypes.c_char_p)), ("n_cc", ctypes.c_size_t),
-                ("bcc", ctypes.POINTER(ctypes.c_char_p)), ("n_bcc", ctypes.c_size_t),
-                ("from_", ctypes.c_char_p), ("from_name", ctypes.c_char_p),
-                ("reply_to", ctypes.c_char_p), ("subject", ctypes.c_char_p),
-                ("text", ctypes.c_char_p), ("html", ctypes.c_char_p),
-                ("headers", ctypes.c_void_p), ("n_headers", ctypes.c_size_t),
-                ("id", ctypes.c_char_p), ("send_at", ctypes.c_long),
-                ("expires_at", ctypes.c_long)]
-
-
 MAILROOM_OK, MAILROOM_EREDIS, MAILROOM_ETIMEOUT, MAILROOM_EDUPLICATE = 0, 3, 4, 6
 MAILROOM_DUPLICATE_RC = 73  # the CLI's exit code for MAILROOM_EDUPLICATE
 
@@ -411,62 +383,3 @@ def lib_exit_code(rc: int) -> int:
     or timed out), 73 (duplicate); anything else as 1000 + rc (never expected here)."""
     return {MAILROOM_OK: 0, MAILROOM_EREDIS: 69, MAILROOM_ETIMEOUT: 69,
             MAILROOM_EDUPLICATE: MAILROOM_DUPLICATE_RC}.get(rc, 1000 + rc)
-
-
-def libmailroom_path():
-    """The built libmailroom.so, or None when there is none or it is built with
-    AddressSanitizer (it cannot be loaded into a Python started without the ASan
-    runtime)."""
-    p = BIN_DIR.parent / "lib" / "libmailroom.so"
-    if not p.exists() or b"libasan.so" in p.read_bytes():
-        return None
-    return p
-
-
-class LibSender:
-    """One libmailroom handle (mailroom_open with the URL and the secret as key id
-    "default", default timeouts), used by one thread; send() never raises for a send
-    that fails, it returns (rc, message)."""
-
-    def __init__(self, redis_url: str, secret: str):
-        path = libmailroom_path()
-        if path is None:
-            raise FileNotFoundError("libmailroom.so not built (or built with ASan)")
-        lib = self.lib = ctypes.CDLL(str(path))
-        lib.mailroom_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Options)]
-        lib.mailroom_errmsg.restype = ctypes.c_char_p
-        lib.mailroom_errmsg.argtypes = [ctypes.c_void_p]
-        lib.mailroom_close.argtypes = [ctypes.c_void_p]
-        lib.mailroom_send.argtypes = [ctypes.c_void_p, ctypes.POINTER(_Email), ctypes.c_char_p]
-        lib.mailroom_options_init.argtypes = [ctypes.POINTER(_Options)]
-        self._url, self._kid = redis_url.encode(), b"default"
-        self._key = ctypes.create_string_buffer(secret.encode(), len(secret))
-        opts = _Options()
-        lib.mailroom_options_init(ctypes.byref(opts))
-        opts.redis_url, opts.kid = self._url, self._kid
-        opts.key, opts.key_len = ctypes.cast(self._key, ctypes.c_void_p), len(secret)
-        self.handle = ctypes.c_void_p()
-        rc = lib.mailroom_open(ctypes.byref(self.handle), ctypes.byref(opts))
-        if rc != MAILROOM_OK:
-            msg = self.errmsg()
-            self.close()
-            raise RuntimeError(f"mailroom_open: rc={rc}: {msg}")
-
-    def errmsg(self) -> str:
-        return (self.lib.mailroom_errmsg(self.handle) or b"").decode("utf-8", "replace")
-
-    def send(self, job_id: str, to: str, sender: str, subject: str, text: str) -> tuple:
-        """mailroom_send with the id job_id: (rc, the id printed or the error message)."""
-        to_arr = (ctypes.c_char_p * 1)(to.encode())
-        e = _Email()
-        e.to, e.n_to = to_arr, 1
-        e.from_, e.subject, e.text = sender.encode(), subject.encode(), text.encode()
-        e.id = job_id.encode()
-        out = ctypes.create_string_buffer(129)  # MAILROOM_ID_MAX
-        rc = self.lib.mailroom_send(self.handle, ctypes.byref(e), out)
-        return rc, (out.value.decode() if rc == MAILROOM_OK else self.errmsg())
-
-    def close(self) -> None:
-        if getattr(self, "handle", None):
-            self.lib.mailroom_close(self.handle)
-            self.handle = None

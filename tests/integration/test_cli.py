@@ -238,6 +238,38 @@ class SendJsonlTest(CliTestCase):
         self.assertIn("too", err)
         self.assertEqual(self.r.dbsize(), 0)
 
+    def test_size_limit_is_the_same_for_validation_and_sending(self):
+        # every line is validated before any is sent; validation must count the signature
+        # the job will get (40 hex digits with hmac-sha1), not a longer one: a job of
+        # exactly JOB_MAX_BYTES (256 KiB) once signed is accepted, one byte more refused
+        limit = 256 * 1024
+        rc, _, err = self.cli("send", "--jsonl", "-",
+                              input=jsonl_line(0, id="probe-1", text="a" * 1000).encode())
+        self.assertEqual(rc, 0, err)
+        def newest_job_bytes():
+            return len(self.r.lindex(Q.pending, 0).encode())  # the client decodes UTF-8
+
+        text_len = 1000 + limit - newest_job_bytes()
+        rc, _, err = self.cli("send", "--jsonl", "-",
+                              input=jsonl_line(0, id="probe-2", text="a" * text_len).encode())
+        self.assertEqual(rc, 0, f"a job of exactly {limit} bytes refused: {err!r}")
+        self.assertEqual(newest_job_bytes(), limit)
+        rc, out, err = self.cli("send", "--jsonl", "-",
+                                input=jsonl_line(0, id="probe-3",
+                                                 text="a" * (text_len + 1)).encode())
+        self.assertEqual((rc, out), (65, ""), err)
+        self.assertRegex(err, r"(?m)^mailroom: line 1: .*over the limit of 262144")
+        self.assertEqual(self.r.llen(Q.pending), 2)
+
+    def test_c1_controls_in_a_member_name_are_masked_on_stderr(self):
+        # U+009B is CSI in the C1 range: a terminal would take "\x9b2J" as "clear screen"
+        line = jsonl_line(0).replace('"to":', '"to\u009b2J":', 1)
+        rc, out, err = self.cli("send", "--jsonl", "-", input=line.encode())
+        self.assertEqual((rc, out), (65, ""), err)
+        self.assertRegex(err, r"(?m)^mailroom: line 1: unknown member 'to\?2J'$")
+        self.assertNotIn("\x9b", err, "a raw C1 control reached stderr")
+        self.assertEqual(self.r.dbsize(), 0)
+
     def test_duplicates_are_named_and_the_rest_sent_73(self):
         rc, _, err = self.cli(*self.send_args("--id", "taken"))
         self.assertEqual(rc, 0, err)
@@ -270,6 +302,25 @@ class SendJsonlTest(CliTestCase):
         pending_ids = {json.loads(j)["id"] for j in self.r.lrange(Q.pending, 0, -1)}
         self.assertEqual(pending_ids, set(ids))
         self.assertRegex(err, r"mailroom: --jsonl: Redis failed at line \d+")
+
+    def test_redis_failure_after_a_duplicate_names_the_redis_error(self):
+        rc, _, err = self.cli(*self.send_args("--id", "taken"))
+        self.assertEqual(rc, 0, err)
+        used = int(self.r.info("memory")["used_memory"])
+        self.r.config_set("maxmemory", str(used + 2 * 1024 * 1024))
+        self.addCleanup(lambda: self.r.config_set("maxmemory", "0"))
+        # every batch of 500 starts with a duplicate, so the batch Redis fails in has
+        # another failure before the Redis one
+        lines = [jsonl_line(i, text="x" * 1000, **({"id": "taken"} if i % 500 == 0 else {}))
+                 for i in range(5000)]
+        rc, out, err = self.cli("send", "--jsonl", "-", input="\n".join(lines).encode())
+        self.r.config_set("maxmemory", "0")
+        self.assertEqual(rc, 69, err[-2000:])
+        self.assertRegex(err, r"(?m)^mailroom: line 1: a job with id 'taken' is already")
+        failure = re.search(r"(?m)^mailroom: --jsonl: Redis failed at line \d+: (.*)$", err)
+        self.assertIsNotNone(failure, err[-2000:])
+        self.assertNotIn("already recorded", failure.group(1),
+                         "the Redis failure is described by a duplicate's message")
 
 
 # --------------------------------------------------------------------------- watch
@@ -416,6 +467,31 @@ class DeadLetterTest(CliTestCase):
         rc, out, err = self.cli("dead", "purge")
         self.assertEqual((rc, out), (0, "1 purged\n"), err)
         self.assertEqual(self.r.exists(Q.dead), 0)
+
+
+# --------------------------------------------------------------------------- Redis password
+
+
+class RedisPasswordTest(CliTestCase):
+
+    def test_every_command_reads_the_password_file(self):
+        rc, _, err = self.cli(*self.send_args("--id", "pw-job"))
+        self.assertEqual(rc, 0, err)
+        password = new_secret()
+        path = os.path.join(self.tmpdir(), "redis-password")
+        with open(path, "w", encoding="ascii") as f:
+            f.write(password + "\n")
+        self.r.config_set("requirepass", password)  # this connection stays authenticated
+        with_file = dict(self.env, MAILROOM_REDIS_PASSWORD_FILE=path)
+        for args in (["stats"], ["stats", "--json"], ["consumers"], ["dead", "list"],
+                     ["status", "pw-job"]):
+            with self.subTest(args=args):
+                rc, out, err = run_cli(*args, env=with_file)
+                self.assertEqual(rc, 0, f"stdout={out!r} stderr={err!r}")
+                self.assertNotIn(password, out + err)
+                rc, out, err = run_cli(*args, env=self.env)
+                self.assertEqual(rc, 69, f"without the password: stdout={out!r} stderr={err!r}")
+                self.assertIn("NOAUTH", err)
 
 
 # --------------------------------------------------------------------------- stats

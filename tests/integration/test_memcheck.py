@@ -30,14 +30,11 @@ import unittest
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from aiosmtpd.controller import Controller  # noqa: E402  python3-aiosmtpd
-
 import harness  # noqa: E402
 from harness import (  # noqa: E402
-    CONSUMER, LOOPBACK, Consumer, Keys, RedisServer, StatusListener, binaries_missing,
-    dead_entries, enqueue_raw, free_port, job_json, mailroom_env, make_job,
-    message_id_for, new_secret, parse_message, processing_lengths, run_cli, sign_job,
-    stats, wait_for,
+    CONSUMER, Consumer, Keys, ServerTestCase, SmtpServer, dead_entries, enqueue_raw,
+    job_json, mailroom_env, make_job, message_id_for, new_secret, parse_message,
+    processing_lengths, sign_job, stats, wait_for,
 )
 
 SECRET = new_secret()
@@ -79,34 +76,19 @@ class _Handler:
         return f"250 2.0.0 Ok: queued as MC{n:06d}"
 
 
-class ScriptedReceiver:
+class ScriptedReceiver(SmtpServer):
     """aiosmtpd on 127.0.0.1:<free port>: refuses BOUNCE with 550 and the first RCPT of
     FLAKY with 451 (both at RCPT TO), accepts and records everything else."""
 
     def __init__(self):
-        self.host = LOOPBACK
-        self.port = free_port()
+        super().__init__(_Handler(self))
         self.lock = threading.Lock()
         self.rcpts = []
         self.messages = []
-        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port,
-                                     ready_timeout=10)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
 
     def received(self) -> list:
         with self.lock:
             return list(self.messages)
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        with contextlib.suppress(Exception):
-            self.controller.stop()
 
 
 # --------------------------------------------------------------------------- consumer
@@ -136,8 +118,6 @@ class ValgrindConsumer(Consumer):
                                    stdin=subprocess.DEVNULL)
         return self
 
-    __enter__ = start  # harness.Consumer binds __enter__ to its own start
-
     def vg_logs(self) -> dict:
         """{path: text} of every valgrind log written (one per process; one expected)."""
         out = {}
@@ -150,27 +130,19 @@ class ValgrindConsumer(Consumer):
 # --------------------------------------------------------------------------- the test
 
 
-class MemcheckTest(unittest.TestCase):
+class MemcheckTest(ServerTestCase):
 
     def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
+        super().setUp()
         if not VALGRIND:
             self.fail("valgrind is not installed (apt-get install valgrind)")
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.tmp = self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-memcheck-"))
+        self.tmp = self.tmpdir(prefix="mailroom-memcheck-")
         self.consumer = None
-        self._failed_before = self._problem_count()
-        self.addCleanup(self._dump_if_failed)
 
-    def _problem_count(self):
-        result = getattr(getattr(self, "_outcome", None), "result", None)
-        return len(getattr(result, "failures", [])) + len(getattr(result, "errors", []))
-
-    def _dump_if_failed(self):
-        if self._problem_count() == self._failed_before or self.consumer is None:
+    def _dump_logs_if_failed(self):
+        """Stops the consumer first (valgrind writes its summary at exit), then shows its
+        log and valgrind's."""
+        if not self._failed() or self.consumer is None:
             return
         c = self.consumer
         if c.alive():  # let valgrind write its summary before the log is read
@@ -181,16 +153,6 @@ class MemcheckTest(unittest.TestCase):
             sys.stderr.write(f"\n----- valgrind log {os.path.basename(path)} -----\n{text}\n")
 
     # ---- helpers
-
-    def send(self, env, *extra, to=("rcpt@example.com",), subject="Hello",
-             text="Hello there.") -> str:
-        args = ["send"]
-        for t in to:
-            args += ["--to", t]
-        args += ["--from", SENDER, "--subject", subject, "--text", text, *extra]
-        rc, out, err = run_cli(*args, env=env)
-        self.assertEqual(rc, 0, f"mailroom send failed: rc={rc} stderr={err!r}")
-        return out.strip()
 
     def wait_states(self, r, expected: dict, timeout: float) -> None:
         """Waits until every job id in expected has its state (terminal states only)."""
@@ -207,10 +169,10 @@ class MemcheckTest(unittest.TestCase):
 
     def test_one_consumer_has_no_memory_errors_or_leaks(self):
         t0 = time.monotonic()
-        rs = self.stack.enter_context(RedisServer())
+        rs = self.redis()
         rx = self.stack.enter_context(ScriptedReceiver())
         r = rs.client()
-        listener = self.stack.enter_context(StatusListener(rs))
+        listener = self.listener(rs)
         env = mailroom_env(rs, secret=SECRET, smtp=rx)
 
         c = ValgrindConsumer(env, self.tmp, "--id", "memcheck-1", "--concurrency", "2",
@@ -247,8 +209,7 @@ class MemcheckTest(unittest.TestCase):
         dup_job = sign_job(make_job(to=["dup@example.com"], subject="redelivered"), SECRET)
         dup_raw = job_json(dup_job)
         enqueue_raw(r, dup_raw, job_id=dup_job["id"])
-        sent_ids.append(dup_job["id"])
-        self.assertEqual(len(sent_ids), 10)
+        sent_ids.append(dup_job["id"])  # 10 jobs to be sent: zh, multi, 7 plain, dup
 
         flaky_id = self.send(env, to=[FLAKY], subject="451 once, then fine")
         bounce_id = self.send(env, to=[BOUNCE], subject="550 at RCPT")

@@ -30,8 +30,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    REPO_ROOT, Consumer, Keys, Receiver, RedisServer, ServerTestCase, StatusListener,
-    mailroom_env, new_secret, parse_message, signer, stats, text_of,
+    REPO_ROOT, Consumer, Keys, ServerTestCase, mailroom_env, new_secret, parse_message,
+    signer, stats, text_of,
 )
 
 EXAMPLE_SRC = REPO_ROOT / "examples" / "registration"
@@ -131,9 +131,9 @@ class ExampleTestCase(ServerTestCase):
 
     def servers(self, **env_extra):
         """A private Redis and SMTP receiver, a status listener and the environment."""
-        rs = self.stack.enter_context(RedisServer())
-        rx = self.stack.enter_context(Receiver())
-        listener = self.stack.enter_context(StatusListener(rs))
+        rs = self.redis()
+        rx = self.receiver()
+        listener = self.listener(rs)
         env = mailroom_env(rs, smtp=rx, **env_extra)
         return rs, rx, listener, rs.client(), env
 

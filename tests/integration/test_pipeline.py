@@ -26,10 +26,10 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    ServerTestCase, Consumer, Keys, SmtpSink, StatusListener, SIGNER_SOURCE,
-    bare_line_ends, dead_entries, enqueue_raw, free_port, job_json,
-    longest_line, make_job, message_id_for, new_secret, mailroom_env, parse_message,
-    run_cli, sign_job, stats, text_of, unfold_header_lines, wait_for,
+    ServerTestCase, Consumer, Keys, SIGNER_SOURCE, bare_line_ends, dead_entries,
+    enqueue_raw, free_port, job_id_of, job_json, longest_line, make_job, message_id_for,
+    new_secret, mailroom_env, parse_message, run_cli, sign_job, stats, text_of,
+    unfold_header_lines, wait_for,
 )
 
 SECRET = new_secret()
@@ -37,13 +37,11 @@ SENDER = "noreply@example.com"
 ULID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 ENCODED_WORD_RE = re.compile(rb"=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=")
 Q = Keys("default")
+SHORT_SECRET = "fifteen-bytes!!"  # 15 bytes: one short of the 16 required
 
 
 class PipelineTestCase(ServerTestCase):
     """The suite's fixtures on top of harness.ServerTestCase."""
-
-    def sink(self, *args) -> SmtpSink:
-        return self.stack.enter_context(SmtpSink(*args))
 
     def consumer(self, env, *args, default_timing=False) -> Consumer:
         """Starts a consumer. Unless default_timing, it blocks at most 250 ms in BLMOVE
@@ -54,21 +52,6 @@ class PipelineTestCase(ServerTestCase):
         return self.start_consumer(env, *args)
 
     # ---- helpers
-
-    def send(self, env, *extra, to=("rcpt@example.com",), sender=SENDER, subject="Hello",
-             text="Hello there.") -> str:
-        args = ["send"]
-        for t in to:
-            args += ["--to", t]
-        args += ["--from", sender, "--subject", subject]
-        if text is not None:
-            args += ["--text", text]
-        args += list(extra)
-        rc, out, err = run_cli(*args, env=env)
-        self.assertEqual(rc, 0, f"mailroom send failed: rc={rc} stderr={err!r}")
-        job_id = out.strip()
-        self.assertRegex(job_id, r"\A[A-Za-z0-9._:-]{1,128}\Z", f"stdout={out!r}")
-        return job_id
 
     def job_hash(self, r, job_id):
         return r.hgetall(Q.job(job_id))
@@ -569,24 +552,20 @@ class ScheduleTest(PipelineTestCase):
         qb = Keys("billing")
         env_default = mailroom_env(rs, secret=SECRET, smtp=rx)
         env_billing = mailroom_env(rs, secret=SECRET, smtp=rx, queue="billing")
-        listener = self.stack.enter_context(StatusListener(rs, queue="billing"))
+        listener = self.listener(rs, queue="billing")
         self.consumer(env_default, "--id", "d1")  # must not take billing jobs
         job_id = self.send(env_billing, subject="invoice")
         self.assertEqual(r.llen(qb.pending), 1)
         self.assertEqual(r.hget(qb.job(job_id), "state"), "queued")
         self.assertFalse(r.exists(Q.job(job_id)))
         self.consumer(env_default, "--id", "b1", "--queue", "billing")
-        self.wait_state_in(r, qb, job_id, "sent")
+        self.wait_state(r, job_id, "sent", queue="billing")
         self.assertEqual(r.hget(qb.job(job_id), "consumer"), "b1")
         self.assertEqual(listener.wait_for_state(job_id, "sent")["queue"], "billing")
         self.assertEqual(int(r.hget(qb.stats, "sent")), 1)
         self.assertFalse(r.exists(Q.stats), "the default queue's counters moved")
         rc, out, err = run_cli("status", job_id, env=env_billing)
         self.assertEqual((rc, json.loads(out)["queue"]), (0, "billing"), err)
-
-    def wait_state_in(self, r, keys, job_id, state, timeout=15.0):
-        return wait_for(lambda: r.hget(keys.job(job_id), "state") == state, timeout,
-                        message=f"job {job_id} in queue {keys.queue} to reach {state!r}")
 
 
 # --------------------------------------------------------------------------- 4. volume
@@ -628,7 +607,7 @@ class VolumeTest(PipelineTestCase):
             hdr = parser.parsebytes(m.raw)
             mid = hdr["Message-ID"]
             count[mid] += 1
-            jid = mid[1:].split("@", 1)[0]
+            jid = job_id_of(m.raw)
             if jid in ids:
                 self.assertEqual(m.rcpt_tos, [f"user{ids[jid]}@example.com"], mid)
                 self.assertEqual(str(hdr["Subject"]), f"Bulk {ids[jid]}")
@@ -741,10 +720,9 @@ class CliErrorTest(PipelineTestCase):
     def test_missing_or_short_secret_is_78(self):
         env = mailroom_env(self.rs)
         self.assert_refused(self.base(), 78, env=env)
-        env = mailroom_env(self.rs, secret="fifteen-bytes!!")
-        self.assertEqual(len("fifteen-bytes!!"), 15)
+        env = mailroom_env(self.rs, secret=SHORT_SECRET)
         err2 = self.assert_refused(self.base(), 78, env=env)
-        self.assertNotIn("fifteen-bytes!!", err2, "the secret was printed")
+        self.assertNotIn(SHORT_SECRET, err2, "the secret was printed")
 
     def test_duplicate_id_is_73(self):
         rc, out, err = self.cli(*self.base(), "--id", "signup-42")

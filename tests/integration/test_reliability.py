@@ -9,20 +9,14 @@ temp dirs, all removed afterwards. Waits are polls with deadlines (harness.wait_
 """
 
 import asyncio
-import atexit
 import calendar
 import collections
 import contextlib
 import datetime
-import email.parser
-import email.policy
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -30,12 +24,9 @@ import unittest
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import redis  # noqa: E402  python3-redis
-from aiosmtpd.controller import Controller  # noqa: E402  python3-aiosmtpd
-
 from harness import (  # noqa: E402
-    ServerTestCase, LOOPBACK, Consumer, Keys, StatusListener, dead_entries,
-    enqueue_raw, free_port, job_json, mailroom_env, make_job, new_secret, run_cli, sign_job,
+    ServerTestCase, Consumer, Keys, RedisServer, SmtpServer, dead_entries, enqueue_raw,
+    free_port, job_id_of, job_json, mailroom_env, make_job, new_secret, run_cli, sign_job,
     stats, wait_for,
 )
 
@@ -62,15 +53,6 @@ def redis_now_ms(r) -> int:
 # --------------------------------------------------------------------------- SMTP receiver
 
 
-_HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-
-
-def _job_id_of(raw: bytes) -> str:
-    """The job id from the Message-ID <id@domain> the consumer derives from it."""
-    mid = (_HEADER_PARSER.parsebytes(raw).get("Message-ID") or "").strip()
-    return mid[1:].split("@", 1)[0] if mid.startswith("<") else mid
-
-
 class _ScriptedHandler:
     def __init__(self, rx: "ScriptedReceiver"):
         self.rx = rx
@@ -78,7 +60,7 @@ class _ScriptedHandler:
     async def handle_DATA(self, server, session, envelope):
         rx = self.rx
         raw = bytes(envelope.original_content or envelope.content or b"")
-        job = _job_id_of(raw)
+        job = job_id_of(raw)
         att = {"job": job, "wall": time.time(), "mono": time.monotonic(), "outcome": None,
                "done": None, "rcpt": list(envelope.rcpt_tos)}
         with rx._cond:
@@ -116,7 +98,7 @@ class _ScriptedHandler:
             self.rx._cond.notify_all()
 
 
-class ScriptedReceiver:
+class ScriptedReceiver(SmtpServer):
     """An aiosmtpd server on 127.0.0.1:<free port> that records every DATA attempt with
     its wall and monotonic time. fail_first: answer fail_reply to the first N attempts
     of each job (by Message-ID). data_delay (changeable at any time): sit that long on
@@ -124,20 +106,13 @@ class ScriptedReceiver:
 
     def __init__(self, data_delay: float = 0.0, fail_first: int = 0,
                  fail_reply: str = "451 4.3.0 try later"):
-        self.host = LOOPBACK
-        self.port = free_port()
+        super().__init__(_ScriptedHandler(self))
         self.data_delay = data_delay
         self.fail_first = fail_first
         self.fail_reply = fail_reply
         self._cond = threading.Condition()
         self._attempts = []
         self._inflight = 0
-        self.controller = Controller(_ScriptedHandler(self), hostname=self.host,
-                                     port=self.port, ready_timeout=10)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
 
     def attempts(self, job: str | None = None) -> list:
         with self._cond:
@@ -152,114 +127,6 @@ class ScriptedReceiver:
     def inflight(self) -> int:
         with self._cond:
             return self._inflight
-
-    def __enter__(self):
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc):
-        with contextlib.suppress(Exception):
-            self.controller.stop()
-
-
-# --------------------------------------------------------------------------- Redis with AOF
-
-
-_my_procs = set()
-
-
-@atexit.register
-def _kill_my_leftovers():
-    for p in list(_my_procs):
-        with contextlib.suppress(Exception):
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(2)
-
-
-class AofRedis:
-    """A redis-server with an append-only file in its own temp dir, on a fixed free
-    loopback port, that can be shut down (SHUTDOWN, which saves) and started again on
-    the same port and dir. Duck-types harness.RedisServer (host, port, url, client)."""
-
-    def __init__(self):
-        self.host = LOOPBACK
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="mailroom-aof-")
-        self.proc = None
-        self.runs = 0
-        self._logs = []
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-    def start(self) -> "AofRedis":
-        self.runs += 1
-        log = open(os.path.join(self.dir, f"redis-{self.runs}.log"), "wb")
-        self._logs.append(log)
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", self.host, "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
-             "--protected-mode", "yes", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
-        _my_procs.add(self.proc)
-        probe = redis.Redis(host=self.host, port=self.port, socket_timeout=0.5,
-                            socket_connect_timeout=0.5)
-
-        def pong():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"redis-server exited with {self.proc.returncode}: "
-                                     + self.log_tail())
-            try:
-                return probe.ping()
-            except redis.exceptions.RedisError:
-                return False
-        try:
-            wait_for(pong, 10, 0.02, "redis-server (AOF) to answer PING")
-        finally:
-            probe.close()
-        return self
-
-    def log_tail(self) -> str:
-        try:
-            with open(os.path.join(self.dir, f"redis-{self.runs}.log"), "rb") as f:
-                return f.read()[-2000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, decode_responses=True,
-                           socket_timeout=10, socket_connect_timeout=2)
-
-    def shutdown(self) -> int:
-        """SHUTDOWN (fsyncs the AOF); returns redis-server's exit status."""
-        c = self.client()
-        try:
-            c.shutdown()
-        finally:
-            c.close()
-        rc = self.proc.wait(10)
-        _my_procs.discard(self.proc)
-        return rc
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            _my_procs.discard(self.proc)
-            self.proc = None
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # --------------------------------------------------------------------------- base class
@@ -280,14 +147,6 @@ class ReliabilityTestCase(ServerTestCase):
 
     def consumer(self, env, *args) -> Consumer:
         return self.start_consumer(env, *args)
-
-    def send(self, env, *extra, subject="Hello", to="rcpt@example.com") -> str:
-        rc, out, err = run_cli("send", "--to", to, "--from", SENDER, "--subject", subject,
-                               "--text", "Hello there.", *extra, env=env)
-        self.assertEqual(rc, 0, f"mailroom send failed: rc={rc} stderr={err!r}")
-        job_id = out.strip()
-        self.assertTrue(job_id, f"no job id printed: {out!r}")
-        return job_id
 
     def note(self, text):
         sys.stderr.write(f"[{text}] ")
@@ -316,7 +175,7 @@ class BackoffTest(ReliabilityTestCase):
                         if json.loads(member).get("id") == ev.get("id"):
                             scheduled_due[ev["id"]] = int(score)
 
-        listener = self.stack.enter_context(StatusListener(rs, on_event=on_event))
+        listener = self.listener(rs, on_event=on_event)
         self.consumer(env, "--id", "c1", "--concurrency", "1", "--backoff-base", f"{int(base)}s")
         job_id = self.send(env, subject="greylisted once")
 
@@ -465,10 +324,10 @@ class RecoveryTest(ReliabilityTestCase):
 class RedisRestartTest(ReliabilityTestCase):
 
     def test_consumer_survives_redis_restart(self):
-        rs = self.stack.enter_context(AofRedis())
+        rs = self.stack.enter_context(RedisServer(aof=True))
         rx = self.receiver()
         env = mailroom_env(rs, secret=SECRET, smtp=rx)
-        r = self.stack.enter_context(contextlib.closing(rs.client()))
+        r = rs.client()
         c = self.consumer(env, "--id", "c1", "--concurrency", "2", "--log-format", "json")
         before = [self.send(env, subject=f"before {i}") for i in range(2)]
         for j in before:

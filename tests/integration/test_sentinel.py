@@ -37,8 +37,6 @@ all are stopped and removed afterwards, also when a test fails.
 import calendar
 import collections
 import contextlib
-import email.parser
-import email.policy
 import json
 import os
 import re
@@ -54,11 +52,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import redis  # noqa: E402  python3-redis
 
 from harness import (  # noqa: E402
-    Consumer, Keys, Receiver, binaries_missing, dead_entries, mailroom_env, new_secret,
-    processing_lengths, run_cli, wait_for,
+    Keys, Libmailroom, ServerTestCase, dead_entries, job_id_of, libmailroom_path,
+    mailroom_env, new_secret, processing_lengths, run_cli, wait_for,
 )
 from sentinel_helpers import (  # noqa: E402
-    MAILROOM_DUPLICATE_RC, LibSender, SentinelCluster, lib_exit_code, libmailroom_path,
+    MAILROOM_DUPLICATE_RC, SentinelCluster, lib_exit_code,
 )
 
 SECRET = new_secret()
@@ -78,18 +76,23 @@ TERMINAL = ("sent", "failed", "rejected")
 CONSUMER_ARGS = ("--concurrency", "4", "--dead-after", "3s", "--block-timeout", "1s",
                  "--shutdown-timeout", "10s")
 
-_HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-
-
-def job_id_of(raw: bytes) -> str:
-    """The job id from the Message-ID <id@domain> the consumer derives from it."""
-    mid = (_HEADER_PARSER.parsebytes(raw).get("Message-ID") or "").strip()
-    return mid[1:].split("@", 1)[0] if mid.startswith("<") else mid
-
-
 def log(text: str) -> None:
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
+
+
+def paced(ids: list, seconds: float, stop_flag):
+    """Yields the ids one by one, the i-th not before i * seconds / len(ids) from the
+    first; stops early once stop_flag (a threading.Event) is set."""
+    start = time.monotonic()
+    step = seconds / len(ids)
+    for i, job_id in enumerate(ids):
+        if stop_flag.is_set():
+            return
+        delay = start + i * step - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield job_id
 
 
 class Attempt:
@@ -119,14 +122,7 @@ class Producer(threading.Thread):
 
     def run(self) -> None:
         try:
-            start = time.monotonic()
-            step = self.seconds / len(self.ids)
-            for i, job_id in enumerate(self.ids):
-                if self.stop_flag.is_set():
-                    return
-                delay = start + i * step - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            for job_id in paced(self.ids, self.seconds, self.stop_flag):
                 a = send_job(self.env, job_id, "run")
                 with self._lock:
                     self.attempts.append(a)
@@ -148,24 +144,18 @@ class LibProducer(threading.Thread):
     def __init__(self, url: str, ids: list, seconds: float):
         super().__init__(name="lib-producer", daemon=True)
         self.ids, self.seconds = ids, seconds
-        self.sender = LibSender(url, SECRET)  # connects now, before the failover
+        self.sender = Libmailroom(url, key=SECRET.encode())  # connects now, before the failover
         self.attempts = []
         self.error = None
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
         try:
-            start = time.monotonic()
-            step = self.seconds / len(self.ids)
-            for i, job_id in enumerate(self.ids):
-                if self.stop_flag.is_set():
-                    return
-                delay = start + i * step - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+            for job_id in paced(self.ids, self.seconds, self.stop_flag):
                 t0 = time.monotonic()
-                rc, text = self.sender.send(job_id, f"Rcpt {job_id} <rcpt@example.com>", SENDER,
-                                            f"Failover test {job_id}", f"Job {job_id}.\n")
+                rc, text = self.sender.send_rc(f"Rcpt {job_id} <rcpt@example.com>", SENDER,
+                                               f"Failover test {job_id}", f"Job {job_id}.\n",
+                                               job_id=job_id)
                 self.attempts.append(Attempt(job_id, t0, time.monotonic(), lib_exit_code(rc),
                                              text if rc == 0 else "", "" if rc == 0 else text,
                                              "lib"))
@@ -263,18 +253,16 @@ class LivenessMonitor(threading.Thread):
         self.join(2)
 
 
-class SentinelFailoverTest(unittest.TestCase):
+class SentinelFailoverTest(ServerTestCase):
 
     def setUp(self):
-        missing = binaries_missing()
-        if missing:
-            self.fail("binaries not built: " + ", ".join(missing))
+        super().setUp()
         if not shutil.which("redis-server"):
             self.fail("redis-server not installed")
-        self.stack = contextlib.ExitStack()
-        self.addCleanup(self.stack.close)
-        self.consumers = []
         self.t_begin = time.monotonic()
+
+    def _dump_logs_if_failed(self):
+        pass  # show_logs() printed the consumers' logs (and the sentinel's events) already
 
     # ------------------------------------------------------------------ the scenario
 
@@ -303,16 +291,10 @@ class SentinelFailoverTest(unittest.TestCase):
 
         cluster = self.cluster = self.stack.enter_context(SentinelCluster())
         timeline["cluster ready"] = time.monotonic()
-        rx = self.stack.enter_context(Receiver(data_delay=0.02))
+        rx = self.receiver(data_delay=0.02)
         env = mailroom_env(redis_url=cluster.url, secret=SECRET, smtp=rx)
         for i in range(2):
-            c = Consumer(env, *CONSUMER_ARGS, "--id", f"sentinel-c{i + 1}")
-            try:
-                self.stack.enter_context(c)
-            except BaseException:
-                c.cleanup()
-                raise
-            self.consumers.append(c)
+            self.start_consumer(env, *CONSUMER_ARGS, "--id", f"sentinel-c{i + 1}")
         monitor = LivenessMonitor(self.consumers)
         monitor.start()
         self.addCleanup(monitor.stop)

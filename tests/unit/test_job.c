@@ -1,7 +1,8 @@
 /*
  * test_job: the v1 job decoder and validator (every refusal names its reason), the
  * mailbox parser (header injection refused), ids and the ULID randomness pool, Redis
- * URLs, timestamps and the retry backoff bounds.
+ * URLs, the Redis password file, which Redis error replies count as transient, the
+ * Redis key names of a queue, timestamps and the retry backoff bounds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "job.h"
+#include "keys.h"
 #include "rconn.h"
 #include "ulid.h"
 #include "worker.h"
@@ -249,8 +251,11 @@ static void test_ids(void **state)
     assert_string_not_equal(a, b);
     assert_true(strcmp(a, c) < 0 && strcmp(b, c) < 0);
     assert_int_equal(strspn(a, "0123456789ABCDEFGHJKMNPQRSTVWXYZ"), ULID_LEN);
-    /* 2026-11-24T13:00:00Z = 0x01A2B... ms: first char of a 48-bit time is '0' or '1' */
-    assert_true(a[0] == '0' || a[0] == '1');
+    /* The 48-bit millisecond time in 10 Crockford base32 digits (5 bits each, most
+     * significant first; computed independently in Python):
+     * 1795525200000 = 0x1A20DA44880 (2026-11-24T13:00:00Z) and 1795957200001. */
+    assert_memory_equal(a, "01M86T8J40", 10);
+    assert_memory_equal(c, "01M8KP8541", 10);
 }
 
 /* ULIDs from a pool of randomness: all distinct across refills, and a child process
@@ -343,6 +348,160 @@ static void test_redis_urls(void **state)
     assert_null(strstr(err, "secretpw"));
 }
 
+/*
+ * Writes text into a new mkstemp file and points MAILROOM_REDIS_PASSWORD_FILE at it;
+ * path receives the file's name (the caller unlinks it).
+ */
+static void password_file(char path[32], const char *text)
+{
+    strcpy(path, "/tmp/mailroom-pw-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(setenv("MAILROOM_REDIS_PASSWORD_FILE", path, 1), 0);
+}
+
+static void test_redis_password_file(void **state)
+{
+    (void)state;
+    rconn_url u;
+    char err[512], path[32];
+    /* unset or empty variable: nothing to do, the URL's password stays */
+    assert_int_equal(rconn_url_parse("redis://:fromurl@h", &u, err, sizeof err), 0);
+    assert_int_equal(unsetenv("MAILROOM_REDIS_PASSWORD_FILE"), 0);
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), 0);
+    assert_string_equal(u.password, "fromurl");
+    assert_int_equal(setenv("MAILROOM_REDIS_PASSWORD_FILE", "", 1), 0);
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), 0);
+    assert_string_equal(u.password, "fromurl");
+
+    /* the first line, without its line end, replaces it */
+    password_file(path, "Pw-from-file_42\r\nsecond line\n");
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), 0);
+    assert_string_equal(u.password, "Pw-from-file_42");
+    unlink(path);
+
+    /* the longest that fits (255 bytes and the NUL), then one byte more: refused,
+     * the URL's password untouched, and err names the file but not the password */
+    char pw[sizeof u.password + 2];
+    for (size_t i = 0; i < sizeof pw - 1; i++)
+        pw[i] = "Zq7-"[i % 4];
+    pw[sizeof u.password - 1] = '\0';
+    password_file(path, pw);
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), 0);
+    assert_string_equal(u.password, pw);
+    unlink(path);
+    assert_int_equal(rconn_url_parse("redis://:fromurl@h", &u, err, sizeof err), 0);
+    pw[sizeof u.password - 1] = 'Z';
+    pw[sizeof u.password] = '\0';
+    password_file(path, pw);
+    memset(err, 0, sizeof err);
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), -1);
+    assert_string_equal(u.password, "fromurl");
+    assert_non_null(strstr(err, "too long"));
+    assert_non_null(strstr(err, path));
+    assert_null(strstr(err, "Zq7-"));
+    unlink(path);
+
+    /* an empty first line, and a missing file: refused */
+    password_file(path, "\nsecond line\n");
+    err[0] = '\0';
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "empty"));
+    assert_null(strstr(err, "second"));
+    unlink(path);
+    err[0] = '\0';
+    assert_int_equal(rconn_password_from_env(&u, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_string_equal(u.password, "fromurl");
+    assert_int_equal(unsetenv("MAILROOM_REDIS_PASSWORD_FILE"), 0);
+    rconn_url_clear(&u);
+}
+
+/* Error replies that mean "retry on a fresh connection": the code is the reply's first
+ * word, so BUSYKEY and BUSYGROUP (BUSY followed by more letters) are not BUSY. */
+static void test_redis_transient_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int transient;
+    } cases[] = {
+        {"BUSY Redis is busy running a script.", 1},
+        {"BUSYKEY Target key name already exists.", 0},
+        {"BUSYGROUP Consumer Group name already exists", 0},
+        {"LOADING Redis is loading the dataset in memory", 1},
+        {"READONLY You can't write against a read only replica.", 1},
+        {"MASTERDOWN Link with MASTER is down", 1},
+        {"TRYAGAIN Multiple keys request during rehashing of slot", 1},
+        {"ERR x", 0},
+        {"NOSCRIPT No matching script", 0},
+        {"loading lower case", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "%s", cases[i].text);
+        redisReply r = {.type = REDIS_REPLY_ERROR, .str = text, .len = strlen(text)};
+        if (rconn_transient_error(&r) != cases[i].transient)
+            fail_msg("'%s': expected %d", cases[i].text, cases[i].transient);
+        /* the same text in a reply that is not an error is no error at all */
+        r.type = REDIS_REPLY_STATUS;
+        assert_int_equal(rconn_transient_error(&r), 0);
+    }
+    redisReply integer = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+    assert_int_equal(rconn_transient_error(&integer), 0);
+    assert_int_equal(rconn_transient_error(NULL), 0);
+}
+
+static void test_keys(void **state)
+{
+    (void)state;
+    keys_queue k;
+    char out[KEYS_NAME_MAX];
+    assert_int_equal(keys_init(&k, "signup"), 0);
+    assert_string_equal(k.queue, "signup");
+    assert_string_equal(k.pending, "mailroom:{signup}:pending");
+    assert_string_equal(k.scheduled, "mailroom:{signup}:scheduled");
+    assert_string_equal(k.dead, "mailroom:{signup}:dead");
+    assert_string_equal(k.stats, "mailroom:{signup}:stats");
+    assert_string_equal(k.status, "mailroom:{signup}:status");
+    assert_string_equal(k.consumers, "mailroom:{signup}:consumers");
+    assert_string_equal(k.job_prefix, "mailroom:{signup}:job:");
+    keys_job(&k, "01JDQ6Z3K8P4W7X2M5N9R0T1AB", out);
+    assert_string_equal(out, "mailroom:{signup}:job:01JDQ6Z3K8P4W7X2M5N9R0T1AB");
+    keys_processing(&k, "host-1:4242:3", out);
+    assert_string_equal(out, "mailroom:{signup}:processing:host-1:4242:3");
+    keys_rate(&k, 29925420LL, out);
+    assert_string_equal(out, "mailroom:{signup}:rate:29925420");
+
+    /* names: [A-Za-z0-9._:-]{1,64}; a refused name leaves k as it was */
+    assert_true(keys_queue_valid("a.B_9:x-y"));
+    static const char *bad[] = {"", "a{b}", "a{b", "b}", "a b", "a\tb", "a/b", "ü", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (keys_queue_valid(bad[i]) || keys_init(&k, bad[i]) != -1)
+            fail_msg("queue name accepted: '%s'", bad[i]);
+    }
+    assert_string_equal(k.pending, "mailroom:{signup}:pending");
+    char name[KEYS_QUEUE_MAX + 2];
+    memset(name, 'q', KEYS_QUEUE_MAX + 1);
+    name[KEYS_QUEUE_MAX + 1] = '\0'; /* 65 characters */
+    assert_false(keys_queue_valid(name));
+    assert_int_equal(keys_init(&k, name), -1);
+    name[KEYS_QUEUE_MAX] = '\0'; /* 64 */
+    assert_true(keys_queue_valid(name));
+    assert_int_equal(keys_init(&k, name), 0);
+    assert_string_equal(k.queue, name);
+    /* the longest names still fit: nothing is cut off */
+    const char *consumer = "consumer-with-a-rather-long-name:123456:99";
+    keys_processing(&k, consumer, out);
+    assert_int_equal(strlen(out), strlen("mailroom:{}:processing:") + 64 + strlen(consumer));
+    assert_string_equal(out + strlen(out) - strlen(consumer), consumer);
+    keys_job(&k, "x", out);
+    assert_int_equal(strlen(out), strlen("mailroom:{}:job:x") + 64);
+}
+
 static void test_clock(void **state)
 {
     (void)state;
@@ -392,7 +551,9 @@ int main(void)
         cmocka_unit_test(test_escaped_backslash_is_not_nul),
         cmocka_unit_test(test_peek_id),         cmocka_unit_test(test_mailboxes),
         cmocka_unit_test(test_ids),             cmocka_unit_test(test_ulid_pool),
-        cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_redis_urls),      cmocka_unit_test(test_redis_password_file),
+        cmocka_unit_test(test_redis_transient_errors),
+        cmocka_unit_test(test_keys),
         cmocka_unit_test(test_clock),           cmocka_unit_test(test_backoff_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -393,7 +393,7 @@ static void test_text_only_message(void **state)
 {
     (void)state;
     job j;
-    buf b = BUF_INIT, v = BUF_INIT;
+    buf b = BUF_INIT;
     base_job(&j);
     build(&j, &b);
     const char *expect_head = "Date: Tue, 24 Nov 2026 13:00:00 +0000\r\n"
@@ -407,9 +407,7 @@ static void test_text_only_message(void **state)
                               "\r\n"
                               "Hello there\r\n";
     assert_string_equal(b.data, expect_head);
-    assert_null(strstr(b.data, "multipart"));
     buf_free(&b);
-    buf_free(&v);
 }
 
 static void test_chinese_names_encoded(void **state)

@@ -2,7 +2,8 @@
  * test_sig: the canonical form and HMAC against tests/vectors/signing.json (generated
  * by an independent Python implementation), then verification: genuine jobs pass;
  * altered, wrongly keyed, unknown-kid, malformed-sig and refused-algorithm jobs fail.
- * Also the key ring's loading rules.
+ * Also the reusable HMAC context across keys and algorithms, and the key ring's
+ * loading rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,7 +120,12 @@ static void test_canonical_is_unambiguous(void **state)
     json_object_put(num);
 }
 
-/* Signs every vector job into a raw string with the vector's key and kid "default". */
+/*
+ * The raw job of one vector as a producer would have sent it: the vector's job with
+ * its expected "sig" added (nothing is signed here). kr is emptied and then holds
+ * only the vector's key, under the kid the job names ("default", or a rotated one).
+ * The caller frees the string.
+ */
 static char *signed_raw(json_object *vec, keyring *kr)
 {
     json_object *jobj = NULL;
@@ -152,6 +158,28 @@ static int verify_raw(const char *raw, const keyring *kr, unsigned mask, char *e
     job_clear(&j);
     buf_free(&scratch);
     return rc;
+}
+
+/*
+ * A copy of raw (which holds exactly one "sig" member) whose signature is replaced by
+ * the first n characters of the old one followed by pad repeated while the result is
+ * shorter than n (pad NULL: no padding). The caller frees it.
+ */
+static char *sig_replaced(const char *raw, size_t n, const char *pad)
+{
+    const char *start = strstr(raw, "\"sig\":\"");
+    assert_non_null(start);
+    start += 7;
+    const char *end = strchr(start, '"');
+    assert_non_null(end);
+    buf out = BUF_INIT;
+    size_t old_len = (size_t)(end - start);
+    buf_append(&out, raw, (size_t)(start - raw));
+    buf_append(&out, start, n < old_len ? n : old_len);
+    for (size_t i = old_len; pad && i < n; i++)
+        buf_append(&out, pad, 1);
+    buf_puts(&out, end);
+    return out.data;
 }
 
 static void test_verify_genuine_and_forged(void **state)
@@ -205,13 +233,19 @@ static void test_verify_refusals(void **state)
     assert_int_equal(verify_raw(raw, &wrong, 3u, err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown kid"));
     keyring_clear(&wrong);
-    /* upper-case hex and short signatures are malformed */
+    /* upper-case hex is malformed; the job stays good otherwise */
     char *p = strstr(raw, "\"sig\":\"") + 7;
     char saved = *p;
     *p = 'A';
     assert_int_equal(verify_raw(raw, &kr, 3u, err, sizeof err), -1);
     assert_non_null(strstr(err, "malformed sig"));
     *p = saved;
+    assert_int_equal(verify_raw(raw, &kr, 3u, err, sizeof err), 0);
+    /* a signature one hex digit short is malformed */
+    char *shorter = sig_replaced(raw, strlen(str_of(v, "sig")) - 1, NULL);
+    assert_int_equal(verify_raw(shorter, &kr, 3u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "malformed sig"));
+    free(shorter);
     /* an altered subject */
     char *subj = strstr(raw, "\"subject\":\"") + 11;
     *subj = *subj == 'x' ? 'y' : 'x';
@@ -220,6 +254,83 @@ static void test_verify_refusals(void **state)
     free(raw);
     keyring_clear(&kr);
     json_object_put(root);
+}
+
+/* A SHA-256 job carrying a signature of SHA-1's length (40 hex digits, the true
+ * signature's start) is malformed, not checked against a shorter HMAC. */
+static void test_verify_sha1_length_on_sha256_job(void **state)
+{
+    (void)state;
+    json_object *root = load_vectors(), *vectors = NULL;
+    json_object_object_get_ex(root, "vectors", &vectors);
+    json_object *v = NULL;
+    for (size_t i = 0; !v && i < json_object_array_length(vectors); i++) {
+        json_object *c = json_object_array_get_idx(vectors, i);
+        if (strcmp(str_of(c, "alg"), "hmac-sha256") == 0)
+            v = c;
+    }
+    assert_non_null(v);
+    keyring kr = {0};
+    char err[256];
+    char *raw = signed_raw(v, &kr);
+    assert_int_equal(verify_raw(raw, &kr, 3u, err, sizeof err), 0);
+    assert_int_equal(strlen(str_of(v, "sig")), 64);
+    char *sha1_len = sig_replaced(raw, 40, NULL);
+    assert_non_null(strstr(sha1_len, "\"sig\":\""));
+    assert_int_equal(verify_raw(sha1_len, &kr, 3u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "malformed sig"));
+    free(sha1_len);
+    /* and one hex digit too many */
+    char *longer = sig_replaced(raw, 65, "0");
+    assert_int_equal(verify_raw(longer, &kr, 3u, err, sizeof err), -1);
+    assert_non_null(strstr(err, "malformed sig"));
+    free(longer);
+    free(raw);
+    keyring_clear(&kr);
+    json_object_put(root);
+}
+
+/*
+ * One sig_mac context through a series of (algorithm, key length) pairs over the same
+ * key buffer: the context compares the key by address, so it must also notice a new
+ * algorithm or length at that address and key itself afresh. Each result is compared
+ * with the one-shot sig_hmac_hex; then once more after sig_mac_free.
+ */
+static void test_sig_mac_rekeying(void **state)
+{
+    (void)state;
+    static const char key[] = "0123456789abcdef-second-half-of-";
+    static const struct {
+        sig_alg alg;
+        size_t key_len;
+    } steps[] = {
+        {SIG_HMAC_SHA1, 32}, {SIG_HMAC_SHA256, 32}, {SIG_HMAC_SHA256, 16},
+        {SIG_HMAC_SHA1, 16}, {SIG_HMAC_SHA1, 32},
+    };
+    static const char data[] = "1:as2:bc1:bs0:";
+    assert_int_equal(sizeof key - 1, 32);
+    sig_mac mac = {0};
+    char got[SIG_HEX_MAX], want[SIG_HEX_MAX], prev[SIG_HEX_MAX] = "";
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        assert_int_equal(sig_hmac_hex(steps[i].alg, key, steps[i].key_len, data,
+                                      sizeof data - 1, want), 0);
+        memset(got, 0, sizeof got);
+        assert_int_equal(sig_mac_hex(&mac, steps[i].alg, key, steps[i].key_len, data,
+                                     sizeof data - 1, got), 0);
+        if (strcmp(got, want) != 0)
+            fail_msg("step %zu: got %s, want %s", i, got, want);
+        assert_int_equal(strlen(got), steps[i].alg == SIG_HMAC_SHA256 ? 64 : 40);
+        assert_string_not_equal(got, prev); /* every step really changes the MAC */
+        memcpy(prev, got, sizeof prev);
+    }
+    /* freed, the context is keyed again on its next use */
+    sig_mac_free(&mac);
+    assert_null(mac.ctx);
+    assert_int_equal(sig_hmac_hex(SIG_HMAC_SHA256, key, 32, data, sizeof data - 1, want), 0);
+    memset(got, 0, sizeof got);
+    assert_int_equal(sig_mac_hex(&mac, SIG_HMAC_SHA256, key, 32, data, sizeof data - 1, got), 0);
+    assert_string_equal(got, want);
+    sig_mac_free(&mac);
 }
 
 static void test_keyring_rules(void **state)
@@ -265,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_canonical_is_unambiguous),
         cmocka_unit_test(test_verify_genuine_and_forged),
         cmocka_unit_test(test_verify_refusals),
+        cmocka_unit_test(test_verify_sha1_length_on_sha256_job),
+        cmocka_unit_test(test_sig_mac_rekeying),
         cmocka_unit_test(test_keyring_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
