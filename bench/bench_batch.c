@@ -294,8 +294,7 @@ static int throughput(const opts *o)
     mailroom *m = open_handle(o);
     redisContext *c = bench_connect(o->url), *c_script = bench_connect(o->url);
     rconn_url u;
-    char why[300];
-    if (rconn_url_parse(o->url, &u, why, sizeof why) != 0 || u.n_sentinels)
+    if (rconn_url_parse(o->url, &u, NULL) != 0 || u.n_sentinels)
         bench_die("--redis: a plain redis:// URL is needed for redis-benchmark");
     bench_email email = {0};
     char *raw, version[64];

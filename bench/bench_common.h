@@ -105,14 +105,13 @@ static inline long bench_parse_long(const char *flag, const char *s, long min, l
 static inline redisContext *bench_connect(const char *url)
 {
     rconn_url u;
-    char why[300];
-    int timed_out = 0;
-    if (rconn_url_parse(url, &u, why, sizeof why) != 0)
-        bench_die("--redis: %s", why);
-    redisContext *c = rconn_connect(&u, 2000, 10000, why, sizeof why, &timed_out);
+    mr_error err = MR_ERROR_INIT;
+    if (rconn_url_parse(url, &u, &err) != 0)
+        bench_die("--redis: %s", err.msg);
+    redisContext *c = rconn_connect(&u, 2000, 10000, &err);
     rconn_url_clear(&u);
     if (!c)
-        bench_die("cannot connect to %s: %s", url, why);
+        bench_die("cannot connect to %s: %s", url, err.msg);
     return c;
 }
 

@@ -5,6 +5,8 @@
  */
 #include "address.h"
 
+#include "error.h"
+
 #include <string.h>
 
 int addr_utf8_valid(const char *s, size_t len)
@@ -128,7 +130,7 @@ static void trim(const char **s, size_t *len)
 }
 
 /* Copies a display name, removing one level of "..." quoting and its backslashes. */
-static int copy_name(const char *s, size_t len, char out[ADDR_NAME_MAX + 1], const char **why)
+static int copy_name(const char *s, size_t len, char out[ADDR_NAME_MAX + 1], mr_error *err)
 {
     size_t n = 0;
     if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
@@ -136,47 +138,36 @@ static int copy_name(const char *s, size_t len, char out[ADDR_NAME_MAX + 1], con
             char c = s[i];
             if (c == '\\' && i + 2 < len)
                 c = s[++i];
-            else if (c == '"') {
-                *why = "unescaped quote in display name";
-                return -1;
-            }
-            if (n >= ADDR_NAME_MAX) {
-                *why = "display name too long";
-                return -1;
-            }
+            else if (c == '"')
+                return mr_fail(err, MAILROOM_EINVAL, "unescaped quote in display name");
+            if (n >= ADDR_NAME_MAX)
+                return mr_fail(err, MAILROOM_EINVAL, "display name too long");
             out[n++] = c;
         }
     } else {
         for (size_t i = 0; i < len; i++) {
-            if (s[i] == '"') {
-                *why = "quote inside unquoted display name";
-                return -1;
-            }
+            if (s[i] == '"')
+                return mr_fail(err, MAILROOM_EINVAL, "quote inside unquoted display name");
         }
-        if (len > ADDR_NAME_MAX) {
-            *why = "display name too long";
-            return -1;
-        }
+        if (len > ADDR_NAME_MAX)
+            return mr_fail(err, MAILROOM_EINVAL, "display name too long");
         memcpy(out, s, len);
         n = len;
     }
     out[n] = '\0';
-    if (!addr_name_valid(out, n)) {
-        *why = "display name has control characters or invalid UTF-8";
-        return -1;
-    }
+    if (!addr_name_valid(out, n))
+        return mr_fail(err, MAILROOM_EINVAL,
+                       "display name has control characters or invalid UTF-8");
     return 0;
 }
 
-int addr_parse(const char *s, size_t len, addr_mailbox *out, const char **why)
+int addr_parse(const char *s, size_t len, addr_mailbox *out, mr_error *err)
 {
     out->name[0] = out->spec[0] = '\0';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F) {
-            *why = "control character (CR, LF, NUL, ...) in address";
-            return -1;
-        }
+        if (c < 0x20 || c == 0x7F)
+            return mr_fail(err, MAILROOM_EINVAL, "control character (CR, LF, NUL, ...) in address");
     }
     trim(&s, &len);
     const char *spec = s;
@@ -189,26 +180,20 @@ int addr_parse(const char *s, size_t len, addr_mailbox *out, const char **why)
                 break;
             }
         }
-        if (!lt) {
-            *why = "'>' without '<' in address";
-            return -1;
-        }
+        if (!lt)
+            return mr_fail(err, MAILROOM_EINVAL, "'>' without '<' in address");
         const char *name = s;
         size_t name_len = (size_t)(lt - s);
         trim(&name, &name_len);
-        if (memchr(name, '<', name_len) || memchr(name, '>', name_len)) {
-            *why = "'<' or '>' in display name";
-            return -1;
-        }
-        if (copy_name(name, name_len, out->name, why) != 0)
+        if (memchr(name, '<', name_len) || memchr(name, '>', name_len))
+            return mr_fail(err, MAILROOM_EINVAL, "'<' or '>' in display name");
+        if (copy_name(name, name_len, out->name, err) != 0)
             return -1;
         spec = lt + 1;
         spec_len = len - (size_t)(spec - s) - 1;
     }
-    if (!addr_spec_valid(spec, spec_len)) {
-        *why = "malformed address (expected local@domain.tld)";
-        return -1;
-    }
+    if (!addr_spec_valid(spec, spec_len))
+        return mr_fail(err, MAILROOM_EINVAL, "malformed address (expected local@domain.tld)");
     memcpy(out->spec, spec, spec_len);
     out->spec[spec_len] = '\0';
     return 0;

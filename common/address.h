@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 #define ADDR_SPEC_MAX 254
 #define ADDR_LOCAL_MAX 64
 #define ADDR_NAME_MAX 256
@@ -29,10 +31,9 @@ int addr_spec_valid(const char *s, size_t len);
 int addr_name_valid(const char *s, size_t len);
 
 /*
- * Parses a mailbox. Returns 0 and fills *out, or -1 with *why set to a static
- * message naming what is wrong.
+ * Parses a mailbox. Returns 0 and fills *out, or -1 with err saying what is wrong.
  */
-int addr_parse(const char *s, size_t len, addr_mailbox *out, const char **why);
+int addr_parse(const char *s, size_t len, addr_mailbox *out, mr_error *err);
 
 /* 1 when s is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 int addr_utf8_valid(const char *s, size_t len);

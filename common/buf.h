@@ -16,7 +16,10 @@ typedef struct buf {
     size_t cap; /* bytes allocated */
 } buf;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* All appends return 0, or -1 when memory ran out (the buffer is left unchanged). */
 int buf_reserve(buf *b, size_t extra);

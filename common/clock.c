@@ -17,6 +17,13 @@ int64_t clock_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t clock_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void to_tm(int64_t ms, struct tm *tm)
 {
     time_t secs = (time_t)(ms / 1000);
@@ -46,11 +53,10 @@ void clock_format_rfc5322(int64_t ms, char out[CLOCK_ISO_MAX])
         snprintf(out, CLOCK_ISO_MAX, "Thu, 01 Jan 1970 00:00:00 +0000");
         return; /* timestamps are parsed within 1970..9999; keep the header well formed */
     }
-    memcpy(out, days[tm.tm_wday], 3);
-    memcpy(out + 3, ", ", 2);
-    strftime(out + 5, CLOCK_ISO_MAX - 5, "%d ", &tm);
-    memcpy(out + 8, months[tm.tm_mon], 3);
-    strftime(out + 11, CLOCK_ISO_MAX - 11, " %Y %H:%M:%S +0000", &tm);
+    char rest[24];
+    strftime(rest, sizeof rest, " %Y %H:%M:%S +0000", &tm);
+    snprintf(out, CLOCK_ISO_MAX, "%s, %02d %s%s", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+             rest);
 }
 
 /* Reads exactly n decimal digits at *p, advancing it. */

@@ -11,6 +11,9 @@
 #define CLOCK_ISO_MAX 32
 
 int64_t clock_now_ms(void);
+/* ms of CLOCK_MONOTONIC: for intervals; it keeps counting while the process is
+ * stopped (SIGSTOP), so a stall shows as a gap. */
+int64_t clock_mono_ms(void);
 /* "YYYY-MM-DDTHH:MM:SSZ" (with_ms = 0) or "YYYY-MM-DDTHH:MM:SS.mmmZ". */
 void clock_format_iso(int64_t ms, int with_ms, char out[CLOCK_ISO_MAX]);
 /* "Tue, 24 Nov 2026 13:00:00 +0000" */

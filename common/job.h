@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 struct json_object;
 
 #define JOB_MAX_BYTES (256 * 1024) /* a raw job larger than this is refused */
@@ -22,7 +24,6 @@ struct json_object;
 #define JOB_SUBJECT_MAX 2000 /* bytes */
 #define JOB_HEADER_VALUE_MAX 998
 #define JOB_KID_MAX 64
-#define JOB_ERR_MAX 256
 
 typedef struct job_header {
     const char *name;
@@ -53,24 +54,35 @@ int job_header_allowed(const char *name);
 /*
  * Validates a json-c tree as a v1 job and fills *out, which takes ownership of root
  * (also on failure: job_clear() releases it). require_sig: the "sig" member must be
- * present (consumer) or absent (producer, before signing). On failure returns -1 and
- * writes a one-line reason into err.
+ * present (consumer) or absent (producer, before signing). On failure returns -1 with
+ * a one-line reason naming the member in err (MAILROOM_EINVAL).
  */
-int job_from_tree(struct json_object *root, int require_sig, job *out, char err[JOB_ERR_MAX]);
+int job_from_tree(struct json_object *root, int require_sig, job *out, mr_error *err);
+
+/*
+ * The project's one strict JSON parser (jobs, and the emails of `mailroom send
+ * --jsonl`): RFC 8259 only (no comments, no trailing commas, no single quotes), valid
+ * UTF-8, at most 3 levels of nesting, nothing but white space after the value, and no
+ * escaped NUL anywhere (json-c would cut a member name or a value at it). Returns the
+ * tree (caller owns: json_object_put) or NULL with err set.
+ */
+struct json_object *job_parse_strict(const char *raw, size_t len, mr_error *err);
 
 /*
  * Parses and validates a raw job (len bytes, need not be NUL-terminated): size limit,
  * strict JSON, valid UTF-8, nesting, then job_from_tree(require_sig = 1). The
  * signature itself is checked by sig_verify_job(), not here.
  */
-int job_decode(const char *raw, size_t len, job *out, char err[JOB_ERR_MAX]);
+int job_decode(const char *raw, size_t len, job *out, mr_error *err);
 
 /* Releases the tree and zeroes the job. Accepts NULL and cleared jobs. */
 void job_clear(job *j);
 
 /*
- * Best effort for reporting on a job that failed to decode: copies the "id" member of
- * raw into id_out when raw is a JSON object whose id is a valid job id; else "".
+ * Best effort for reporting on a job that failed to decode, so that its record can
+ * still be closed: the "id" member of raw when raw is a JSON object whose id is a
+ * valid job id; when raw is not valid JSON (an escaped NUL, a cut job, one over the
+ * size limit), an "id" member found leniently in its first 4096 bytes; else "".
  */
 void job_peek_id(const char *raw, size_t len, char id_out[JOB_ID_MAX + 1]);
 

@@ -12,21 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, char *err,
-                size_t err_len)
+int keyring_kid_valid(const char *kid)
 {
-    if (kr->n == KEYRING_MAX_KEYS) {
-        snprintf(err, err_len, "more than %d keys", KEYRING_MAX_KEYS);
-        return -1;
-    }
-    if (len < KEYRING_MIN_SECRET) {
-        snprintf(err, err_len, "key '%s' is shorter than %d bytes", kid, KEYRING_MIN_SECRET);
-        return -1;
-    }
-    if (keyring_find(kr, kid)) {
-        snprintf(err, err_len, "key '%s' given twice", kid);
-        return -1;
-    }
+    size_t n = strlen(kid);
+    if (n == 0 || n > 64)
+        return 0;
+    return strspn(kid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, mr_error *err)
+{
+    if (!keyring_kid_valid(kid))
+        return mr_fail(err, MAILROOM_EKEY, "key id '%.64s' must match [A-Za-z0-9._-]{1,64}", kid);
+    if (kr->n == KEYRING_MAX_KEYS)
+        return mr_fail(err, MAILROOM_EKEY, "more than %d keys", KEYRING_MAX_KEYS);
+    if (len < KEYRING_MIN_SECRET)
+        return mr_fail(err, MAILROOM_EKEY, "key '%s' is shorter than %d bytes", kid,
+                       KEYRING_MIN_SECRET);
+    if (keyring_find(kr, kid))
+        return mr_fail(err, MAILROOM_EKEY, "key '%s' given twice", kid);
     keyring_key *k = &kr->keys[kr->n];
     k->kid = strdup(kid);
     k->secret = malloc(len);
@@ -35,8 +39,7 @@ int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, ch
         free(k->secret);
         k->kid = NULL;
         k->secret = NULL;
-        snprintf(err, err_len, "out of memory");
-        return -1;
+        return mr_fail(err, MAILROOM_ENOMEM, "out of memory");
     }
     memcpy(k->secret, secret, len);
     k->secret_len = len;
@@ -44,23 +47,9 @@ int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, ch
     return 0;
 }
 
-static int kid_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* One line of a keys file: "kid secret", the secret being the rest of the line with
  * surrounding blanks removed. Blank and '#' lines are skipped (returns 0). */
-static int parse_line(keyring *kr, char *line, size_t lineno, char *err, size_t err_len)
+static int parse_line(keyring *kr, char *line, size_t lineno, mr_error *err)
 {
     char *p = line + strspn(line, " \t");
     size_t end = strlen(p);
@@ -70,42 +59,32 @@ static int parse_line(keyring *kr, char *line, size_t lineno, char *err, size_t 
         return 0;
     char *kid = p;
     size_t kid_len = strcspn(p, " \t");
-    if (p[kid_len] == '\0') {
-        snprintf(err, err_len, "keys file line %zu: expected \"kid secret\"", lineno);
-        return -1;
-    }
+    if (p[kid_len] == '\0')
+        return mr_fail(err, MAILROOM_EKEY, "keys file line %zu: expected \"kid secret\"", lineno);
     p[kid_len] = '\0';
     char *secret = p + kid_len + 1;
     secret += strspn(secret, " \t");
-    if (!kid_valid(kid)) {
-        snprintf(err, err_len, "keys file line %zu: kid must match [A-Za-z0-9._-]{1,64}",
-                 lineno);
-        return -1;
-    }
-    char why[160];
-    if (keyring_add(kr, kid, secret, strlen(secret), why, sizeof why) != 0) {
-        snprintf(err, err_len, "keys file line %zu: %s", lineno, why);
-        return -1;
-    }
+    if (keyring_add(kr, kid, secret, strlen(secret), err) != 0)
+        return mr_prefix(err, "keys file line %zu", lineno);
     return 0;
 }
 
-int keyring_load_file(keyring *kr, const char *path, char *err, size_t err_len)
+int keyring_load_file(keyring *kr, const char *path, mr_error *err)
 {
     int rc = -1;
     char *line = NULL;
     size_t cap = 0, lineno = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, err_len, "cannot open keys file %s: %s", path, strerror(errno));
+        mr_fail(err, MAILROOM_EKEY, "cannot open keys file %s: %s", path, strerror(errno));
         goto out;
     }
     while (getline(&line, &cap, f) != -1) {
-        if (parse_line(kr, line, ++lineno, err, err_len) != 0)
+        if (parse_line(kr, line, ++lineno, err) != 0)
             goto out;
     }
     if (kr->n == 0) {
-        snprintf(err, err_len, "keys file %s holds no key", path);
+        mr_fail(err, MAILROOM_EKEY, "keys file %s holds no key", path);
         goto out;
     }
     rc = 0;
@@ -119,16 +98,15 @@ out:
     return rc;
 }
 
-int keyring_load_env(keyring *kr, char *err, size_t err_len)
+int keyring_load_env(keyring *kr, mr_error *err)
 {
     const char *file = getenv("MAILROOM_KEYS_FILE");
     if (file && *file)
-        return keyring_load_file(kr, file, err, err_len);
+        return keyring_load_file(kr, file, err);
     const char *secret = getenv("MAILROOM_SECRET");
     if (secret && *secret)
-        return keyring_add(kr, "default", secret, strlen(secret), err, err_len);
-    snprintf(err, err_len, "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
-    return -1;
+        return keyring_add(kr, "default", secret, strlen(secret), err);
+    return mr_fail(err, MAILROOM_EKEY, "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
 }
 
 const keyring_key *keyring_find(const keyring *kr, const char *kid)

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 #define KEYRING_MIN_SECRET 16
 #define KEYRING_MAX_KEYS 64
 
@@ -24,13 +26,17 @@ typedef struct keyring {
     size_t n;
 } keyring;
 
-/* Adds a key (copied). Returns 0, or -1 with a reason in err. */
-int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, char *err,
-                size_t err_len);
+/* 1 when kid is a key id a job may carry: [A-Za-z0-9._-]{1,64}, the rule of keys
+ * files, of mailroom_open and of the consumer's validator. */
+int keyring_kid_valid(const char *kid);
+
+/* Adds a key (copied). Returns 0, or -1 with the reason in err (MAILROOM_EKEY for an
+ * invalid kid, a short secret, a kid given twice, too many keys). */
+int keyring_add(keyring *kr, const char *kid, const void *secret, size_t len, mr_error *err);
 /* Loads a keys file. Returns 0 or -1 with a reason naming the line. */
-int keyring_load_file(keyring *kr, const char *path, char *err, size_t err_len);
+int keyring_load_file(keyring *kr, const char *path, mr_error *err);
 /* MAILROOM_KEYS_FILE, else MAILROOM_SECRET; -1 when neither is set or either is bad. */
-int keyring_load_env(keyring *kr, char *err, size_t err_len);
+int keyring_load_env(keyring *kr, mr_error *err);
 const keyring_key *keyring_find(const keyring *kr, const char *kid);
 /* Wipes and frees every key; the ring is empty afterwards. Accepts NULL. */
 void keyring_clear(keyring *kr);

@@ -29,6 +29,7 @@ int keys_init(keys_queue *k, const char *name)
     snprintf(k->stats, sizeof k->stats, "mailroom:{%s}:stats", name);
     snprintf(k->status, sizeof k->status, "mailroom:{%s}:status", name);
     snprintf(k->consumers, sizeof k->consumers, "mailroom:{%s}:consumers", name);
+    snprintf(k->recovered, sizeof k->recovered, "mailroom:{%s}:recovered", name);
     snprintf(k->job_prefix, sizeof k->job_prefix, "mailroom:{%s}:job:", name);
     return 0;
 }

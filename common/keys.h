@@ -21,6 +21,7 @@ typedef struct keys_queue {
     char stats[KEYS_NAME_MAX];      /* hash of counters */
     char status[KEYS_NAME_MAX];     /* pub/sub channel */
     char consumers[KEYS_NAME_MAX];  /* zset: consumer id -> last heartbeat ms */
+    char recovered[KEYS_NAME_MAX];  /* zset: recovered consumer id -> when, ms */
     char job_prefix[KEYS_NAME_MAX]; /* "mailroom:{Q}:job:" */
 } keys_queue;
 

@@ -153,15 +153,15 @@ static int parse_master_path(const char *path, rconn_url *out)
     return 0;
 }
 
-int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
+int rconn_url_parse(const char *url, rconn_url *out, mr_error *err)
 {
     memset(out, 0, sizeof *out);
     out->port = 6379;
     static const char scheme[] = "redis://", sentinel_scheme[] = "redis-sentinel://";
     int sentinel = strncmp(url, sentinel_scheme, sizeof sentinel_scheme - 1) == 0;
     if (!sentinel && strncmp(url, scheme, sizeof scheme - 1) != 0) {
-        snprintf(err, err_len, "Redis URL must start with redis:// or redis-sentinel://");
-        return -1;
+        return mr_fail(err, MAILROOM_EINVAL,
+                       "Redis URL must start with redis:// or redis-sentinel://");
     }
     const char *p = url + (sentinel ? sizeof sentinel_scheme : sizeof scheme) - 1;
     const char *slash = strchr(p, '/');
@@ -173,8 +173,7 @@ int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
     if (at) {
         if (parse_userinfo(p, (size_t)(at - p), out) != 0) {
             rconn_url_clear(out);
-            snprintf(err, err_len, "Redis URL: bad user or password part");
-            return -1;
+            return mr_fail(err, MAILROOM_EINVAL, "Redis URL: bad user or password part");
         }
         auth_len -= (size_t)(at - p) + 1;
         p = at + 1;
@@ -183,39 +182,37 @@ int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len)
         out->min_replicas = 1;
         if (parse_sentinels(p, auth_len, out) != 0 || parse_master_path(slash, out) != 0) {
             rconn_url_clear(out);
-            snprintf(err, err_len, "Sentinel URL: expected "
-                                   "redis-sentinel://host:port[,host:port...]/master[/db]");
-            return -1;
+            return mr_fail(err, MAILROOM_EINVAL,
+                           "Sentinel URL: expected "
+                           "redis-sentinel://host:port[,host:port...]/master[/db]");
         }
         return 0;
     }
     if (parse_hostport(p, auth_len, out) != 0) {
         rconn_url_clear(out);
-        snprintf(err, err_len, "Redis URL: bad host or port");
-        return -1;
+        return mr_fail(err, MAILROOM_EINVAL, "Redis URL: bad host or port");
     }
     if (slash && slash[1] != '\0' &&
         parse_int(slash + 1, strlen(slash + 1), 0, 1000000, &out->db) != 0) {
         rconn_url_clear(out);
-        snprintf(err, err_len, "Redis URL: database must be a number");
-        return -1;
+        return mr_fail(err, MAILROOM_EINVAL, "Redis URL: database must be a number");
     }
     return 0;
 }
 
-int rconn_password_from_env(rconn_url *u, char *err, size_t err_len)
+int rconn_password_from_env(rconn_url *u, mr_error *err)
 {
     const char *path = getenv("MAILROOM_REDIS_PASSWORD_FILE");
     if (!path || !*path)
         return 0;
-    char *pw = secret_read_file(path, err, err_len);
+    char *pw = secret_read_file(path, err);
     if (!pw)
         return -1;
     int fits = strlen(pw) < sizeof u->password;
     if (fits)
         memcpy(u->password, pw, strlen(pw) + 1);
     else
-        snprintf(err, err_len, "Redis password in %s is too long", path);
+        mr_fail(err, MAILROOM_EINVAL, "Redis password in %s is too long", path);
     secret_free(pw);
     return fits ? 0 : -1;
 }
@@ -223,8 +220,7 @@ int rconn_password_from_env(rconn_url *u, char *err, size_t err_len)
 int rconn_url_has_password(const char *url)
 {
     rconn_url u;
-    char err[256];
-    if (rconn_url_parse(url, &u, err, sizeof err) != 0)
+    if (rconn_url_parse(url, &u, NULL) != 0)
         return 0;
     int has = u.password[0] != '\0';
     rconn_url_clear(&u);
@@ -244,8 +240,7 @@ int rconn_timed_out(const redisContext *c)
 
 int rconn_transient_error(const redisReply *r)
 {
-    static const char *const codes[] = {"LOADING", "READONLY", "MASTERDOWN", "BUSY ",
-                                        "TRYAGAIN"};
+    static const char *const codes[] = {"LOADING", "READONLY", "MASTERDOWN", "BUSY ", "TRYAGAIN"};
     if (!r || r->type != REDIS_REPLY_ERROR)
         return 0;
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
@@ -262,24 +257,22 @@ static struct timeval to_tv(int ms)
 
 /* Runs one setup command (AUTH, SELECT); 0 on an OK status reply. */
 static int setup_command(redisContext *c, int argc, const char **argv, const char *what,
-                         char *err, size_t err_len)
+                         mr_error *err)
 {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     int rc = 0;
-    if (!r) {
-        snprintf(err, err_len, "Redis %s failed: %s", what, c->errstr);
-        rc = -1;
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, err_len, "Redis %s refused: %.200s", what, r->str);
-        rc = -1;
-    }
+    if (!r)
+        rc = mr_fail(err, rconn_timed_out(c) ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS,
+                     "Redis %s failed: %s", what, c->errstr);
+    else if (r->type == REDIS_REPLY_ERROR)
+        rc = mr_fail(err, MAILROOM_EREDIS, "Redis %s refused: %.200s", what, r->str);
     freeReplyObject(r);
     return rc;
 }
 
 #define CONFIRMED_FOR_MS 1000 /* a confirmed master writes without WAIT this long */
-#define MAX_REPLICAS 16 /* replicas looked at per master; the sentinels list more rarely */
-#define REPLID_LEN 40   /* a replication id: 40 hex digits */
+#define MAX_REPLICAS 16       /* replicas looked at per master; the sentinels list more rarely */
+#define REPLID_LEN 40         /* a replication id: 40 hex digits */
 
 /* The replicas the sentinels list for the master name, each address once, as the
  * sentinels see it. */
@@ -421,8 +414,7 @@ static int repl_info(redisContext *c, repl_state *st)
     redisReply *r = redisCommandArgv(c, 2, argv, NULL);
     char role[16];
     int rc = -1;
-    if (!r || r->type != REDIS_REPLY_STRING ||
-        info_field(r->str, "role", role, sizeof role) != 0 ||
+    if (!r || r->type != REDIS_REPLY_STRING || info_field(r->str, "role", role, sizeof role) != 0 ||
         info_field(r->str, "master_replid", st->replid, sizeof st->replid) != 0 ||
         info_field(r->str, "master_replid2", st->replid2, sizeof st->replid2) != 0)
         goto out;
@@ -434,8 +426,7 @@ out:
 }
 
 static redisContext *connect_one(const char *host, int port, const rconn_url *u,
-                                 int connect_timeout_ms, int command_timeout_ms, char *err,
-                                 size_t err_len, int *timed_out);
+                                 int connect_timeout_ms, int command_timeout_ms, mr_error *err);
 
 /*
  * 1 when one of the replicas carries on the replication history whose id is replid,
@@ -459,10 +450,7 @@ static int successor_exists(const rconn_url *u, const char *host, int port, cons
         const rconn_endpoint *e = &replicas->e[i];
         if (e->port == port && strcmp(e->host, host) == 0)
             continue;
-        char err[320];
-        int timed_out = 0;
-        redisContext *c = connect_one(e->host, e->port, u, timeout_ms, timeout_ms, err,
-                                      sizeof err, &timed_out);
+        redisContext *c = connect_one(e->host, e->port, u, timeout_ms, timeout_ms, NULL);
         if (!c)
             continue;
         repl_state st;
@@ -489,9 +477,7 @@ static int abandoned(const rconn_url *u, const char *host, int port, redisContex
     redisContext *own = NULL;
     repl_state st;
     if (!c) {
-        char err[320];
-        int timed_out = 0;
-        own = c = connect_one(host, port, u, timeout_ms, timeout_ms, err, sizeof err, &timed_out);
+        own = c = connect_one(host, port, u, timeout_ms, timeout_ms, NULL);
         if (!c)
             goto out;
     }
@@ -533,8 +519,8 @@ int rconn_replicas_needed(const rconn_url *u, const rconn_write_guard *g)
     return clock_now_ms() < g->confirmed_until_ms ? 0 : u->min_replicas;
 }
 
-int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c,
-                       long acked, int needed, int timeout_ms)
+int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c, long acked,
+                       int needed, int timeout_ms)
 {
     if (acked >= needed)
         return 1;
@@ -549,6 +535,9 @@ int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
     return c && c->tcp.host && strcmp(c->tcp.host, e->host) == 0 && c->tcp.port == e->port;
 }
 
+static int master_usable(const rconn_url *u, const rconn_endpoint *master, redisContext *c,
+                         const replica_list *replicas, int timeout_ms, mr_error *err);
+
 /*
  * With Sentinel: asks the sentinels in order for the master and takes the first one
  * that says ROLE master. A master that lists no connected replica is also checked for
@@ -557,86 +546,137 @@ int rconn_connected_to(const redisContext *c, const rconn_endpoint *e)
  * then would put writes where the failover erases them.
  */
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
-                            char *err, size_t err_len, int *timed_out)
+                            mr_error *err)
 {
-    *timed_out = 0;
-    err[0] = '\0';
     if (u->n_sentinels == 0)
-        return connect_one(u->host, u->port, u, connect_timeout_ms, command_timeout_ms, err,
-                           err_len, timed_out);
+        return connect_one(u->host, u->port, u, connect_timeout_ms, command_timeout_ms, err);
+    mr_fail(err, MAILROOM_EREDIS, "no sentinel answered with a master named '%s'", u->master_name);
     for (int i = 0; i < u->n_sentinels; i++) {
         rconn_endpoint master;
         replica_list replicas = {0};
         if (ask_sentinel(&u->sentinels[i], u->master_name, connect_timeout_ms, &master,
                          &replicas) != 0)
             continue;
-        redisContext *c = connect_one(master.host, master.port, u, connect_timeout_ms,
-                                      command_timeout_ms, err, err_len, timed_out);
-        if (!c)
-            continue;
-        size_t n_replicas = 0;
-        int master_role = is_master(c, &n_replicas);
-        if (c->err)
-            snprintf(err, err_len, "Redis at %s:%d: %s", master.host, master.port, c->errstr);
-        else if (!master_role)
-            snprintf(err, err_len, "Redis at %s:%d is not (yet) the master of '%s'",
-                     master.host, master.port, u->master_name);
-        else if (n_replicas == 0 && abandoned(u, master.host, master.port, c, &replicas,
-                                              connect_timeout_ms))
-            snprintf(err, err_len, "Redis at %s:%d is being replaced as master of '%s' by a "
-                                   "failover (one of its replicas took over)",
-                     master.host, master.port, u->master_name);
-        else if (c->err)
-            snprintf(err, err_len, "Redis at %s:%d: %s", master.host, master.port, c->errstr);
-        else
+        redisContext *c =
+            connect_one(master.host, master.port, u, connect_timeout_ms, command_timeout_ms, err);
+        if (c && master_usable(u, &master, c, &replicas, connect_timeout_ms, err))
             return c;
-        if (rconn_timed_out(c))
-            *timed_out = 1;
-        redisFree(c);
+        if (c)
+            redisFree(c);
     }
-    if (!*err)
-        snprintf(err, err_len, "no sentinel answered with a master named '%s'",
-                 u->master_name);
     return NULL;
+}
+
+/*
+ * 1 when the server c (which a sentinel names master) says ROLE master and, when it
+ * lists no connected replica, is not being abandoned (abandoned()): during a graceful
+ * failover the sentinels keep naming the old master for about a second after its
+ * replica was promoted, and a connection made then would put writes where the
+ * failover erases them. Otherwise 0 with the reason in err.
+ */
+static int master_usable(const rconn_url *u, const rconn_endpoint *master, redisContext *c,
+                         const replica_list *replicas, int timeout_ms, mr_error *err)
+{
+    size_t n_replicas = 0;
+    int master_role = is_master(c, &n_replicas);
+    if (!c->err && !master_role)
+        mr_fail(err, MAILROOM_EREDIS, "Redis at %s:%d is not (yet) the master of '%s'",
+                master->host, master->port, u->master_name);
+    else if (!c->err && n_replicas == 0 &&
+             abandoned(u, master->host, master->port, c, replicas, timeout_ms))
+        mr_fail(err, MAILROOM_EREDIS,
+                "Redis at %s:%d is being replaced as master of '%s' by a failover (one of "
+                "its replicas took over)",
+                master->host, master->port, u->master_name);
+    else if (!c->err)
+        return 1;
+    if (c->err)
+        mr_fail(err, rconn_timed_out(c) ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS, "Redis at %s:%d: %s",
+                master->host, master->port, c->errstr);
+    return 0;
 }
 
 /* Connects to one server, authenticates, selects the database. */
 static redisContext *connect_one(const char *host, int port, const rconn_url *u,
-                                 int connect_timeout_ms, int command_timeout_ms, char *err,
-                                 size_t err_len, int *timed_out)
+                                 int connect_timeout_ms, int command_timeout_ms, mr_error *err)
 {
-    err[0] = '\0';
     redisContext *c = redisConnectWithTimeout(host, port, to_tv(connect_timeout_ms));
     if (!c) {
-        snprintf(err, err_len, "out of memory");
+        mr_fail(err, MAILROOM_ENOMEM, "out of memory");
         return NULL;
     }
     if (c->err) {
-        *timed_out = rconn_timed_out(c) || strstr(c->errstr, "timeout") != NULL;
-        snprintf(err, err_len, "cannot connect to Redis at %s:%d: %s", host, port, c->errstr);
+        int timed_out = rconn_timed_out(c) || strstr(c->errstr, "timeout") != NULL;
+        mr_fail(err, timed_out ? MAILROOM_ETIMEOUT : MAILROOM_EREDIS,
+                "cannot connect to Redis at %s:%d: %s", host, port, c->errstr);
         goto fail;
     }
     if (redisSetTimeout(c, to_tv(command_timeout_ms)) != REDIS_OK) {
-        snprintf(err, err_len, "cannot set the Redis command timeout");
+        mr_fail(err, MAILROOM_EREDIS, "cannot set the Redis command timeout");
         goto fail;
     }
     redisEnableKeepAlive(c);
     if (u->password[0]) {
         const char *argv[3] = {"AUTH", u->user[0] ? u->user : u->password, u->password};
-        if (setup_command(c, u->user[0] ? 3 : 2, argv, "AUTH", err, err_len) != 0)
+        if (setup_command(c, u->user[0] ? 3 : 2, argv, "AUTH", err) != 0)
             goto fail;
     }
     if (u->db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", u->db);
         const char *argv[2] = {"SELECT", db};
-        if (setup_command(c, 2, argv, "SELECT", err, err_len) != 0)
+        if (setup_command(c, 2, argv, "SELECT", err) != 0)
             goto fail;
     }
     return c;
 fail:
-    if (rconn_timed_out(c))
-        *timed_out = 1;
     redisFree(c);
     return NULL;
+}
+
+/*
+ * The length a bulk string reply being read announces, from the reader's buffer: its
+ * "$<len>\r\n" header, whose '$' hiredis may already have consumed (a reply read in
+ * part: task 0 is then a string). -1 while unknown: not a bulk string, or the header
+ * not complete yet.
+ */
+static long long announced_bulk(const redisReader *r)
+{
+    const char *p = r->buf + r->pos, *end = r->buf + r->len;
+    if (r->ridx == 0 && r->rstack[0].type == REDIS_REPLY_STRING)
+        ; /* the '$' was read with an earlier chunk */
+    else if (r->ridx == -1 && p < end && *p == '$')
+        p++;
+    else
+        return -1;
+    long long n = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && n < (1LL << 40); p++)
+        n = n * 10 + (*p - '0');
+    return p < end && *p == '\r' ? n : -1;
+}
+
+rconn_read_result rconn_read_bounded(redisContext *c, size_t max_bulk, redisReply **out,
+                                     long long *announced)
+{
+    void *reply = NULL;
+    int done = 0;
+    *out = NULL;
+    if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+        return RCONN_READ_FAILED;
+    while (!reply && !done)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return RCONN_READ_FAILED;
+    while (!reply) {
+        if (redisBufferRead(c) != REDIS_OK)
+            return RCONN_READ_FAILED;
+        long long n = announced_bulk(c->reader);
+        if (n >= 0 && (unsigned long long)n > max_bulk) {
+            *announced = n;
+            return RCONN_READ_TOOBIG;
+        }
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+            return RCONN_READ_FAILED;
+    }
+    *out = reply;
+    return RCONN_READ_OK;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 #define RCONN_DEFAULT_URL "redis://127.0.0.1:6379/0"
 
 #define RCONN_MAX_SENTINELS 8
@@ -41,23 +43,23 @@ typedef struct rconn_url {
     char password[256]; /* "" for none; wiped by rconn_url_clear */
 } rconn_url;
 
-/* Returns 0, or -1 with a reason in err (which never repeats the password). */
-int rconn_url_parse(const char *url, rconn_url *out, char *err, size_t err_len);
+/* Returns 0, or -1 with the reason in err (which never repeats the password). */
+int rconn_url_parse(const char *url, rconn_url *out, mr_error *err);
 void rconn_url_clear(rconn_url *u);
 /* 1 when a URL carries a password ("user:pass@" or ":pass@"): refused on command
  * lines, where ps would show it. */
 int rconn_url_has_password(const char *url);
 /* When MAILROOM_REDIS_PASSWORD_FILE is set, its first line replaces the URL's password.
- * Returns 0, or -1 with a reason in err. */
-int rconn_password_from_env(rconn_url *u, char *err, size_t err_len);
+ * Returns 0, or -1 with the reason in err. */
+int rconn_password_from_env(rconn_url *u, mr_error *err);
 
 /*
  * Connects, authenticates and selects the database. Returns a connected context
- * (caller frees with redisFree) or NULL with a reason in err; *timed_out is set to 1
- * when the failure was a timeout.
+ * (caller frees with redisFree) or NULL with the reason in err: MAILROOM_ETIMEOUT when
+ * the failure was a timeout, MAILROOM_EREDIS otherwise (ENOMEM when memory ran out).
  */
 redisContext *rconn_connect(const rconn_url *u, int connect_timeout_ms, int command_timeout_ms,
-                            char *err, size_t err_len, int *timed_out);
+                            mr_error *err);
 
 /* Asks the sentinels, in order, for the current master. 0 and *out, or -1. */
 int rconn_sentinel_master(const rconn_url *u, int timeout_ms, rconn_endpoint *out);
@@ -95,8 +97,25 @@ int rconn_replicas_needed(const rconn_url *u, const rconn_write_guard *g);
 
 /* 1 when a write that `acked` of the `needed` replicas acknowledged stands on the
  * master c is connected to (see rconn_sentinels_confirm; timeout_ms per connection). */
-int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c,
-                       long acked, int needed, int timeout_ms);
+int rconn_write_stands(const rconn_url *u, rconn_write_guard *g, const redisContext *c, long acked,
+                       int needed, int timeout_ms);
+
+/*
+ * Reads the next reply like redisGetReply (flushing what is buffered first), except
+ * that a top-level bulk string announced longer than max_bulk bytes is not received:
+ * it returns RCONN_READ_TOOBIG with the announced length in *announced, having read
+ * at most one 16 KiB chunk of it, and the connection is then unusable (the caller
+ * frees it). So a hostile entry of hundreds of MB never reaches this process's memory.
+ * RCONN_READ_OK: *out holds the reply (caller frees). RCONN_READ_FAILED: the
+ * connection failed (c->err says why).
+ */
+typedef enum rconn_read_result {
+    RCONN_READ_FAILED = -1,
+    RCONN_READ_OK = 0,
+    RCONN_READ_TOOBIG = 1
+} rconn_read_result;
+rconn_read_result rconn_read_bounded(redisContext *c, size_t max_bulk, redisReply **out,
+                                     long long *announced);
 
 /* 1 when c is connected to endpoint e. */
 int rconn_connected_to(const redisContext *c, const rconn_endpoint *e);

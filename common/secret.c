@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *secret_read_file(const char *path, char *err, size_t err_len)
+char *secret_read_file(const char *path, mr_error *err)
 {
     char *line = NULL;
     size_t cap = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, err_len, "cannot open secret file %s: %s", path, strerror(errno));
+        mr_fail(err, MAILROOM_EINVAL, "cannot open secret file %s: %s", path, strerror(errno));
         return NULL;
     }
     ssize_t n = getline(&line, &cap, f);
@@ -22,7 +22,7 @@ char *secret_read_file(const char *path, char *err, size_t err_len)
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
     if (n <= 0) {
-        snprintf(err, err_len, "secret file %s is empty", path);
+        mr_fail(err, MAILROOM_EINVAL, "secret file %s is empty", path);
         if (line)
             OPENSSL_cleanse(line, cap);
         free(line);

@@ -8,9 +8,11 @@
 
 #include <stddef.h>
 
-/* Returns a new string, or NULL with a reason in err that names the file, never its
+#include "error.h"
+
+/* Returns a new string, or NULL with the reason in err that names the file, never its
  * contents. An empty secret is refused. */
-char *secret_read_file(const char *path, char *err, size_t err_len);
+char *secret_read_file(const char *path, mr_error *err);
 /* Wipes and frees. Accepts NULL. */
 void secret_free(char *secret);
 

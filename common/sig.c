@@ -84,8 +84,7 @@ static int put_value(buf *out, json_object *v)
         if (put_count(out, 'o', (size_t)json_object_object_length(v)) != 0)
             return -1;
         return put_object(out, v, 0);
-    default:
-        return -1; /* numbers, booleans and null have no canonical form */
+    default: return -1; /* numbers, booleans and null have no canonical form */
     }
 }
 
@@ -98,7 +97,7 @@ static int cmp_keys(const void *a, const void *b)
  * (top level only). */
 static int put_object(buf *out, json_object *obj, int skip_sig)
 {
-    const char *keys[SIG_MAX_MEMBERS];
+    const char *keys[SIG_MAX_MEMBERS] = {0};
     size_t n = 0;
     struct json_object_iterator it = json_object_iter_begin(obj);
     struct json_object_iterator end = json_object_iter_end(obj);
@@ -230,16 +229,16 @@ static int unhex(const char *s, unsigned char *out, size_t n)
 }
 
 int sig_verify_job(const job *j, const keyring *keys, unsigned accept_mask, buf *scratch,
-                   char *err, size_t err_len)
+                   mr_error *err)
 {
     sig_mac once = {0};
-    int rc = sig_verify_job_with(j, keys, accept_mask, scratch, &once, err, err_len);
+    int rc = sig_verify_job_with(j, keys, accept_mask, scratch, &once, err);
     sig_mac_free(&once);
     return rc;
 }
 
 int sig_verify_job_with(const job *j, const keyring *keys, unsigned accept_mask, buf *scratch,
-                        sig_mac *mac, char *err, size_t err_len)
+                        sig_mac *mac, mr_error *err)
 {
     int rc = -1;
     sig_alg alg;
@@ -247,28 +246,29 @@ int sig_verify_job_with(const job *j, const keyring *keys, unsigned accept_mask,
     size_t got_len = 0;
     const keyring_key *key = keyring_find(keys, j->kid);
     if (!key) {
-        snprintf(err, err_len, "signature: unknown kid '%s'", j->kid);
+        mr_fail(err, MAILROOM_EINVAL, "signature: unknown kid '%s'", j->kid);
         goto out;
     }
     if (sig_alg_parse(j->alg, &alg) != 0 || !(accept_mask & (1u << alg))) {
-        snprintf(err, err_len, "signature: algorithm '%s' not accepted", j->alg);
+        mr_fail(err, MAILROOM_EINVAL, "signature: algorithm '%s' not accepted", j->alg);
         goto out;
     }
     size_t md_len = sig_hex_len(alg) / 2;
     if (unhex(j->sig, want, md_len) != 0) {
-        snprintf(err, err_len, "signature: malformed sig (expected %zu lowercase hex digits)",
-                 2 * md_len);
+        mr_fail(err, MAILROOM_EINVAL,
+                "signature: malformed sig (expected %zu lowercase hex digits)", 2 * md_len);
         goto out;
     }
     buf_reset(scratch);
     if (sig_canonical(j->root, scratch) != 0 ||
         mac_raw(mac, alg, key->secret, key->secret_len, scratch->data, scratch->len, got,
                 &got_len) != 0) {
-        snprintf(err, err_len, "signature: cannot compute HMAC");
+        mr_fail(err, MAILROOM_EINVAL, "signature: cannot compute HMAC");
         goto out;
     }
     if (got_len != md_len || CRYPTO_memcmp(want, got, md_len) != 0) {
-        snprintf(err, err_len, "signature: HMAC mismatch (forged or altered job, or wrong key)");
+        mr_fail(err, MAILROOM_EINVAL,
+                "signature: HMAC mismatch (forged or altered job, or wrong key)");
         goto out;
     }
     rc = 0;

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 #include "buf.h"
 
 struct json_object;
@@ -48,7 +50,7 @@ int sig_hmac_hex(sig_alg alg, const void *key, size_t key_len, const void *data,
 typedef struct sig_mac {
     struct evp_mac_ctx_st *ctx; /* owned */
     sig_alg alg;
-    const void *key;            /* borrowed: the key the context is keyed with, compared
+    const void *key; /* borrowed: the key the context is keyed with, compared
                                    by address (a key ring's keys do not move or change) */
     size_t key_len;
 } sig_mac;
@@ -62,13 +64,13 @@ void sig_mac_free(sig_mac *m);
  * Verifies a decoded job against a key ring: known kid, alg allowed by accept_mask
  * (bit 1 << sig_alg), well-formed sig, HMAC equal under CRYPTO_memcmp. scratch is a
  * caller-owned buffer reused for the canonical form. Returns 0 when genuine, else -1
- * with a reason in err (never the key or the expected signature).
+ * with the reason in err (never the key or the expected signature).
  */
 int sig_verify_job(const struct job *j, const struct keyring *keys, unsigned accept_mask,
-                   buf *scratch, char *err, size_t err_len);
+                   buf *scratch, mr_error *err);
 /* Like sig_verify_job, computing the HMAC through the caller's reusable context mac
  * (a consumer worker keeps one: the job's key is usually the same every time). */
 int sig_verify_job_with(const struct job *j, const struct keyring *keys, unsigned accept_mask,
-                        buf *scratch, sig_mac *mac, char *err, size_t err_len);
+                        buf *scratch, sig_mac *mac, mr_error *err);
 
 #endif

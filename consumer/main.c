@@ -13,9 +13,6 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
-#include <errno.h>
-#include <getopt.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,397 +22,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "config.h"
+#include "housekeeper.h"
 #include "log.h"
-#include "secret.h"
-#include "mailroom_version.h"
-#include "sig.h"
+#include "options.h"
 #include "worker.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: mailroom-consumer [options]\n"
-            "Takes signed email jobs from Redis, sends them over SMTP, reports outcomes.\n\n"
-            "  --redis URL              redis://[user@]host:port/db, or\n"
-            "                           redis-sentinel://host:port[,host:port...]/master[/db]\n"
-            "                           (MAILROOM_REDIS_URL, which may carry user:pass@)\n"
-            "  --queue NAME             queue name (MAILROOM_QUEUE, default \"default\")\n"
-            "  --smtp URL               smtp://host:port or smtps://host:port\n"
-            "                           (MAILROOM_SMTP_URL, default smtp://127.0.0.1:25)\n"
-            "  --smtp-tls required|none STARTTLS policy for smtp:// (MAILROOM_SMTP_TLS; default\n"
-            "                           required, none for a loopback host); smtps:// is\n"
-            "                           implicit TLS\n"
-            "  --smtp-ca-file PATH      private CA bundle (MAILROOM_SMTP_CA_FILE)\n"
-            "  --smtp-insecure          do not verify the server certificate (logs a warning)\n"
-            "  --smtp-user USER         AUTH user (MAILROOM_SMTP_USER); the password is read\n"
-            "                           from MAILROOM_SMTP_PASSWORD_FILE, never argv\n"
-            "  --concurrency N          worker threads (MAILROOM_CONCURRENCY, default 8)\n"
-            "  --id ID                  consumer id (MAILROOM_CONSUMER_ID, default host-pid-rand)\n"
-            "  --accept-alg LIST        accepted algorithms, comma separated\n"
-            "                           (default hmac-sha1,hmac-sha256)\n"
-            "  --max-attempts N         attempts before a job fails (default 10)\n"
-            "  --backoff-base DUR       first retry delay (default 10s)\n"
-            "  --backoff-max DUR        longest retry delay (default 1h)\n"
-            "  --max-lifetime DUR       give up this long after creation (default 24h)\n"
-            "  --dead-after DUR         recover consumers silent this long (default 30s)\n"
-            "  --shutdown-timeout DUR   time in-flight sends get after SIGTERM (default 30s)\n"
-            "  --status-ttl DUR         lifetime of job status records (default 7d)\n"
-            "  --dead-max N             dead-letter list cap, oldest trimmed (default 100000)\n"
-            "  --smtp-timeout DUR       whole SMTP transaction (default 60s)\n"
-            "  --smtp-connect-timeout DUR  (default 10s)\n"
-            "  --max-per-connection N   recycle an SMTP connection after N messages (100)\n"
-            "  --smtp-idle DUR          do not reuse an SMTP connection idle longer (30s)\n"
-            "  --block-timeout DUR      how long one BLMOVE waits (default 1s)\n"
-            "  --log-format text|json   (default text)\n"
-            "  --log-level debug|info|warn|error  (default info)\n"
-            "  --help, --version\n\n"
-            "Signing keys: MAILROOM_KEYS_FILE (lines \"kid secret\") or MAILROOM_SECRET.\n"
-            "Redis password: in the URL or MAILROOM_REDIS_PASSWORD_FILE.\n"
-            "Durations: a number with ms, s, m, h or d (plain numbers are seconds).\n"
-            "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0; a second\n"
-            "signal abandons sends in progress (their jobs go back to pending).\n");
-}
-
-/* "250ms", "10s", "5m", "1h", "7d", "30" (seconds) -> ms. -1 when malformed. */
-static int64_t parse_duration(const char *s)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return -1;
-    double scale = 1000;
-    if (strcmp(end, "ms") == 0)
-        scale = 1;
-    else if (strcmp(end, "s") == 0 || *end == '\0')
-        scale = 1000;
-    else if (strcmp(end, "m") == 0)
-        scale = 60e3;
-    else if (strcmp(end, "h") == 0)
-        scale = 3600e3;
-    else if (strcmp(end, "d") == 0)
-        scale = 86400e3;
-    else
-        return -1;
-    double ms = v * scale;
-    if (ms > 9e15)
-        return -1;
-    return (int64_t)ms;
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_algs(const char *list, unsigned *mask)
-{
-    char copy[128];
-    snprintf(copy, sizeof copy, "%s", list);
-    *mask = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        sig_alg alg;
-        if (sig_alg_parse(tok, &alg) != 0)
-            return -1;
-        *mask |= 1u << alg;
-    }
-    return *mask ? 0 : -1;
-}
-
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
-/* A flag's value when it was given (NULL when given empty), else the environment's. */
-static const char *flag_or_env(const char *flag, const char *name)
-{
-    if (flag)
-        return *flag ? flag : NULL;
-    return env_or(name, NULL);
-}
-
-/* Default consumer id: host name (letters, digits, '.', '-', '_' only), pid and a
- * random suffix, so that two processes never share a processing list. */
-static void default_id(char *out, size_t cap)
-{
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    for (char *p = host; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '-' || *p == '_'))
-            *p = '-';
-    unsigned char r[2] = {0, 0};
-    RAND_bytes(r, sizeof r);
-    snprintf(out, cap, "%s-%ld-%02x%02x", host, (long)getpid(), r[0], r[1]);
-}
-
-static int id_valid(const char *id)
-{
-    return keys_queue_valid(id);
-}
-
-typedef struct settings {
-    const char *redis, *queue, *smtp, *id, *algs, *log_format, *log_level;
-    const char *smtp_tls, *smtp_ca, *smtp_user;
-    int smtp_insecure;
-} settings;
-
-enum {
-    OPT_REDIS = 256, OPT_QUEUE, OPT_SMTP, OPT_CONCURRENCY, OPT_ID, OPT_ACCEPT, OPT_MAX_ATTEMPTS,
-    OPT_BACKOFF_BASE, OPT_BACKOFF_MAX, OPT_LIFETIME, OPT_TTL, OPT_DEAD_MAX, OPT_SMTP_TIMEOUT,
-    OPT_SMTP_CONNECT, OPT_PER_CONN, OPT_SMTP_IDLE, OPT_BLOCK, OPT_DEAD_AFTER, OPT_SHUTDOWN,
-    OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_SMTP_TLS, OPT_SMTP_CA,
-    OPT_SMTP_INSECURE, OPT_SMTP_USER
-};
-
-/* Applies one numeric option; returns 0 or -1 (message printed by the caller). */
-static int numeric_option(consumer_config *cfg, int opt, const char *arg)
-{
-    long n;
-    int64_t ms;
-    switch (opt) {
-    case OPT_CONCURRENCY:
-        if (parse_long(arg, 1, WORKER_MAX, &n) != 0)
-            return -1;
-        cfg->concurrency = (int)n;
-        return 0;
-    case OPT_MAX_ATTEMPTS:
-        if (parse_long(arg, 1, 1000, &n) != 0)
-            return -1;
-        cfg->max_attempts = (int)n;
-        return 0;
-    case OPT_DEAD_MAX:
-        return parse_long(arg, 1, 100000000, &cfg->dead_max);
-    case OPT_PER_CONN:
-        return parse_long(arg, 1, 1000000, &cfg->smtp.max_per_connection);
-    }
-    if ((ms = parse_duration(arg)) < 0)
-        return -1;
-    switch (opt) {
-    case OPT_BACKOFF_BASE: cfg->backoff_base_ms = ms > 0 ? ms : 1; break;
-    case OPT_BACKOFF_MAX: cfg->backoff_max_ms = ms > 0 ? ms : 1; break;
-    case OPT_LIFETIME: cfg->max_lifetime_ms = ms; break;
-    case OPT_TTL: cfg->status_ttl_s = (long)(ms / 1000) > 0 ? (long)(ms / 1000) : 1; break;
-    case OPT_SMTP_TIMEOUT: cfg->smtp.timeout_ms = (long)ms; break;
-    case OPT_SMTP_CONNECT: cfg->smtp.connect_timeout_ms = (long)ms; break;
-    case OPT_SMTP_IDLE: cfg->smtp.idle_max_s = (long)(ms / 1000); break;
-    case OPT_BLOCK:
-        if (ms < 10 || ms > 60000)
-            return -1;
-        cfg->block_timeout_ms = (int)ms;
-        break;
-    case OPT_DEAD_AFTER:
-        if (ms < 2000)
-            return -1; /* below two missed heartbeats every pause would look like death */
-        cfg->dead_after_ms = ms;
-        break;
-    case OPT_SHUTDOWN: cfg->shutdown_timeout_ms = ms; break;
-    default: return -1;
-    }
-    return 0;
-}
-
-/* Returns 0 to run, 1 to exit 0 (help/version), 2 for a usage error. */
-static int parse_args(int argc, char **argv, consumer_config *cfg, settings *st)
-{
-    static const struct option longopts[] = {
-        {"redis", required_argument, NULL, OPT_REDIS},
-        {"queue", required_argument, NULL, OPT_QUEUE},
-        {"smtp", required_argument, NULL, OPT_SMTP},
-        {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
-        {"id", required_argument, NULL, OPT_ID},
-        {"accept-alg", required_argument, NULL, OPT_ACCEPT},
-        {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
-        {"backoff-base", required_argument, NULL, OPT_BACKOFF_BASE},
-        {"backoff-max", required_argument, NULL, OPT_BACKOFF_MAX},
-        {"max-lifetime", required_argument, NULL, OPT_LIFETIME},
-        {"status-ttl", required_argument, NULL, OPT_TTL},
-        {"dead-max", required_argument, NULL, OPT_DEAD_MAX},
-        {"smtp-timeout", required_argument, NULL, OPT_SMTP_TIMEOUT},
-        {"smtp-connect-timeout", required_argument, NULL, OPT_SMTP_CONNECT},
-        {"max-per-connection", required_argument, NULL, OPT_PER_CONN},
-        {"smtp-idle", required_argument, NULL, OPT_SMTP_IDLE},
-        {"block-timeout", required_argument, NULL, OPT_BLOCK},
-        {"dead-after", required_argument, NULL, OPT_DEAD_AFTER},
-        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
-        {"smtp-tls", required_argument, NULL, OPT_SMTP_TLS},
-        {"smtp-ca-file", required_argument, NULL, OPT_SMTP_CA},
-        {"smtp-insecure", no_argument, NULL, OPT_SMTP_INSECURE},
-        {"smtp-user", required_argument, NULL, OPT_SMTP_USER},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case OPT_REDIS: st->redis = optarg; break;
-        case OPT_QUEUE: st->queue = optarg; break;
-        case OPT_SMTP: st->smtp = optarg; break;
-        case OPT_ID: st->id = optarg; break;
-        case OPT_ACCEPT: st->algs = optarg; break;
-        case OPT_LOG_FORMAT: st->log_format = optarg; break;
-        case OPT_LOG_LEVEL: st->log_level = optarg; break;
-        case OPT_SMTP_TLS: st->smtp_tls = optarg; break;
-        case OPT_SMTP_CA: st->smtp_ca = optarg; break;
-        case OPT_SMTP_INSECURE: st->smtp_insecure = 1; break;
-        case OPT_SMTP_USER: st->smtp_user = optarg; break;
-        case OPT_HELP: usage(stdout); return 1;
-        case OPT_VERSION: printf("mailroom-consumer %s\n", MAILROOM_VERSION_STRING); return 1;
-        case '?': usage(stderr); return 2;
-        default:
-            if (numeric_option(cfg, opt, optarg) != 0) {
-                const struct option *o = longopts;
-                while (o->name && o->val != opt)
-                    o++;
-                fprintf(stderr, "mailroom-consumer: bad value '%s' for --%s\n", optarg,
-                        o->name ? o->name : "?");
-                return 2;
-            }
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "mailroom-consumer: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return 0;
-}
-
-static void defaults(consumer_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->concurrency = 8;
-    cfg->block_timeout_ms = 1000;
-    cfg->redis_timeout_ms = 5000;
-    cfg->status_ttl_s = KEYS_STATUS_TTL_DEFAULT_S;
-    cfg->dead_max = 100000;
-    cfg->max_attempts = 10;
-    cfg->backoff_base_ms = 10000;
-    cfg->backoff_max_ms = 3600000;
-    cfg->max_lifetime_ms = 24LL * 3600000;
-    cfg->dead_after_ms = 30000;
-    cfg->shutdown_timeout_ms = 30000;
-    cfg->smtp.abort = &cfg->hurry;
-    cfg->smtp.connect_timeout_ms = 10000;
-    cfg->smtp.timeout_ms = 60000;
-    cfg->smtp.max_per_connection = 100;
-    cfg->smtp.idle_max_s = 30;
-}
-
-/*
- * TLS and AUTH for SMTP. TLS is required unless the host is a loopback address (a
- * local relay or test server); turning certificate checks off takes an explicit flag
- * and is logged at every start. The password comes from a file only.
- */
-static int configure_smtp(consumer_config *cfg, const settings *st)
-{
-    if (smtp_url_has_credentials(cfg->smtp.url)) {
-        fprintf(stderr, "mailroom-consumer: the SMTP URL must not carry a user or password; "
-                        "use MAILROOM_SMTP_USER and MAILROOM_SMTP_PASSWORD_FILE\n");
-        return -1;
-    }
-    const char *tls = flag_or_env(st->smtp_tls, "MAILROOM_SMTP_TLS");
-    int implicit = strncmp(cfg->smtp.url, "smtps://", 8) == 0;
-    if (tls && strcmp(tls, "required") != 0 && strcmp(tls, "none") != 0) {
-        fprintf(stderr, "mailroom-consumer: SMTP TLS must be \"required\" or \"none\"\n");
-        return -1;
-    }
-    cfg->smtp.tls_required = tls ? strcmp(tls, "required") == 0
-                                 : !smtp_url_is_loopback(cfg->smtp.url);
-    if (implicit && !cfg->smtp.tls_required) {
-        fprintf(stderr, "mailroom-consumer: smtps:// is always TLS; drop --smtp-tls none\n");
-        return -1;
-    }
-    cfg->smtp.ca_file = flag_or_env(st->smtp_ca, "MAILROOM_SMTP_CA_FILE");
-    cfg->smtp.insecure = st->smtp_insecure;
-    cfg->smtp.user = flag_or_env(st->smtp_user, "MAILROOM_SMTP_USER");
-    const char *pw_file = env_or("MAILROOM_SMTP_PASSWORD_FILE", NULL);
-    if (pw_file) {
-        char why[300];
-        char *pw = secret_read_file(pw_file, why, sizeof why);
-        if (!pw) {
-            fprintf(stderr, "mailroom-consumer: %s\n", why);
-            return -1;
-        }
-        cfg->smtp_password = pw;
-        cfg->smtp.password = pw;
-    }
-    if (cfg->smtp.password && !cfg->smtp.user) {
-        fprintf(stderr, "mailroom-consumer: an SMTP password needs MAILROOM_SMTP_USER\n");
-        return -1;
-    }
-    return 0;
-}
-
-/* Everything that comes from the environment or needs checking after the flags. */
-static int configure(consumer_config *cfg, settings *st)
-{
-    char why[300];
-    const char *conc = getenv("MAILROOM_CONCURRENCY");
-    if (conc && *conc && cfg->concurrency == 8 && numeric_option(cfg, OPT_CONCURRENCY, conc)) {
-        fprintf(stderr, "mailroom-consumer: MAILROOM_CONCURRENCY must be 1..%d\n",
-                WORKER_MAX);
-        return -1;
-    }
-    const char *queue = st->queue ? st->queue : env_or("MAILROOM_QUEUE", "default");
-    if (keys_init(&cfg->keys, queue) != 0) {
-        fprintf(stderr, "mailroom-consumer: queue name must match [A-Za-z0-9._:-]{1,64}\n");
-        return -1;
-    }
-    const char *url = st->redis ? st->redis : env_or("MAILROOM_REDIS_URL", RCONN_DEFAULT_URL);
-    if (st->redis && rconn_url_has_password(st->redis)) {
-        fprintf(stderr, "mailroom-consumer: --redis must not carry a password (it would show "
-                        "in ps); use MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE\n");
-        return -1;
-    }
-    if (rconn_url_parse(url, &cfg->redis, why, sizeof why) != 0 ||
-        rconn_password_from_env(&cfg->redis, why, sizeof why) != 0) {
-        fprintf(stderr, "mailroom-consumer: %s\n", why);
-        return -1;
-    }
-    cfg->smtp.url = st->smtp ? st->smtp : env_or("MAILROOM_SMTP_URL", "smtp://127.0.0.1:25");
-    if (strncmp(cfg->smtp.url, "smtp://", 7) != 0 && strncmp(cfg->smtp.url, "smtps://", 8) != 0) {
-        fprintf(stderr, "mailroom-consumer: SMTP URL must start with smtp:// or smtps://\n");
-        return -1;
-    }
-    if (configure_smtp(cfg, st) != 0)
-        return -1;
-    if (parse_algs(st->algs ? st->algs : "hmac-sha1,hmac-sha256", &cfg->accept_mask) != 0) {
-        fprintf(stderr, "mailroom-consumer: --accept-alg takes hmac-sha1 and/or hmac-sha256\n");
-        return -1;
-    }
-    const char *id = st->id ? st->id : getenv("MAILROOM_CONSUMER_ID");
-    if (id && *id)
-        snprintf(cfg->id, sizeof cfg->id, "%s", id);
-    else
-        default_id(cfg->id, sizeof cfg->id);
-    if (!id_valid(cfg->id)) {
-        fprintf(stderr, "mailroom-consumer: consumer id must match [A-Za-z0-9._:-]{1,64}\n");
-        return -1;
-    }
-    keys_processing(&cfg->keys, cfg->id, cfg->processing);
-    if (keyring_load_env(&cfg->ring, why, sizeof why) != 0) {
-        fprintf(stderr, "mailroom-consumer: %s\n", why);
-        return -1;
-    }
-    if (log_setup(st->log_level ? st->log_level : "info",
-                  st->log_format ? st->log_format : "text", cfg->id) != 0) {
-        fprintf(stderr, "mailroom-consumer: bad --log-format or --log-level\n");
-        return -1;
-    }
-    return 0;
-}
 
 /* Waits up to ms for SIGTERM/SIGINT; returns the signal or 0. */
 static int wait_signal(const sigset_t *set, long ms)
@@ -434,7 +45,8 @@ static void housekeeping_tick(housekeeper *h, int *redis_down)
     if (promoted >= 0)
         housekeeping_orphans(h);
     if ((beat < 0 || promoted < 0) && !*redis_down)
-        log_msg(LOG_WARN, NULL, "housekeeping: Redis unavailable or refusing; retrying every second");
+        log_msg(LOG_WARN, NULL,
+                "housekeeping: Redis unavailable or refusing; retrying every second");
     else if (beat >= 0 && promoted >= 0 && *redis_down)
         log_msg(LOG_INFO, NULL, "housekeeping: Redis is back");
     *redis_down = beat < 0 || promoted < 0;
@@ -501,7 +113,7 @@ static int run(consumer_config *cfg)
         goto out;
     }
     h.workers = workers;
-    long back = housekeeping_reclaim(&h);
+    long back = housekeeping_reclaim(&h, "returned by a restart of its consumer");
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld jobs left by an earlier run to pending", back);
     housekeeping_tick(&h, &redis_down);
@@ -540,12 +152,13 @@ join:
         pthread_join(workers[i].thread, NULL);
         worker_free(&workers[i]);
     }
-    back = housekeeping_reclaim(&h);
+    back = housekeeping_reclaim(&h, "returned by its consumer at shutdown");
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld unfinished jobs to pending", back);
     else if (back < 0)
-        log_msg(LOG_WARN, NULL, "could not return unfinished jobs: Redis unavailable; "
-                                "another consumer will recover them");
+        log_msg(LOG_WARN, NULL,
+                "could not return unfinished jobs: Redis unavailable; "
+                "another consumer will recover them");
     log_msg(LOG_INFO, NULL, "stopped");
 out:
     housekeeping_close(&h);
@@ -555,24 +168,26 @@ out:
 
 int main(int argc, char **argv)
 {
-    consumer_config *cfg = malloc(sizeof *cfg);
-    settings st = {0};
+    consumer_config *cfg = calloc(1, sizeof *cfg);
+    consumer_options opts;
+    mr_error err = MR_ERROR_INIT;
     int rc = 1;
     if (!cfg) {
         fprintf(stderr, "mailroom-consumer: out of memory\n");
         return 1;
     }
-    defaults(cfg);
-    int parsed = parse_args(argc, argv, cfg, &st);
-    if (parsed != 0) {
-        rc = parsed == 1 ? 0 : 64;
+    options_result parsed = options_parse(argc, argv, &opts, &err);
+    if (parsed != OPTIONS_RUN) {
+        if (parsed == OPTIONS_USAGE)
+            fprintf(stderr, "mailroom-consumer: %s (see --help)\n", err.msg);
+        rc = parsed == OPTIONS_EXIT ? 0 : 64;
         goto out;
     }
-    if (configure(cfg, &st) != 0) {
+    if (config_load(cfg, &opts, &err) != 0) {
+        fprintf(stderr, "mailroom-consumer: %s\n", err.msg);
         rc = 78;
         goto out;
     }
-    worker_config_finish(cfg);
     /* Block the stop signals in every thread; main() takes them with sigtimedwait. */
     sigset_t set;
     sigemptyset(&set);
@@ -587,9 +202,7 @@ int main(int argc, char **argv)
     rc = run(cfg);
     curl_global_cleanup();
 out:
-    keyring_clear(&cfg->ring);
-    rconn_url_clear(&cfg->redis);
-    secret_free(cfg->smtp_password);
+    config_clear(cfg);
     free(cfg);
     return rc;
 }

@@ -27,16 +27,16 @@
 #include <openssl/sha.h>
 #include <string.h>
 
-#define LINE_SOFT 78       /* RFC 5322: lines SHOULD stay within 78 characters */
-#define LINE_HARD 998      /* RFC 5322: lines MUST stay within 998 characters */
-#define EW_LINE 76         /* RFC 2047: lines with encoded words within 76 */
+#define LINE_SOFT 78  /* RFC 5322: lines SHOULD stay within 78 characters */
+#define LINE_HARD 998 /* RFC 5322: lines MUST stay within 998 characters */
+#define EW_LINE 76    /* RFC 2047: lines with encoded words within 76 */
 #define EW_PREFIX "=?UTF-8?B?"
-#define EW_OVERHEAD 12     /* "=?UTF-8?B?" and "?=" */
-#define EW_B64_MAX 60      /* 75 - 12 = 63 characters, rounded down to whole quanta */
-#define FIELD_NAME_MAX 76  /* "Name:" then fits a 78-character line */
-#define QP_LINE 76         /* RFC 2045: encoded lines within 76, soft "=" included */
-#define B64_LINE_BYTES 57  /* 57 bytes make one 76-character base64 line */
-#define BOUNDARY_MAX 70    /* RFC 2046 */
+#define EW_OVERHEAD 12    /* "=?UTF-8?B?" and "?=" */
+#define EW_B64_MAX 60     /* 75 - 12 = 63 characters, rounded down to whole quanta */
+#define FIELD_NAME_MAX 76 /* "Name:" then fits a 78-character line */
+#define QP_LINE 76        /* RFC 2045: encoded lines within 76, soft "=" included */
+#define B64_LINE_BYTES 57 /* 57 bytes make one 76-character base64 line */
+#define BOUNDARY_MAX 70   /* RFC 2046 */
 
 /* Column of the buffer's current (last) line: bytes since the last LF. */
 static size_t cur_col(const buf *b)
@@ -250,15 +250,9 @@ static int put_mailbox(buf *out, const char *name, size_t name_len, const char *
         return buf_append(out, spec, spec_len);
     int rc;
     switch (name_form(name, name_len)) {
-    case NAME_PHRASE:
-        rc = buf_append(out, name, name_len);
-        break;
-    case NAME_QUOTED:
-        rc = put_quoted(out, name, name_len);
-        break;
-    default:
-        rc = put_encoded_words(out, name, name_len);
-        break;
+    case NAME_PHRASE: rc = buf_append(out, name, name_len); break;
+    case NAME_QUOTED: rc = put_quoted(out, name, name_len); break;
+    default: rc = put_encoded_words(out, name, name_len); break;
     }
     if (rc != 0)
         return -1;
@@ -280,21 +274,21 @@ int mime_append_mailbox(buf *out, const addr_mailbox *mb)
  * back and the mailbox is rendered again on a new line after ",\r\n ".
  */
 static int put_address_list(buf *out, const char *name, const char *const *list, size_t n,
-                            const char **why)
+                            mr_error *err)
 {
     addr_mailbox mb;
     if (buf_puts(out, name) != 0 || buf_puts(out, ": ") != 0)
         goto oom;
     for (size_t k = 0; k < n; k++) {
-        if (addr_parse(list[k], strlen(list[k]), &mb, why) != 0)
+        if (addr_parse(list[k], strlen(list[k]), &mb, err) != 0)
             return -1;
         if (k > 0 && buf_putc(out, ',') != 0)
             goto oom;
         size_t mark = out->len;
         if ((k > 0 && buf_putc(out, ' ') != 0) || mime_append_mailbox(out, &mb) != 0)
             goto oom;
-        if (k > 0 && (memchr(out->data + mark, '\n', out->len - mark) != NULL ||
-                      cur_col(out) > LINE_SOFT)) {
+        if (k > 0 &&
+            (memchr(out->data + mark, '\n', out->len - mark) != NULL || cur_col(out) > LINE_SOFT)) {
             out->len = mark;
             out->data[mark] = '\0';
             if (buf_puts(out, "\r\n ") != 0 || mime_append_mailbox(out, &mb) != 0)
@@ -304,8 +298,7 @@ static int put_address_list(buf *out, const char *name, const char *const *list,
     if (buf_puts(out, "\r\n") == 0)
         return 0;
 oom:
-    *why = "out of memory building the message";
-    return -1;
+    return mr_fail(err, MAILROOM_ENOMEM, "out of memory building the message");
 }
 
 int mime_msgid_local(buf *out, const char *job_id)
@@ -490,40 +483,31 @@ static int put_from(buf *out, const job *j)
     return buf_puts(out, "\r\n");
 }
 
-int mime_build(const job *j, buf *out, const char **why)
+int mime_build(const job *j, buf *out, mr_error *err)
 {
-    const char *ignored, *domain;
+    const char *domain;
     char date[CLOCK_ISO_MAX];
-    if (!why)
-        why = &ignored;
     buf_reset(out);
-    if (!j->id || !j->id[0] || !j->from || (!j->text && !j->html)) {
-        *why = "job lacks an id, a from address or a body";
-        return -1;
-    }
+    if (!j->id || !j->id[0] || !j->from || (!j->text && !j->html))
+        return mr_fail(err, MAILROOM_EINVAL, "job lacks an id, a from address or a body");
     domain = strrchr(j->from, '@');
-    if (!domain || !addr_spec_valid(j->from, strlen(j->from))) {
-        *why = "malformed from address";
-        return -1;
-    }
-    for (size_t i = 0; i < j->n_headers; i++) {
-        if (!field_name_ok(j->headers[i].name) || !j->headers[i].value) {
-            *why = "malformed extra header";
-            return -1;
-        }
-    }
+    if (!domain || !addr_spec_valid(j->from, strlen(j->from)))
+        return mr_fail(err, MAILROOM_EINVAL, "malformed from address");
+    for (size_t i = 0; i < j->n_headers; i++)
+        if (!field_name_ok(j->headers[i].name) || !j->headers[i].value)
+            return mr_fail(err, MAILROOM_EINVAL, "malformed extra header");
     clock_format_rfc5322(j->created_ms, date);
     if (buf_printf(out, "Date: %s\r\n", date) != 0 || put_from(out, j) != 0)
         goto oom;
     if (j->n_to > 0) {
-        if (put_address_list(out, "To", j->to, j->n_to, why) != 0)
+        if (put_address_list(out, "To", j->to, j->n_to, err) != 0)
             return -1;
     } else if (buf_puts(out, "To: undisclosed-recipients:;\r\n") != 0) {
         goto oom;
     }
-    if (j->n_cc > 0 && put_address_list(out, "Cc", j->cc, j->n_cc, why) != 0)
+    if (j->n_cc > 0 && put_address_list(out, "Cc", j->cc, j->n_cc, err) != 0)
         return -1;
-    if (j->reply_to && put_address_list(out, "Reply-To", &j->reply_to, 1, why) != 0)
+    if (j->reply_to && put_address_list(out, "Reply-To", &j->reply_to, 1, err) != 0)
         return -1;
     if (mime_header_unstructured(out, "Subject", j->subject ? j->subject : "") != 0 ||
         buf_puts(out, "Message-ID: <") != 0 || mime_msgid_local(out, j->id) != 0 ||
@@ -536,6 +520,5 @@ int mime_build(const job *j, buf *out, const char **why)
     if (put_body(out, j) == 0)
         return 0;
 oom:
-    *why = "out of memory building the message";
-    return -1;
+    return mr_fail(err, MAILROOM_ENOMEM, "out of memory building the message");
 }

@@ -11,15 +11,16 @@
 
 #include "address.h"
 #include "buf.h"
+#include "error.h"
 #include "job.h"
 
 /*
  * Builds the message of a validated job into out (buf_reset first): Date, From, To, Cc,
  * Reply-To, Subject, Message-ID, MIME-Version, the job's extra headers, then a
  * text/plain part, a text/html part, or multipart/alternative with text first. Bcc
- * never appears. Returns 0, or -1 with *why set to a static reason (why may be NULL).
+ * never appears. Returns 0, or -1 with the reason in err.
  */
-int mime_build(const job *j, buf *out, const char **why);
+int mime_build(const job *j, buf *out, mr_error *err);
 
 /*
  * Appends "Name: value\r\n" for an unstructured header (Subject, X-*). The value goes

@@ -23,7 +23,7 @@ static void clean_line(char *dst, size_t cap, const char *src, size_t len)
         len--;
     for (size_t i = 0; i < len && n + 1 < cap; i++) {
         unsigned char c = (unsigned char)src[i];
-        dst[n++] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
+        dst[n++] = (char)((c >= 0x20 && c < 0x7F) ? c : '?');
     }
     dst[n] = '\0';
 }
@@ -42,9 +42,10 @@ static size_t on_reply_line(char *data, size_t size, size_t nitems, void *userda
 {
     smtp_session *s = userdata;
     size_t len = size * nitems;
-    char line[512];
+    char line[512] = ""; /* zeroed: the analyzer cannot follow clean_line */
     clean_line(line, sizeof line, data, len);
-    int is_final = line[0] && (line[3] == ' ' || line[3] == '\0');
+    /* a final line is "NNN" or "NNN text"; anything shorter is not a reply line */
+    int is_final = strlen(line) >= 3 && (line[3] == ' ' || line[3] == '\0');
     if (is_final && reply_code(line) >= 400 && !s->failure_line[0])
         memcpy(s->failure_line, line, sizeof line);
     /* 221 answers QUIT, which libcurl sends after the transaction when the connection
@@ -65,8 +66,8 @@ static size_t on_read_body(char *out, size_t size, size_t nitems, void *userdata
 }
 
 /* libcurl calls this at least once a second during a transfer: non-zero aborts it. */
-static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow)
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const smtp_session *s = userdata;
@@ -169,8 +170,8 @@ static CURLcode transfer(smtp_session *s, const char *msg, size_t msg_len, int f
     s->body_len = msg_len;
     s->body_off = 0;
     s->last_line[0] = s->failure_line[0] = s->curl_err[0] = '\0';
-    int recycle = s->cfg->max_per_connection > 0 &&
-                  s->sent_on_connection + 1 >= s->cfg->max_per_connection;
+    int recycle =
+        s->cfg->max_per_connection > 0 && s->sent_on_connection + 1 >= s->cfg->max_per_connection;
     curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
     curl_easy_setopt(s->curl, CURLOPT_FORBID_REUSE, recycle ? 1L : 0L);
     CURLcode rc = curl_easy_perform(s->curl);
@@ -193,8 +194,7 @@ static CURLcode transfer(smtp_session *s, const char *msg, size_t msg_len, int f
 static void cut_connection(smtp_session *s)
 {
     curl_socket_t fd = CURL_SOCKET_BAD;
-    if (curl_easy_getinfo(s->curl, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
-        fd != CURL_SOCKET_BAD)
+    if (curl_easy_getinfo(s->curl, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD)
         shutdown(fd, SHUT_RDWR);
 }
 

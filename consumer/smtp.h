@@ -14,9 +14,9 @@
 #include "buf.h"
 
 typedef struct smtp_config {
-    const char *url;        /* smtp://host:port or smtps://host:port */
+    const char *url; /* smtp://host:port or smtps://host:port */
     long connect_timeout_ms;
-    long timeout_ms;        /* whole transaction */
+    long timeout_ms;         /* whole transaction */
     long max_per_connection; /* recycle the connection after this many messages */
     long idle_max_s;         /* do not reuse a connection idle longer than this */
     const atomic_int *abort; /* when set, a transfer in progress is abandoned */
@@ -38,14 +38,14 @@ typedef enum smtp_outcome {
 
 typedef struct smtp_result {
     smtp_outcome outcome;
-    int code;            /* the deciding reply code; 0 when the server never answered */
-    char reply[512];     /* that reply line, printable ASCII only; "" when none */
+    int code;        /* the deciding reply code; 0 when the server never answered */
+    char reply[512]; /* that reply line, printable ASCII only; "" when none */
     char error[CURL_ERROR_SIZE + 64]; /* what went wrong, "" when sent */
 } smtp_result;
 
 typedef struct smtp_session {
-    CURL *curl;               /* owned */
-    const smtp_config *cfg;   /* borrowed; outlives the session */
+    CURL *curl;             /* owned */
+    const smtp_config *cfg; /* borrowed; outlives the session */
     long sent_on_connection;
     /* per message */
     const char *body;

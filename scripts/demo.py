@@ -23,9 +23,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO / "tests"))  # for tests/support
 
-import harness as h  # noqa: E402
+from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
+from support.jobs import (  # noqa: E402
+    enqueue_raw, job_json, make_job, new_secret, new_ulid, sign_job,
+)
+from support.messages import parse_message, text_of  # noqa: E402
+from support.paths import binaries_missing  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
+from support.smtp_receiver import Receiver  # noqa: E402
+from support.state import Keys, StatusListener, dead_entries, stats  # noqa: E402
 
 DEADLINE_S = 30.0
 SENDER = "noreply@example.com"
@@ -74,21 +83,21 @@ class Demo:
     # ---- the run
 
     def run(self) -> int:
-        missing = h.binaries_missing()
+        missing = binaries_missing()
         if missing:
             say("demo: binaries not built: " + ", ".join(missing))
             return 1
 
-        redis_server = self.stack.enter_context(h.RedisServer())
-        receiver = self.stack.enter_context(h.Receiver())
+        redis_server = self.stack.enter_context(RedisServer())
+        receiver = self.stack.enter_context(Receiver())
         r = redis_server.client()
         tmp = self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-demo-"))
-        secret = h.new_secret()
+        secret = new_secret()
         keys_file = os.path.join(tmp, "keys")
         fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"default {secret}\n")
-        env = h.mailroom_env(redis_server, keys_file=keys_file, smtp=receiver)
+        env = mailroom_env(redis_server, keys_file=keys_file, smtp=receiver)
 
         say("mailroom demo")
         say(f"  redis      {redis_server.host}:{redis_server.port} (private, no persistence)")
@@ -96,9 +105,9 @@ class Demo:
         say("  key        random, kid 'default', in a mode-600 temp file (not shown)")
 
         listener = self.stack.enter_context(
-            h.StatusListener(redis_server, on_event=self.on_event))
+            StatusListener(redis_server, on_event=self.on_event))
         for cid in ("demo-1", "demo-2"):
-            c = self.stack.enter_context(h.Consumer(env, "--id", cid, "--concurrency", "2"))
+            c = self.stack.enter_context(Consumer(env, "--id", cid, "--concurrency", "2"))
             self.consumers.append((cid, c))
         say("  consumers  demo-1, demo-2 (2 worker threads each)")
         say(f"  status     subscribed to {listener.channel}")
@@ -134,10 +143,10 @@ class Demo:
         for label, args, subject, rcpt in emails:
             # a caller-chosen ULID, so that events arriving before `send` returns are
             # already labelled
-            jid = h.new_ulid()
+            jid = new_ulid()
             self.labels[jid] = label
             t = time.monotonic()
-            rc, out, err = h.run_cli("send", *args, "--id", jid, env=env)
+            rc, out, err = run_cli("send", *args, "--id", jid, env=env)
             ms = (time.monotonic() - t) * 1000
             if not self.check(rc == 0 and out.strip() == jid,
                               f"`mailroom send` ({label}) exits 0 and prints the job id"):
@@ -146,27 +155,27 @@ class Demo:
             expected[jid] = (label, subject, rcpt)
             say(f"  send   {short(jid):14}  {label:8} {subject}  → {rcpt}  ({ms:.0f} ms incl. process start)")
 
-        genuine = h.sign_job(h.make_job(to=["Mallory <mallory@example.com>"],
+        genuine = sign_job(make_job(to=["Mallory <mallory@example.com>"],
                                         subject="Activate your account",
                                         text="https://example.com/activate?t=ok"),
                              secret)
         forged = dict(genuine, subject="Your account is locked — log in at http://evil.example")
-        forged_raw = h.job_json(forged)
+        forged_raw = job_json(forged)
         self.labels[forged["id"]] = "forged"
-        h.enqueue_raw(r, forged_raw, record=False)
+        enqueue_raw(r, forged_raw, record=False)
         say(f"  push   {short(forged['id']):14}  forged   subject altered after signing, "
             "LPUSHed raw")
 
         # wait for every outcome (bounded)
         def settled():
-            states = {j: r.hget(h.Keys().job(j), "state") for j in expected}
+            states = {j: r.hget(Keys().job(j), "state") for j in expected}
             return (all(s == "sent" for s in states.values())
-                    and r.hget(h.Keys().job(forged["id"]), "state") == "rejected"
+                    and r.hget(Keys().job(forged["id"]), "state") == "rejected"
                     and receiver.count() >= len(expected)
                     and all(listener.states(j)[-1:] == ["sent"] for j in expected)
                     and listener.states(forged["id"])[-1:] == ["rejected"])
         try:
-            h.wait_for(settled, DEADLINE_S, 0.05, "every job to settle")
+            wait_for(settled, DEADLINE_S, 0.05, "every job to settle")
             settled_ok = True
         except AssertionError as e:
             say(f"  !! {e}")
@@ -179,9 +188,9 @@ class Demo:
         msgs = receiver.messages()
         got_subjects = {}
         for n, m in enumerate(msgs, 1):
-            msg = h.parse_message(m.raw)
+            msg = parse_message(m.raw)
             body = msg.get_body(preferencelist=("plain",))
-            text = h.text_of(body) if body is not None else ""
+            text = text_of(body) if body is not None else ""
             kinds = [p.get_content_type() for p in msg.walk() if not p.is_multipart()]
             say(f"  [{n}] From:    {msg['From']}")
             say(f"      To:      {msg['To']}")
@@ -196,7 +205,7 @@ class Demo:
 
         # dead list
         say("dead list")
-        dead = h.dead_entries(r)
+        dead = dead_entries(r)
         for d in dead:
             say(f"  {short(str(d.get('id') or '-')):14}  {d.get('state', '?'):9} {d.get('reason')}")
         if not dead:
@@ -219,7 +228,7 @@ class Demo:
         fd_ = [d for d in dead if d.get("job") == forged_raw]
         self.check(len(fd_) == 1 and "signature" in str(fd_[0].get("reason", "")).lower(),
                    "the forged job is on the dead list, reason mentions the signature")
-        st = h.stats(r)
+        st = stats(r)
         self.check(st.get("sent") == len(expected) and st.get("rejected") == 1,
                    f"stats: sent={st.get('sent')} rejected={st.get('rejected')}")
 

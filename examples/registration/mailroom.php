@@ -53,16 +53,56 @@ class MailroomDuplicateException extends MailroomException
 final class Mailroom
 {
     /** The text of lua_enqueue in common/script.c, byte for byte (same SHA1). */
-    public const ENQUEUE =
-        "if redis.call('EXISTS', KEYS[1]) == 1 then\n" .
-        "  return redis.error_reply('DUPLICATE a job with this id is already recorded')\n" .
-        "end\n" .
-        "redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', '0',\n" .
-        "  'created_at', ARGV[2], 'updated_at', ARGV[2])\n" .
-        "redis.call('EXPIRE', KEYS[1], ARGV[3])\n" .
-        "if ARGV[4] == '' then redis.call('LPUSH', KEYS[2], ARGV[1])\n" .
-        "else redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end\n" .
-        "return 1\n";
+    // build/lua/enqueue.lua, as the build generates it from common/lua/enqueue.lua
+    public const ENQUEUE = <<<'LUA'
+--[[
+  enqueue: the producer's one round trip. Refuses an id whose record exists, writes
+  the status record as queued and queues the raw job: onto pending, or into
+  scheduled when it is due later.
+
+  Input:
+    KEYS job        mailroom:{Q}:job:<id>, the status record
+    KEYS pending    mailroom:{Q}:pending
+    KEYS scheduled  mailroom:{Q}:scheduled
+    ARGV raw        the signed job
+    ARGV now        RFC 3339 time of the call
+    ARGV ttl        lifetime of the status record, seconds
+    ARGV due        ms since the epoch to schedule the job at; '' to queue it now
+
+  Output:
+    1, or the error reply DUPLICATE when a record with this id exists
+]]
+-- generated: the job states
+local S = {
+  unknown = 'unknown',
+  queued = 'queued',
+  sending = 'sending',
+  sent = 'sent',
+  retrying = 'retrying',
+  failed = 'failed',
+  rejected = 'rejected',
+}
+-- generated: the keys and arguments named by the Input block
+local job = KEYS[1]
+local pending = KEYS[2]
+local scheduled = KEYS[3]
+local raw = ARGV[1]
+local now = ARGV[2]
+local ttl = ARGV[3]
+local due = ARGV[4]
+if redis.call('EXISTS', job) == 1 then
+  return redis.error_reply('DUPLICATE a job with this id is already recorded')
+end
+redis.call('HSET', job, 'state', S.queued, 'attempts', '0', 'created_at', now,
+  'updated_at', now)
+redis.call('EXPIRE', job, ttl)
+if due == '' then
+  redis.call('LPUSH', pending, raw)
+else
+  redis.call('ZADD', scheduled, due, raw)
+end
+return 1
+LUA . "\n";
 
     public const JOB_MAX_BYTES = 262144;
     public const DEFAULT_STATUS_TTL = 604800;   // 7 days, as the C producer

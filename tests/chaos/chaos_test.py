@@ -49,9 +49,7 @@ servers could not be set up. MAILROOM_CHAOS_SEED fixes the random schedule.
 from __future__ import annotations
 
 import argparse
-import atexit
 import collections
-import ctypes
 import datetime
 import os
 import random
@@ -65,18 +63,17 @@ import time
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-sys.path.insert(0, str(HERE.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support
 
 import redis  # noqa: E402  (python3-redis)
 
-import mailroom_sign  # noqa: E402
-from harness import (  # noqa: E402
-    CONSUMER, Keys, LOOPBACK, binaries_missing, free_port, mailroom_env, new_secret,
-    port_accepts, processing_lengths, stats,
-)
-from harness import _kill_group as kill_group  # noqa: E402
+from support.consumer import Consumer, mailroom_env  # noqa: E402
+from support.jobs import new_secret, push_jobs, sign_job, signer  # noqa: E402
+from support.paths import CONSUMER, binaries_missing  # noqa: E402
+from support.procs import kill_leftovers  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
+from support.smtp_sink import SmtpSink  # noqa: E402
+from support.state import Keys, processing_lengths, stats  # noqa: E402
 
 QUEUE = "default"
 Q = Keys(QUEUE)
@@ -116,107 +113,25 @@ class SetupError(Exception):
     """The test could not set its servers up (not a verdict on mailroom)."""
 
 
-# --------------------------------------------------------------------------- processes
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-_children: list = []
+# --------------------------------------------------------------------------- servers
+# Every child is spawned by the main thread (the only one there is) with
+# die_with_parent: they die with this process however it dies.
 
 
-def _die_with_parent() -> None:
-    # In the child between fork and exec: SIGKILL when the spawning thread (the main
-    # thread, the only one there is) goes away, however it goes away.
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def spawn(argv, log_path: Path, **kw) -> subprocess.Popen:
-    """A child in its own session, stdout+stderr appended to log_path."""
-    with open(log_path, "ab") as out:
-        p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True,
-                             preexec_fn=_die_with_parent, **kw)
-    _children.append(p)
-    return p
-
-
-@atexit.register
-def _kill_children() -> None:
-    for p in _children:
-        if p.poll() is None:
-            kill_group(p)
-            try:
-                p.wait(3)
-            except subprocess.TimeoutExpired:
-                pass
-
-
-def tail(path: Path, lines: int = 25) -> str:
+def tail(path, lines: int = 25) -> str:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        return f"    (cannot read {path.name}: {e})"
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except (OSError, TypeError) as e:
+        return f"    (cannot read {path}: {e})"
     return "\n".join("    " + l for l in text.splitlines()[-lines:])
 
 
-# --------------------------------------------------------------------------- Redis
-
-
-class AofRedis:
-    """redis-server with AOF (fsync always) that can be restarted on the same port and
-    directory, so the restarted server reloads everything acknowledged before."""
-
-    def __init__(self, run_dir: Path):
-        self.port = free_port()
-        self.dir = run_dir / "redis"
-        self.dir.mkdir()
-        self.log_path = run_dir / "redis.log"
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True,
-                           socket_timeout=10, socket_connect_timeout=2)
-
-    def start(self, timeout: float = 15.0) -> None:
-        self.proc = spawn(["redis-server", "--port", self.port, "--bind", LOOPBACK,
-                           "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                           "--dir", self.dir, "--protected-mode", "yes",
-                           "--daemonize", "no"], self.log_path)
-        probe = redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=1,
-                            socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                if self.proc.poll() is not None:
-                    raise SetupError(f"redis-server exited with {self.proc.returncode}:\n"
-                                     + tail(self.log_path))
-                try:
-                    if probe.ping():
-                        return
-                except redis.exceptions.RedisError:  # refused, or LOADING the AOF
-                    pass
-                if time.monotonic() > deadline:
-                    raise SetupError("redis-server did not answer PING:\n" + tail(self.log_path))
-                time.sleep(0.02)
-        finally:
-            probe.close()
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (Redis fsyncs the AOF and exits), SIGKILL after timeout."""
-        if self.proc is None:
-            return None
-        p, self.proc = self.proc, None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                kill_group(p)
-                p.wait()
-        return p.returncode
+def start_server(start, what: str) -> None:
+    """Calls start() of a server (or a restart); SetupError when it does not come up."""
+    try:
+        start()
+    except (RuntimeError, AssertionError) as e:
+        raise SetupError(f"{what} did not start: {e}") from None
 
 
 def retry_redis(fn, what: str, timeout: float = 20.0):
@@ -232,114 +147,64 @@ def retry_redis(fn, what: str, timeout: float = 20.0):
             time.sleep(0.1)
 
 
-# --------------------------------------------------------------------------- SMTP
+# smtp-sink's flags of each mode: the mode changes by restarting it on the same port
+SINK_MODES = {
+    "normal": [],
+    "4xx-rcpt": ["-r", "rcpt"],     # 450 to RCPT TO
+    "drop-data": ["-q", "data"],    # disconnect, no reply, after DATA
+    "4xx-data": ["-r", "data"],     # 450 to DATA
+    "421-mail": ["-Q", "mail"],     # 421 and disconnect at MAIL FROM
+}
 
 
-class Sink:
-    """smtp-sink on a fixed port, dumping each message to <dump>/m.<random hex>; the
-    mode (extra smtp-sink flags) changes by restarting it on the same port."""
-
-    MODES = {
-        "normal": [],
-        "4xx-rcpt": ["-r", "rcpt"],     # 450 to RCPT TO
-        "drop-data": ["-q", "data"],    # disconnect, no reply, after DATA
-        "4xx-data": ["-r", "data"],     # 450 to DATA
-        "421-mail": ["-Q", "mail"],     # 421 and disconnect at MAIL FROM
-    }
-
-    def __init__(self, run_dir: Path):
-        self.port = free_port()
-        self.dump = run_dir / "sink"
-        self.dump.mkdir()
-        self.log_path = run_dir / "sink.log"
-        self.proc = None
-        self.mode = None
-        self.restarts = 0
-        if os.geteuid() == 0:  # smtp-sink runs as nobody: let it write here
-            os.chmod(run_dir, 0o755)
-            os.chmod(self.dump, 0o777)
-
-    @property
-    def url(self) -> str:
-        return f"smtp://{LOOPBACK}:{self.port}"
-
-    def start(self, mode: str = "normal", timeout: float = 10.0) -> None:
-        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-        argv = [exe, *self.MODES[mode], "-d", f"{self.dump}/m.", f"{LOOPBACK}:{self.port}", "256"]
-        # As root, smtp-sink wants "-u nobody" and switches user itself, which clears
-        # the parent-death signal; started as nobody it needs no -u and keeps it.
-        extra = {"user": "nobody"} if os.geteuid() == 0 else {}
-        self.proc = spawn(argv, self.log_path, **extra)
-        self.mode = mode
-        deadline = time.monotonic() + timeout
-        while not port_accepts(self.port):
-            if self.proc.poll() is not None:
-                raise SetupError(f"smtp-sink exited with {self.proc.returncode}:\n"
-                                 + tail(self.log_path))
-            if time.monotonic() > deadline:
-                raise SetupError("smtp-sink does not accept connections")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            kill_group(self.proc, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                kill_group(self.proc)
-                self.proc.wait()
-            self.proc = None
-
-    def switch(self, mode: str) -> None:
-        self.stop()
-        self.start(mode)
-        self.restarts += 1
-
-    def received(self):
-        """(Counter job id -> copies, unknown Message-IDs, incomplete dump files)."""
-        copies = collections.Counter()
-        unknown, incomplete = [], []
-        for f in self.dump.iterdir():
-            data = f.read_bytes().decode("utf-8", "replace")
-            m = MSGID_RE.search(data)
-            # complete: the message ended with "\r\n.\r\n" (dumped as "\n\n") and the
-            # body's last line is there
-            if not m or not data.endswith("\n\n") or END_MARKER not in data:
-                incomplete.append(f.name)
-                continue
-            local, _, domain = m.group(1).partition("@")
-            if domain != "example.com" or not ID_RE.match(local):
-                unknown.append(m.group(1))
-                continue
-            copies[local] += 1
-        return copies, unknown, incomplete
+def received(sink: SmtpSink):
+    """(Counter job id -> copies, unknown Message-IDs, incomplete dump files) of what
+    the sink dumped."""
+    copies = collections.Counter()
+    unknown, incomplete = [], []
+    for f in sink.dumps():
+        data = f.read_bytes().decode("utf-8", "replace")
+        m = MSGID_RE.search(data)
+        # complete: the message ended with "\r\n.\r\n" (dumped as "\n\n") and the
+        # body's last line is there
+        if not m or not data.endswith("\n\n") or END_MARKER not in data:
+            incomplete.append(f.name)
+            continue
+        local, _, domain = m.group(1).partition("@")
+        if domain != "example.com" or not ID_RE.match(local):
+            unknown.append(m.group(1))
+            continue
+        copies[local] += 1
+    return copies, unknown, incomplete
 
 
 # --------------------------------------------------------------------------- consumers
 
 
 class ConsumerProc:
+    """One consumer of the run and what became of it."""
+
     seq = 0
 
     def __init__(self, run_dir: Path, env: dict):
         ConsumerProc.seq += 1
         self.n = ConsumerProc.seq
-        self.log_path = run_dir / f"consumer-{self.n:02d}.log"
-        self.proc = spawn([CONSUMER, *CONSUMER_ARGS], self.log_path, env=env)
+        self.c = Consumer(env, *CONSUMER_ARGS, log_path=run_dir / f"consumer-{self.n:02d}.log",
+                          die_with_parent=True).start()
+        self.proc = self.c.proc
+        self.log_path = Path(self.c.log_path)
         self.fate = "running"  # running, killed, terminating, stopped, crashed
         self.veteran = False
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.c.alive()
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        kill_group(self.proc)
+        self.c.kill()
         self.fate = "killed"
 
     def term(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
+        self.c.send_signal(signal.SIGTERM)
         self.fate = "terminating"
         self.term_deadline = time.monotonic() + SHUTDOWN_WAIT
 
@@ -364,8 +229,7 @@ def make_jobs(n: int, key: bytes) -> list:
                "from": SENDER, "subject": f"Chaos {i:06d}",
                "text": f"Hello, this is chaos job {jid}.\nSecond line.\n{END_MARKER}\n",
                "created_at": created}
-        signed = mailroom_sign.signed_job(job, key)
-        jobs.append((jid, mailroom_sign.dumps(signed)))
+        jobs.append((jid, signer.dumps(sign_job(job, key))))
     return jobs
 
 
@@ -375,7 +239,7 @@ class Enqueuer:
     accepted if its first job's record exists (MULTI/EXEC is all or nothing), else it
     is sent again."""
 
-    def __init__(self, srv: AofRedis, jobs: list, batch: int):
+    def __init__(self, srv: RedisServer, jobs: list, batch: int):
         self.srv = srv
         self.jobs = jobs
         self.batch = batch
@@ -397,14 +261,7 @@ class Enqueuer:
                 self.next += len(chunk)
                 self.failures = 0
                 return True
-            now = iso_now()
-            p = self.r.pipeline(transaction=True)
-            for jid, raw in chunk:
-                p.hset(Q.job(jid), mapping={"state": "queued", "attempts": "0",
-                                            "created_at": now, "updated_at": now})
-                p.expire(Q.job(jid), 604800)
-                p.lpush(Q.pending, raw)
-            p.execute()
+            push_jobs(self.r, chunk, QUEUE, now=iso_now())
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 redis.exceptions.BusyLoadingError):
             self.failures += 1
@@ -429,8 +286,12 @@ class Chaos:
         self.rng = random.Random(args.seed)
         self.run_dir = Path(tempfile.mkdtemp(prefix="mailroom-chaos-"))
         self.secret = new_secret()
-        self.redis = AofRedis(self.run_dir)
-        self.sink = Sink(self.run_dir)
+        self.redis = RedisServer(15.0, aof=True, dir=self.run_dir / "redis",
+                                 die_with_parent=True)
+        if os.geteuid() == 0:  # smtp-sink runs as nobody: let it into its dir
+            os.chmod(self.run_dir, 0o755)
+        self.sink = SmtpSink(dump=True, backlog=256, dir=self.run_dir / "sink",
+                             die_with_parent=True)
         self.consumers: list = []   # every ConsumerProc ever started
         self.kills = 0
         self.term_restarts = 0
@@ -516,13 +377,13 @@ class Chaos:
 
     def restart_redis(self) -> None:
         t = time.monotonic()
-        rc = self.redis.stop()
-        self.redis.start()
+        rc = self.redis.stop(timeout=10)  # SIGTERM: Redis fsyncs the AOF and exits
+        start_server(self.redis.start, "redis-server")
         self.redis_restarts += 1
         self.note(f"redis-server restarted (exit {rc}, down {time.monotonic() - t:.2f}s)")
 
     def sink_mode(self, mode: str) -> None:
-        self.sink.switch(mode)
+        start_server(lambda: self.sink.restart(*SINK_MODES[mode]), "smtp-sink")
         self.note(f"smtp-sink now {mode}")
 
     def owner(self, processing_key: str):
@@ -677,8 +538,8 @@ class Chaos:
         self.preflight()
         jobs = make_jobs(self.args.jobs, self.secret.encode())
         self.ids = [jid for jid, _ in jobs]
-        self.redis.start()
-        self.sink.start("normal")
+        start_server(self.redis.start, "redis-server")
+        start_server(self.sink.start, "smtp-sink")
         self.env = mailroom_env(redis_url=self.redis.url, secret=self.secret,
                                 smtp=self.sink.url)
         r = self.r = self.redis.client()
@@ -777,7 +638,7 @@ class Chaos:
         for jid in self.ids:
             p.hmget(Q.job(jid), "state", "error", "smtp_code", "attempts", "smtp_reply")
         records = dict(zip(self.ids, p.execute()))
-        copies, unknown, incomplete = self.sink.received()
+        copies, unknown, incomplete = received(self.sink)
         counters = stats(r, QUEUE)
         pending = r.llen(Q.pending)
         processing = {k: n for k, n in processing_lengths(r, QUEUE).items() if n}
@@ -918,12 +779,10 @@ class Chaos:
 
     def cleanup(self) -> None:
         for c in self.consumers:
-            if c.alive():
-                kill_group(c.proc)
-                c.proc.wait()
+            c.c.kill()
         self.sink.stop()
-        self.redis.stop()
-        _kill_children()
+        self.redis.cleanup()
+        kill_leftovers()
         if self.args.keep:
             log(f"kept {self.run_dir}")
         else:

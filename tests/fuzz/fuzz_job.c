@@ -7,9 +7,10 @@
  *
  * Beyond "no crash, no leak, no UBSan report" it checks what the rest of the consumer
  * relies on and aborts when it does not hold:
- *   - an error message is non-empty, NUL-terminated, never contains a secret of the key
- *     ring (unless the input itself does), and is one line of UTF-8 text without control
- *     characters (soft, see below);
+ *   - an error (mr_error) carries a failure code, and its message is non-empty,
+ *     NUL-terminated, never contains a secret of the key ring (unless the input itself
+ *     does), and is one line of UTF-8 text without control characters (soft, see
+ *     below);
  *   - no decoded string hides a NUL behind its C string, and a job whose text has a
  *     \u0000 escape (also in a member name, which json-c cuts at the NUL) does not
  *     decode (soft);
@@ -36,6 +37,7 @@
 
 #include "address.h"
 #include "buf.h"
+#include "error.h"
 #include "job.h"
 #include "keyring.h"
 #include "sig.h"
@@ -78,11 +80,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     const char *lax = getenv("MAILROOM_FUZZ_LAX");
     g_lax = lax && *lax && strcmp(lax, "0") != 0;
-    char err[160];
-    if (keyring_add(&g_ring, "default", FUZZ_KEY_DEFAULT, strlen(FUZZ_KEY_DEFAULT), err,
-                    sizeof err) != 0 ||
-        keyring_add(&g_ring, "k2", FUZZ_KEY_K2, strlen(FUZZ_KEY_K2), err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_job: keyring_add: %s\n", err);
+    mr_error err = MR_ERROR_INIT;
+    if (keyring_add(&g_ring, "default", FUZZ_KEY_DEFAULT, strlen(FUZZ_KEY_DEFAULT), &err) != 0 ||
+        keyring_add(&g_ring, "k2", FUZZ_KEY_K2, strlen(FUZZ_KEY_K2), &err) != 0) {
+        fprintf(stderr, "fuzz_job: keyring_add: %s\n", err.msg);
         abort();
     }
     return 0;
@@ -90,13 +91,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int has_ctl(const char *s, size_t len);
 
-/* An error message: terminated within cap, non-empty, no secret in it; one line of
- * text (job.h: "a one-line reason"): no CR or LF, and (soft) no other control
- * character and valid UTF-8. */
+/* An error: a failure code (not MAILROOM_OK), a message terminated within its
+ * buffer, non-empty, no secret in it; one line of text (job.h: "a one-line reason"):
+ * no CR or LF, and (soft) no other control character and valid UTF-8. */
 static int g_input_has_secret; /* then the message may echo it: not a leak */
 
-static void check_err(const char *err, size_t cap)
+static void check_err(const mr_error *e)
 {
+    CHECK(e->rc != MAILROOM_OK);
+    const char *err = e->msg;
+    size_t cap = sizeof e->msg;
     size_t n = strnlen(err, cap);
     CHECK(n < cap);
     CHECK(n > 0);
@@ -135,9 +139,8 @@ static void check_mailboxes(const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         addr_mailbox mb;
-        const char *why = NULL;
         check_str(list[i], ADDR_SPEC_MAX + ADDR_NAME_MAX + 8, 0);
-        CHECK(addr_parse(list[i], strlen(list[i]), &mb, &why) == 0);
+        CHECK(addr_parse(list[i], strlen(list[i]), &mb, NULL) == 0);
         CHECK(addr_spec_valid(mb.spec, strlen(mb.spec)));
         CHECK(addr_name_valid(mb.name, strlen(mb.name)));
     }
@@ -217,15 +220,17 @@ static void check_decoded(const job *j)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *raw = (const char *)data;
-    char err[JOB_ERR_MAX], err2[JOB_ERR_MAX + 32], id[JOB_ID_MAX + 1];
+    mr_error err, err2;
+    char id[JOB_ID_MAX + 1];
     job j;
 
     g_input_has_secret =
         memmem(raw, size, FUZZ_KEY_DEFAULT, strlen(FUZZ_KEY_DEFAULT)) != NULL ||
         memmem(raw, size, FUZZ_KEY_K2, strlen(FUZZ_KEY_K2)) != NULL;
-    memset(err, 0x5A, sizeof err); /* so an unterminated message shows */
-    if (job_decode(raw, size, &j, err) != 0) {
-        check_err(err, sizeof err);
+    memset(&err, 0x5A, sizeof err); /* so an unterminated message shows */
+    err.rc = MAILROOM_OK;           /* so a failure that sets no code shows */
+    if (job_decode(raw, size, &j, &err) != 0) {
+        check_err(&err);
         job_clear(&j);
         memset(id, 0x5A, sizeof id);
         job_peek_id(raw, size, id);
@@ -251,18 +256,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(sig_canonical(j.root, &g_scratch) == 0);
     CHECK(g_scratch.len == canon_len && memcmp(g_scratch.data, g_scratch2.data, canon_len) == 0);
 
-    memset(err2, 0x5A, sizeof err2);
-    int v1 = sig_verify_job(&j, &g_ring, 3u, &g_scratch, err2, sizeof err2);
+    memset(&err2, 0x5A, sizeof err2);
+    err2.rc = MAILROOM_OK;
+    int v1 = sig_verify_job(&j, &g_ring, 3u, &g_scratch, &err2);
     if (v1 != 0)
-        check_err(err2, sizeof err2);
+        check_err(&err2);
     /* Same verdict with the same inputs; accepting only the job's own algorithm does
      * not change it; refusing that algorithm always rejects. */
-    int v2 = sig_verify_job(&j, &g_ring, 3u, &g_scratch, err2, sizeof err2);
+    int v2 = sig_verify_job(&j, &g_ring, 3u, &g_scratch, &err2);
     CHECK(v1 == v2);
     unsigned own = strcmp(j.alg, "hmac-sha256") == 0 ? 2u : 1u;
-    CHECK(sig_verify_job(&j, &g_ring, own, &g_scratch, err2, sizeof err2) == v1);
-    CHECK(sig_verify_job(&j, &g_ring, 3u & ~own, &g_scratch, err2, sizeof err2) != 0);
-    check_err(err2, sizeof err2);
+    CHECK(sig_verify_job(&j, &g_ring, own, &g_scratch, &err2) == v1);
+    mr_error_clear(&err2);
+    CHECK(sig_verify_job(&j, &g_ring, 3u & ~own, &g_scratch, &err2) != 0);
+    check_err(&err2);
 
     job_clear(&j);
     CHECK(j.root == NULL && j.id == NULL);

@@ -41,6 +41,7 @@
 
 #include "address.h"
 #include "buf.h"
+#include "error.h"
 #include "job.h"
 #include "mime.h"
 
@@ -454,8 +455,7 @@ static const char *g_names[JOB_MAX_RCPT], *g_specs[JOB_MAX_RCPT];
 static void check_mailbox_list(const field *f, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *why;
-        CHECK(addr_parse(list[i], strlen(list[i]), &g_mb[i], &why) == 0);
+        CHECK(addr_parse(list[i], strlen(list[i]), &g_mb[i], NULL) == 0);
         g_names[i] = g_mb[i].name;
         g_specs[i] = g_mb[i].spec;
     }
@@ -688,11 +688,11 @@ static void check_message(const job *j, const buf *m)
 /* A validated job must build, and its message must satisfy every invariant. */
 static void build_and_check(const job *j)
 {
-    const char *why = NULL;
-    int rc = mime_build(j, &g_msg, &why);
+    mr_error err = MR_ERROR_INIT;
+    int rc = mime_build(j, &g_msg, &err);
     if (rc != 0)
         fprintf(stderr, "fuzz_mime: mime_build refused a validated job: %s\n",
-                why ? why : "(no reason)");
+                err.msg[0] ? err.msg : "(no reason)");
     CHECK(rc == 0);
     if (g_debug)
         fprintf(stderr, "fuzz_mime: message:\n%s\n", g_msg.data);
@@ -961,11 +961,11 @@ static void struct_mode(const uint8_t *data, size_t size, int repair)
     add_str(root, "alg", "hmac-sha1", 9);
 
     job j;
-    char err[JOB_ERR_MAX];
-    if (job_from_tree(root, 0, &j, err) == 0)
+    mr_error err = MR_ERROR_INIT;
+    if (job_from_tree(root, 0, &j, &err) == 0)
         build_and_check(&j);
     else if (g_debug)
-        fprintf(stderr, "fuzz_mime: structured job refused: %s\n", err);
+        fprintf(stderr, "fuzz_mime: structured job refused: %s\n", err.msg);
     job_clear(&j);
 
     /* the standalone encoder on raw bytes: a raw name and value, and every raw field
@@ -999,11 +999,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     job j;
-    char err[JOB_ERR_MAX];
-    if (job_decode((const char *)data, size, &j, err) == 0)
+    mr_error err = MR_ERROR_INIT;
+    if (job_decode((const char *)data, size, &j, &err) == 0)
         build_and_check(&j);
     else if (g_debug)
-        fprintf(stderr, "fuzz_mime: job refused: %s\n", err);
+        fprintf(stderr, "fuzz_mime: job refused: %s\n", err.msg);
     job_clear(&j);
     return 0;
 }

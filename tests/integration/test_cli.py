@@ -18,12 +18,15 @@ import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from harness import (  # noqa: E402
-    CLI, Consumer, Keys, ServerTestCase, SmtpSink, dead_entries, job_json, make_job,
-    mailroom_env, new_secret, run_cli, sign_job, stats, wait_for,
-)
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
+from support.jobs import job_json, make_job, new_secret, sign_job  # noqa: E402
+from support.paths import CLI  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.smtp_sink import SmtpSink  # noqa: E402
+from support.state import dead_entries, Keys, stats  # noqa: E402
 
 SECRET = new_secret()
 OTHER_SECRET = new_secret()  # a consumer holding this one rejects SECRET's signatures
@@ -34,7 +37,7 @@ ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
 
 class CliTestCase(ServerTestCase):
     """A Redis per test, the CLI's environment, and the suite's helpers on top of
-    harness.ServerTestCase."""
+    support.case.ServerTestCase."""
 
     LOG_TAIL = 3000
 

@@ -40,12 +40,15 @@ import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from harness import (  # noqa: E402
-    Consumer, Keys, Receiver, RedisServer, binaries_missing, mailroom_env,
-    processing_lengths, signer, wait_for,
-)
+from support.consumer import Consumer, mailroom_env  # noqa: E402
+from support.jobs import signer  # noqa: E402
+from support.paths import binaries_missing  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
+from support.smtp_receiver import Receiver  # noqa: E402
+from support.state import Keys, processing_lengths  # noqa: E402
 
 SEED = int(os.environ.get("MAILROOM_HOSTILE_SEED", "20261124"))
 TOTAL = 10_000
@@ -535,6 +538,11 @@ def build_inputs():
 # ------------------------------------------------------------------ the test
 
 
+def _shown(key) -> bytes:
+    """The start of a dead-list key (a raw job, or a cut one with its true size)."""
+    return key[:600] if isinstance(key, bytes) else (key[0][:300], key[1])
+
+
 def _decode_entry(raw: bytes) -> dict:
     return json.loads(raw.decode("utf-8", "surrogateescape"))
 
@@ -546,7 +554,7 @@ class HostileInputTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         missing = binaries_missing()
-        if missing:  # a failure, as in harness.ServerTestCase.setUp: never a skip
+        if missing:  # a failure, as in support.case.ServerTestCase.setUp: never a skip
             raise AssertionError("binaries not built: " + ", ".join(missing))
         t0 = time.monotonic()
         cls.inputs, n_nasty, dropped = build_inputs()
@@ -659,15 +667,25 @@ class HostileInputTest(unittest.TestCase):
                 continue
             if not (e.get("id") is None or re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", e["id"])):
                 bad.append(e)
-            got[e["job"].encode("utf-8", "surrogateescape")] += 1
+            job = e["job"].encode("utf-8", "surrogateescape")
+            if e.get("truncated") is True:
+                # over the size limit: never read by the consumer; the dead list keeps
+                # the first MAX_JOB and the true size (docs/reliability.md)
+                if len(job) != MAX_JOB or not isinstance(e.get("job_bytes"), int) \
+                        or e["job_bytes"] <= MAX_JOB:
+                    bad.append({k: v for k, v in e.items() if k != "job"})
+                    continue
+                job = (job, e["job_bytes"])
+            got[job] += 1
         self.assertEqual(bad[:5], [], f"{len(bad)} entries not rejected with a reason")
-        want = collections.Counter(self.inputs)
+        want = collections.Counter(raw if len(raw) <= MAX_JOB
+                                   else (raw[:MAX_JOB], len(raw)) for raw in self.inputs)
         missing = want - got
         extra = got - want
         self.assertFalse(missing, "%d pushed but not on the dead list (or altered), e.g. %r" %
-                         (sum(missing.values()), [k[:600] for k in list(missing)[:8]]))
+                         (sum(missing.values()), [_shown(k) for k in list(missing)[:8]]))
         self.assertFalse(extra, "on the dead list but never pushed: %r" %
-                         [k[:300] for k in list(extra)[:5]])
+                         [_shown(k) for k in list(extra)[:5]])
         self.assertEqual(len(self.dead_raw), TOTAL)
 
     # ---- secrets and text hygiene

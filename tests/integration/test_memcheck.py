@@ -20,22 +20,21 @@ import glob
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-import harness  # noqa: E402
-from harness import (  # noqa: E402
-    CONSUMER, Consumer, Keys, ServerTestCase, SmtpServer, dead_entries, enqueue_raw,
-    job_json, mailroom_env, make_job, message_id_for, new_secret, parse_message,
-    processing_lengths, sign_job, stats, wait_for,
-)
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env  # noqa: E402
+from support.jobs import enqueue_raw, job_json, make_job, new_secret, sign_job  # noqa: E402
+from support.messages import message_id_for, parse_message  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.smtp_receiver import SmtpServer  # noqa: E402
+from support.state import dead_entries, Keys, processing_lengths, stats  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -95,28 +94,18 @@ class ScriptedReceiver(SmtpServer):
 
 
 class ValgrindConsumer(Consumer):
-    """harness.Consumer, with the consumer started under valgrind memcheck (the
-    valgrind process is the consumer process: signals reach it directly)."""
+    """support.consumer.Consumer started under valgrind memcheck (the valgrind process
+    is the consumer process: signals reach it directly)."""
 
     def __init__(self, env: dict, log_dir: str, *args: str):
-        super().__init__(env, *args)
         self.vg_log_pattern = os.path.join(log_dir, "vg.%p.log")
-        self.vg_argv = [
+        super().__init__(env, *args, wrap=[
             VALGRIND, "--tool=memcheck", "--leak-check=full",
             "--show-leak-kinds=definite,indirect,possible",
             "--errors-for-leak-kinds=definite,indirect,possible",
             "--error-exitcode=99", "--track-fds=no", "--num-callers=30",
             f"--log-file={self.vg_log_pattern}",
-        ]
-
-    def start(self) -> "ValgrindConsumer":
-        self.dir = tempfile.mkdtemp(prefix="mailroom-memcheck-consumer-")
-        self.log_path = os.path.join(self.dir, "consumer.log")
-        self._log = open(self.log_path, "wb")
-        self.proc = harness._spawn([*self.vg_argv, CONSUMER, *self.args], env=self.env,
-                                   stdout=self._log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-        return self
+        ])
 
     def vg_logs(self) -> dict:
         """{path: text} of every valgrind log written (one per process; one expected)."""

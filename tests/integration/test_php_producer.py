@@ -2,7 +2,7 @@
 """Tests of the registration example (examples/registration): the PHP producer
 library mailroom.php, the PHP handler register.php and the C handler
 mailroom-register-example, end to end against a private redis-server, a real
-mailroom-consumer and an aiosmtpd receiver (tests/integration/harness.py).
+mailroom-consumer and an aiosmtpd receiver (tests/support).
 
   VectorsTest       mailroom.php reproduces every vector of tests/vectors/signing.json
                     and carries the C producer's ENQUEUE script byte for byte
@@ -27,19 +27,20 @@ import unittest
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from harness import (  # noqa: E402
-    REPO_ROOT, Consumer, Keys, ServerTestCase, mailroom_env, new_secret, parse_message,
-    signer, stats, text_of,
-)
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env  # noqa: E402
+from support.jobs import new_secret, signer  # noqa: E402
+from support.messages import parse_message, text_of  # noqa: E402
+from support.paths import BIN_DIR, EXAMPLES_DIR, REPO_ROOT  # noqa: E402
+from support.procs import run  # noqa: E402
+from support.state import Keys, stats  # noqa: E402
 
 EXAMPLE_SRC = REPO_ROOT / "examples" / "registration"
 MAILROOM_PHP = EXAMPLE_SRC / "mailroom.php"
 REGISTER_PHP = EXAMPLE_SRC / "register.php"
 VECTORS = REPO_ROOT / "tests" / "vectors" / "signing.json"
-SCRIPT_C = REPO_ROOT / "common" / "script.c"
-EXAMPLES_DIR = Path(os.environ.get("MAILROOM_EXAMPLES_DIR") or (REPO_ROOT / "build" / "examples"))
 REGISTER_C = EXAMPLES_DIR / "mailroom-register-example"
 PHP = shutil.which("php")
 
@@ -62,23 +63,10 @@ def php_missing(need_redis: bool = True) -> str | None:
     return None
 
 
-def run(argv, env=None, timeout: float = 30.0):
-    """Runs a program; returns (rc, stdout, stderr) as str."""
-    try:
-        cp = subprocess.run([str(a) for a in argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"{argv!r} still running after {timeout}s") from e
-    return cp.returncode, cp.stdout.decode("utf-8", "replace"), cp.stderr.decode("utf-8", "replace")
-
-
 def c_enqueue_script() -> str:
-    """The text of lua_enqueue in common/script.c (its C string literals, decoded)."""
-    src = SCRIPT_C.read_text(encoding="utf-8")
-    m = re.search(r"static const char lua_enqueue\[\]\s*=(.*?);", src, re.S)
-    assert m, "lua_enqueue not found in common/script.c"
-    parts = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1))
-    return "".join(p.encode("ascii").decode("unicode_escape") for p in parts)
+    """The complete ENQUEUE script the build generates from common/lua/enqueue.lua
+    (<build>/lua/enqueue.lua, next to <build>/bin), which the C producer embeds."""
+    return (BIN_DIR.parent / "lua" / "enqueue.lua").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- vectors

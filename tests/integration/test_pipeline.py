@@ -23,14 +23,19 @@ import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from harness import (  # noqa: E402
-    ServerTestCase, Consumer, Keys, SIGNER_SOURCE, bare_line_ends, dead_entries,
-    enqueue_raw, free_port, job_id_of, job_json, longest_line, make_job, message_id_for,
-    new_secret, mailroom_env, parse_message, run_cli, sign_job, stats, text_of,
-    unfold_header_lines, wait_for,
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
+from support.jobs import (  # noqa: E402
+    enqueue_raw, job_json, make_job, new_secret, sign_job, SIGNER_SOURCE,
 )
+from support.messages import (  # noqa: E402
+    bare_line_ends, job_id_of, longest_line, message_id_for, parse_message, text_of,
+    unfold_header_lines,
+)
+from support.procs import free_port, wait_for  # noqa: E402
+from support.state import dead_entries, Keys, stats  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -41,7 +46,7 @@ SHORT_SECRET = "fifteen-bytes!!"  # 15 bytes: one short of the 16 required
 
 
 class PipelineTestCase(ServerTestCase):
-    """The suite's fixtures on top of harness.ServerTestCase."""
+    """The suite's fixtures on top of support.case.ServerTestCase."""
 
     def consumer(self, env, *args, default_timing=False) -> Consumer:
         """Starts a consumer. Unless default_timing, it blocks at most 250 ms in BLMOVE

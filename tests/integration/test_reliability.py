@@ -5,7 +5,7 @@ exhausted, redelivery dedupe and graceful shutdown.
 
 Run: MAILROOM_BIN_DIR=<build>/bin /usr/bin/python3 tests/integration/test_reliability.py [-v]
 Every test has its own redis-server and SMTP receiver on free 127.0.0.1 ports and its own
-temp dirs, all removed afterwards. Waits are polls with deadlines (harness.wait_for).
+temp dirs, all removed afterwards. Waits are polls with deadlines (support.procs.wait_for).
 """
 
 import asyncio
@@ -22,13 +22,16 @@ import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from harness import (  # noqa: E402
-    ServerTestCase, Consumer, Keys, RedisServer, SmtpServer, dead_entries, enqueue_raw,
-    free_port, job_id_of, job_json, mailroom_env, make_job, new_secret, run_cli, sign_job,
-    stats, wait_for,
-)
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
+from support.jobs import enqueue_raw, job_json, make_job, new_secret, sign_job  # noqa: E402
+from support.messages import job_id_of  # noqa: E402
+from support.procs import free_port, wait_for  # noqa: E402
+from support.redis_server import RedisServer  # noqa: E402
+from support.smtp_receiver import SmtpServer  # noqa: E402
+from support.state import dead_entries, Keys, stats  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -133,7 +136,7 @@ class ScriptedReceiver(SmtpServer):
 
 
 class ReliabilityTestCase(ServerTestCase):
-    """Scripted receivers and the suite's helpers on top of harness.ServerTestCase."""
+    """Scripted receivers and the suite's helpers on top of support.case.ServerTestCase."""
 
     WAIT_TIMEOUT = 10.0
     LOG_TAIL = 5000

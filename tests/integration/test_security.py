@@ -11,33 +11,113 @@ listens on a free 127.0.0.1 port; temporary files live in temporary directories 
 are removed; every child process is stopped at the end of its test.
 """
 
+import base64
 import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
 import time
 import unittest
+from pathlib import Path
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
 import redis  # noqa: E402  (python3-redis)
 
-from harness import (  # noqa: E402
-    ServerTestCase, Consumer, Keys, Libmailroom, StatusListener, enqueue_raw, job_json,
-    libmailroom_path, mailroom_env, make_job, new_secret, run_cli, sign_job, stats,
-    wait_for,
-)
-from security_helpers import (  # noqa: E402
-    TlsSmtpServer, acl_commands, make_pki, proc_text, redis_dump, secret_forms,
-)
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
+from support.jobs import enqueue_raw, job_json, make_job, new_secret, sign_job  # noqa: E402
+from support.libmailroom import Libmailroom, libmailroom_path  # noqa: E402
+from support.paths import REPO_ROOT  # noqa: E402
+from support.pki import make_pki  # noqa: E402
+from support.procs import proc_text, wait_for  # noqa: E402
+from support.smtp_receiver import TlsSmtpServer  # noqa: E402
+from support.state import Keys, stats, StatusListener  # noqa: E402
 
 SENDER = "noreply@example.com"
 RCPT = "rcpt@example.com"
 FINAL = ("sent", "failed", "rejected")
+SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
+
+
+# --------------------------------------------------------------------------- ACL rules
+
+ACL_MARKER = "<!-- acl-rules: applied verbatim by tests/integration/test_security.py -->"
+ACL_PLACEHOLDERS = ("PRODUCER_PASSWORD", "CONSUMER_PASSWORD")
+
+
+def acl_commands(passwords: dict, doc: Path = SECURITY_DOC) -> list:
+    """The `ACL SETUSER ...` lines of the fenced block that follows ACL_MARKER in
+    docs/security.md, each split as redis-cli splits a line (shell-like quoting), with
+    the password placeholders replaced. Raises AssertionError when the block is
+    missing or names a placeholder not given."""
+    text = doc.read_text(encoding="utf-8")
+    at = text.find(ACL_MARKER)
+    if at < 0:
+        raise AssertionError(f"{doc}: the ACL block marker {ACL_MARKER!r} is missing")
+    m = re.search(r"```[^\n]*\n(.*?)```", text[at:], re.S)
+    if not m:
+        raise AssertionError(f"{doc}: no fenced block after the ACL marker")
+    out = []
+    for line in m.group(1).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.upper().startswith("ACL SETUSER "):
+            raise AssertionError(f"{doc}: unexpected line in the ACL block: {line!r}")
+        args = shlex.split(line)
+        fixed = []
+        for a in args:
+            for name in ACL_PLACEHOLDERS:
+                if name in a:
+                    if name not in passwords:
+                        raise AssertionError(f"no password given for {name}")
+                    a = a.replace(name, passwords[name])
+            fixed.append(a)
+        out.append(fixed)
+    if not out:
+        raise AssertionError(f"{doc}: the ACL block holds no ACL SETUSER line")
+    return out
+
+
+# --------------------------------------------------------------------------- leaks
+
+
+def secret_forms(secret: str, user: str | None = None) -> list:
+    """The ways a password could show up in a log or a trace: itself, base64 of it
+    (AUTH LOGIN), and the AUTH PLAIN token."""
+    forms = [secret, base64.b64encode(secret.encode()).decode()]
+    if user is not None:
+        forms.append(base64.b64encode(f"\0{user}\0{secret}".encode()).decode())
+        forms.append(base64.b64encode(f"{user}\0{user}\0{secret}".encode()).decode())
+    return forms
+
+
+def redis_dump(r) -> str:
+    """Every key of the connection's database with its whole value, as one string (r
+    decodes responses)."""
+    parts = []
+    for key in r.scan_iter(count=1000):
+        t = r.type(key)
+        if t == "string":
+            v = r.get(key)
+        elif t == "list":
+            v = r.lrange(key, 0, -1)
+        elif t == "hash":
+            v = r.hgetall(key)
+        elif t == "set":
+            v = sorted(r.smembers(key))
+        elif t == "zset":
+            v = r.zrange(key, 0, -1, withscores=True)
+        else:
+            v = f"<{t}>"
+        parts.append(f"{key} {t} {v!r}")
+    return "\n".join(parts)
 
 
 def _pw(tag: str) -> str:

@@ -28,8 +28,8 @@ alive the whole time and exit 0 on SIGTERM; `mailroom status ID` works through t
 Sentinel URL after the failover.
 
 Run: MAILROOM_BIN_DIR=<build>/bin /usr/bin/python3 tests/integration/test_sentinel.py [-v]
-(ctest runs them as integration_sentinel, kill -9, about 50 s, and
-integration_sentinel_graceful, about 20 s)
+(ctest runs each case on its own: integration.test_sentinel.SentinelFailoverTest.
+test_master_killed, about 50 s, and ...test_graceful_failover, about 20 s)
 Every server listens on a free 127.0.0.1 port and keeps its files in its own temp dir;
 all are stopped and removed afterwards, also when a test fails.
 """
@@ -47,17 +47,20 @@ import time
 import unittest
 
 sys.dont_write_bytecode = True  # keep the source tree clean
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
 import redis  # noqa: E402  python3-redis
 
-from harness import (  # noqa: E402
-    Keys, Libmailroom, ServerTestCase, dead_entries, job_id_of, libmailroom_path,
-    mailroom_env, new_secret, processing_lengths, run_cli, wait_for,
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import mailroom_env, run_cli  # noqa: E402
+from support.jobs import new_secret  # noqa: E402
+from support.libmailroom import (  # noqa: E402
+    lib_exit_code, Libmailroom, libmailroom_path, MAILROOM_DUPLICATE_RC,
 )
-from sentinel_helpers import (  # noqa: E402
-    MAILROOM_DUPLICATE_RC, SentinelCluster, lib_exit_code,
-)
+from support.messages import job_id_of  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.sentinel import SentinelCluster  # noqa: E402
+from support.state import dead_entries, Keys, processing_lengths  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -205,7 +208,7 @@ class BlockedWatch(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        with contextlib.closing(self.node.client(1.0)) as c:
+        with contextlib.closing(self.node.client(timeout=1.0)) as c:
             while not self._halt.is_set():
                 try:
                     info = c.info()
@@ -302,7 +305,7 @@ class SentinelFailoverTest(ServerTestCase):
         old_port = cluster.master_port()
         old_node = cluster.node(old_port)
         # the consumers are up once both heartbeat on the master
-        with contextlib.closing(old_node.client()) as r:
+        with contextlib.closing(old_node.client(timeout=2.0)) as r:
             wait_for(lambda: r.zcard(Q.consumers) == 2, 10, 0.05, "both consumers' heartbeats")
 
         ids = [f"job-{n:04d}" for n in range(1, N_JOBS + 1)]
@@ -334,7 +337,7 @@ class SentinelFailoverTest(ServerTestCase):
         if kind == "graceful":
             cluster.failover(0)  # on the sentinel the clients ask first
         else:
-            old_node.kill9()
+            old_node.kill()
         new_port = cluster.wait_switched(old_port, timeout=20)
         timeline["all sentinels name the new master"] = time.monotonic()
         ev = cluster.events

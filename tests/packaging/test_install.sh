@@ -2,7 +2,10 @@
 # Packaging test: install a mailroom build into a temporary prefix, check what was
 # installed, then build tests/packaging/consumer_app.c against that installation the
 # two ways README.md promises (pkg-config, and CMake's find_package(mailroom) ->
-# mailroom::mailroom), and run the programs. No Redis needed.
+# mailroom::mailroom), and run the programs. The private namespace too: nm of the
+# installed libraries (check_exports.sh), and tests/packaging/namespace_app.c, which
+# defines buf_append, job_decode, keys_init, ... as an application might, built against
+# the installed static and shared libraries both ways. No Redis needed.
 #
 #   MAILROOM_SOURCE_DIR=<repo> MAILROOM_BUILD_DIR=<build> bash tests/packaging/test_install.sh
 #
@@ -25,6 +28,7 @@ done
 CC=${CC:-cc}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mailroom-pkgtest.XXXXXX") || die "mktemp failed"
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   if [ "${MAILROOM_KEEP_TMP:-0}" = 1 ]; then echo "test_install: kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -67,9 +71,16 @@ fi
 # 2. what was installed
 check_file() {  # check_file DESCRIPTION TEST-FLAG PATH
   : >"$LOG"
-  if [ "$2" "$3" ]; then ok "$1"; else echo "missing: $3" >"$LOG"; fail "$1"; fi
+  local found=0
+  case $2 in
+    -f) [ -f "$3" ] && found=1 ;;
+    -e) [ -e "$3" ] && found=1 ;;
+    -x) [ -x "$3" ] && found=1 ;;
+  esac
+  if [ "$found" = 1 ]; then ok "$1"; else echo "missing: $3" >"$LOG"; fail "$1"; fi
 }
 check_file "header $INCDIR/mailroom.h"          -f "$PREFIX/$INCDIR/mailroom.h"
+check_file "header $INCDIR/mailroom_admin.h"    -f "$PREFIX/$INCDIR/mailroom_admin.h"
 check_file "header $INCDIR/mailroom_version.h"  -f "$PREFIX/$INCDIR/mailroom_version.h"
 check_file "shared library $LIBDIR/libmailroom.so (dev link)" -e "$PREFIX/$LIBDIR/libmailroom.so"
 check_file "static library $LIBDIR/libmailroom.a" -f "$PREFIX/$LIBDIR/libmailroom.a"
@@ -104,6 +115,12 @@ else
   fail "libmailroom.so exports only mailroom_* symbols"
 fi
 
+# The static archive exports exactly what the shared library does (its other symbols
+# are local), so an application's own buf_append or job_decode never collides with one
+# of ours: nm of the installed libraries.
+step "libmailroom.a exports exactly libmailroom.so's symbols, all mailroom_* (nm)" \
+  bash "$SRC/tests/packaging/check_exports.sh" "$PREFIX/$LIBDIR/libmailroom.a" "$PREFIX/$LIBDIR/libmailroom.so"
+
 # The installed programs start (they link libmailroom statically: no LD_LIBRARY_PATH).
 step "installed mailroom --version" "$PREFIX/$BINDIR/mailroom" --version
 step "installed mailroom-consumer --version" "$PREFIX/$BINDIR/mailroom-consumer" --version
@@ -112,6 +129,7 @@ step "installed mailroom-consumer --version" "$PREFIX/$BINDIR/mailroom-consumer"
 # 3. pkg-config
 export PKG_CONFIG_PATH="$PREFIX/$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 APP_SRC=$SRC/tests/packaging/consumer_app.c
+NS_SRC=$SRC/tests/packaging/namespace_app.c
 same_dir() { [ -d "$1" ] && [ -d "$2" ] && [ "$(cd "$1" && pwd -P)" = "$(cd "$2" && pwd -P)" ]; }
 
 step "pkg-config finds mailroom" pkg-config --exists --print-errors mailroom
@@ -134,11 +152,15 @@ else
   fail "mailroom.pc points into the install prefix"
 fi
 
-pc_flags=$(pkg-config --cflags --libs mailroom 2>/dev/null)
+read -r -a pc_flags <<<"$(pkg-config --cflags --libs mailroom 2>/dev/null)"
 if step "cc consumer_app.c \$(pkg-config --cflags --libs mailroom)" \
-    "$CC" -std=c11 -Wall -Wextra -Werror -o "$TMP/app_pc" "$APP_SRC" $pc_flags; then
+    "$CC" -std=c11 -Wall -Wextra -Werror -o "$TMP/app_pc" "$APP_SRC" "${pc_flags[@]}"; then
   step "run the pkg-config build (shared libmailroom)" \
     env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" "$TMP/app_pc"
+  if step "cc namespace_app.c \$(pkg-config --cflags --libs mailroom) (the app defines buf_append, ...)" \
+      "$CC" -std=c11 -Wall -Wextra -Werror -o "$TMP/ns_pc" "$NS_SRC" "${pc_flags[@]}"; then
+    step "run namespace_app (shared libmailroom)" env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" "$TMP/ns_pc"
+  fi
   resolved=$(LD_LIBRARY_PATH="$PREFIX/$LIBDIR" ldd "$TMP/app_pc" | awk '/libmailroom\.so/ {print $3}')
   : >"$LOG"
   if [ -n "$resolved" ] && same_dir "$(dirname "$resolved")" "$PREFIX/$LIBDIR"; then
@@ -157,6 +179,10 @@ if step "cc consumer_app.c libmailroom.a \$(pkg-config --static --libs mailroom)
     "$CC" -std=c11 -Wall -Wextra -Werror -o "$TMP/app_pc_static" "$APP_SRC" "${static_flags[@]}"; then
   step "run the pkg-config static build" "$TMP/app_pc_static"
 fi
+if step "cc namespace_app.c libmailroom.a \$(pkg-config --static --libs mailroom) (the app defines buf_append, ...)" \
+    "$CC" -std=c11 -Wall -Wextra -Werror -o "$TMP/ns_pc_static" "$NS_SRC" "${static_flags[@]}"; then
+  step "run namespace_app (static libmailroom)" "$TMP/ns_pc_static"
+fi
 
 # ---------------------------------------------------------------------------
 # 4. CMake: find_package(mailroom) -> mailroom::mailroom / mailroom::mailroom_static
@@ -164,10 +190,12 @@ if step "cmake configure tests/packaging (find_package(mailroom), CMAKE_PREFIX_P
     cmake -S "$SRC/tests/packaging" -B "$TMP/cmake-build" \
       -DCMAKE_PREFIX_PATH="$PREFIX" -DMAILROOM_EXPECT_PREFIX="$PREFIX" \
       -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER="$(command -v "$CC")"; then
-  if step "cmake --build (app: mailroom::mailroom, app_static: mailroom::mailroom_static)" \
+  if step "cmake --build (app, namespace_app: mailroom::mailroom; app_static, namespace_app_static: mailroom::mailroom_static)" \
       cmake --build "$TMP/cmake-build"; then
     step "run the CMake build (shared libmailroom)" env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" "$TMP/cmake-build/app"
     step "run the CMake static build" "$TMP/cmake-build/app_static"
+    step "run the CMake namespace_app (shared)" env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" "$TMP/cmake-build/namespace_app"
+    step "run the CMake namespace_app_static" "$TMP/cmake-build/namespace_app_static"
   fi
 fi
 

@@ -1,7 +1,11 @@
 /*
- * Unit tests of consumer/mime.c: header encoding (raw, folded, RFC 2047 words that
- * never split UTF-8), display names, Message-ID, body encodings (checked by decoding
- * them again with the small decoders below) and the shape of whole messages.
+ * test_mime: consumer/mime.c, the message the consumer hands to libcurl. libcurl sends
+ * it as given and never declares 8BITMIME or SMTPUTF8, so everything that keeps the
+ * message valid and readable is checked here: header encoding (raw, folded, RFC 2047
+ * words that never split UTF-8), display names, Message-ID, body encodings (checked
+ * by decoding them again with the small decoders below), the shape of whole messages
+ * (CRLF only, no line over 998 bytes, Bcc never present), buffer reuse, and bad input
+ * refused with MAILROOM_EINVAL and a reason rather than a broken message.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 
 #include "address.h"
 #include "buf.h"
+#include "error.h"
 #include "job.h"
 #include "mime.h"
 
@@ -218,10 +223,10 @@ static void base_job(job *j)
 
 static void build(const job *j, buf *out)
 {
-    const char *why = NULL;
-    int rc = mime_build(j, out, &why);
+    mr_error err = MR_ERROR_INIT;
+    int rc = mime_build(j, out, &err);
     if (rc != 0)
-        fprintf(stderr, "mime_build: %s\n", why);
+        fprintf(stderr, "mime_build: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_crlf_lines(out->data, out->len, 998);
 }
@@ -317,9 +322,10 @@ static void test_header_name_refused(void **state)
 static void mailbox_is(const char *input, const char *expected)
 {
     addr_mailbox mb;
-    const char *why = NULL;
+    mr_error err = MR_ERROR_INIT;
     buf b = BUF_INIT;
-    assert_int_equal(addr_parse(input, strlen(input), &mb, &why), 0);
+    if (addr_parse(input, strlen(input), &mb, &err) != 0)
+        fail_msg("addr_parse(%s): %s", input, err.msg);
     assert_int_equal(mime_append_mailbox(&b, &mb), 0);
     assert_string_equal(b.data, expected);
     buf_free(&b);
@@ -663,18 +669,22 @@ static void test_bad_input_refused(void **state)
     (void)state;
     job j;
     buf b = BUF_INIT;
-    const char *why = NULL;
+    mr_error err = MR_ERROR_INIT;
     base_job(&j);
     j.to[0] = "not an address";
-    assert_int_equal(mime_build(&j, &b, &why), -1);
-    assert_non_null(why);
+    assert_int_equal(mime_build(&j, &b, &err), -1);
+    assert_int_equal(err.rc, MAILROOM_EINVAL);
+    assert_non_null(strstr(err.msg, "malformed address"));
     base_job(&j);
     j.headers[0].name = "X-Evil\r\nBcc";
     j.headers[0].value = "x";
     j.n_headers = 1;
-    why = NULL;
-    assert_int_equal(mime_build(&j, &b, &why), -1);
-    assert_non_null(why);
+    mr_error_clear(&err);
+    assert_int_equal(mime_build(&j, &b, &err), -1);
+    assert_int_equal(err.rc, MAILROOM_EINVAL);
+    assert_non_null(strstr(err.msg, "malformed extra header"));
+    /* a NULL err is allowed: the caller does not want the reason */
+    assert_int_equal(mime_build(&j, &b, NULL), -1);
     buf_free(&b);
 }
 

@@ -1,11 +1,18 @@
 /*
- * test_script: the script runner's round trips, without Redis. The client is a hiredis
- * context on one end of a socketpair (redisConnectFd); a fake server thread on the
- * other end reads the commands and answers each batch only once that batch has
- * arrived, as Redis does. (Replies written in advance would be returned from hiredis'
- * buffer, and a missing command would go unnoticed.) Checked: EVALSHA followed in
- * the same write by the follow-up command, NOSCRIPT answered by EVAL sent alone, WAIT's
- * acknowledgement count, and a WAIT reply lost with the connection.
+ * test_script: common/script.c, the runner of the embedded Lua scripts, without Redis.
+ * The client is a hiredis context on one end of a socketpair (redisConnectFd); a fake
+ * server thread on the other end reads the commands and answers each batch only once
+ * that batch has arrived, as Redis does. (Replies written in advance would be returned
+ * from hiredis' buffer, and a missing command would go unnoticed.) Checked: EVALSHA
+ * followed in the same write by the follow-up command, NOSCRIPT answered by EVAL sent
+ * alone, WAIT's acknowledgement count, a WAIT reply lost with the connection; every
+ * argument sent as given (binary ones with their length, C strings by strlen) after
+ * the script's generated key count; an argument left unset fails the call with
+ * MAILROOM_EINVAL naming it and sends nothing at all (a NULL the caller would take
+ * for a lost connection made it retry for ever); script_append queues EVALSHA or EVAL
+ * without writing; and the generated table agrees with itself: the SHA-1 EVALSHA
+ * sends is that of the text EVAL sends, and each script's prelude binds its argument
+ * names to KEYS[i] and ARGV[i] in the order of the C positions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +31,9 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
+#include "error.h"
 #include "script.h"
 
 #define MAX_STEPS 4
@@ -266,7 +275,8 @@ static void fake_start(fake_redis *f, const fake_step *steps, int n)
     f->server_fd = sv[1];
     f->server.fd = sv[1];
     f->server.nsteps = n;
-    memcpy(f->server.steps, steps, (size_t)n * sizeof *steps);
+    if (n > 0) /* steps may be NULL when there are none */
+        memcpy(f->server.steps, steps, (size_t)n * sizeof *steps);
     f->c = redisConnectFd(sv[0]);
     assert_non_null(f->c);
     assert_int_equal(f->c->err, 0);
@@ -313,23 +323,66 @@ static void expect_cmd(const fake_redis *f, int i, const char *verb, int step, i
     assert_int_equal(cmd->argc, argc);
 }
 
-/* The script's own arguments, as the tests pass them: 2 keys and one argument, one of
- * them binary with a NUL. */
-static const char *script_argv[] = {"mailroom:{q}:job:1", "mailroom:{q}:pending",
-                                    "a\0b"};
-static const size_t script_argvlen[] = {18, 20, 3};
+/*
+ * Arguments for one script, as a caller fills its generated struct: one value per
+ * key and argument, in order. Even positions are C strings (len 0), odd ones binary
+ * with a NUL inside (their length given), so both ways of passing a value are sent.
+ */
+typedef struct test_args {
+    script_id id;
+    const char *v[SCRIPT_MAX_ARGS];
+    size_t len[SCRIPT_MAX_ARGS];
+    char text[SCRIPT_MAX_ARGS][48];
+    size_t text_len[SCRIPT_MAX_ARGS]; /* what is sent */
+} test_args;
 
-/* Command i is `verb` script with the arguments above: body, "2", then the three. */
-static void expect_script_args(const fake_redis *f, int i, const char *body)
+static void fill_args(test_args *a, script_id id)
 {
-    const fake_cmd *cmd = &f->server.cmds[i];
-    assert_int_equal(cmd->argc, 6);
-    assert_string_equal(cmd->argv[1], body);
-    assert_string_equal(cmd->argv[2], "2");
-    for (int k = 0; k < 3; k++) {
-        assert_int_equal(cmd->argvlen[3 + k], script_argvlen[k]);
-        assert_memory_equal(cmd->argv[3 + k], script_argv[k], script_argvlen[k]);
+    const script_info *s = &script_table[id];
+    memset(a, 0, sizeof *a);
+    a->id = id;
+    assert_true(s->argc <= SCRIPT_MAX_ARGS);
+    for (int i = 0; i < s->argc; i++) {
+        int n = snprintf(a->text[i], sizeof a->text[i], "%s=%d", s->arg_names[i], i);
+        assert_true(n > 0 && (size_t)n + 3 < sizeof a->text[i]);
+        a->text_len[i] = (size_t)n;
+        if (i % 2) {
+            memcpy(a->text[i] + n, "\0b", 3); /* "name=i\0b" */
+            a->text_len[i] += 2;
+            a->len[i] = a->text_len[i];
+        }
+        a->v[i] = a->text[i];
     }
+}
+
+/* Command i is `verb` script: body (body_len bytes), the key count, the arguments. */
+static void expect_script_args(const fake_redis *f, int i, const test_args *a,
+                               const char *body, size_t body_len)
+{
+    const script_info *s = &script_table[a->id];
+    const fake_cmd *cmd = &f->server.cmds[i];
+    char nkeys[16];
+    snprintf(nkeys, sizeof nkeys, "%d", s->nkeys);
+    assert_int_equal(cmd->argc, s->argc + 3);
+    assert_int_equal(cmd->argvlen[1], body_len);
+    assert_memory_equal(cmd->argv[1], body, body_len);
+    assert_string_equal(cmd->argv[2], nkeys);
+    for (int k = 0; k < s->argc; k++) {
+        assert_int_equal(cmd->argvlen[3 + k], a->text_len[k]);
+        assert_memory_equal(cmd->argv[3 + k], a->text[k], a->text_len[k]);
+    }
+}
+
+/* The EVALSHA and EVAL bodies of a script. */
+static void expect_evalsha(const fake_redis *f, int i, const test_args *a)
+{
+    expect_script_args(f, i, a, script_sha(a->id), 40);
+}
+
+static void expect_eval(const fake_redis *f, int i, const test_args *a)
+{
+    const script_info *s = &script_table[a->id];
+    expect_script_args(f, i, a, (const char *)s->source, s->source_len);
 }
 
 /* EVALSHA answered: one write, one reply. */
@@ -339,17 +392,57 @@ static void test_run_evalsha(void **state)
     static const fake_step steps[] = {{1, ":5\r\n", 0}};
     fake_redis f;
     fake_start(&f, steps, 1);
-    redisReply *r = script_run(f.c, SCRIPT_PROMOTE, 2, 3, script_argv,
-                               script_argvlen);
+    test_args a;
+    fill_args(&a, SCRIPT_PROMOTE);
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run(f.c, SCRIPT_PROMOTE, a.v, a.len, &err);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, 5);
+    assert_int_equal(err.rc, MAILROOM_OK);
     freeReplyObject(r);
     fake_finish(&f);
     assert_int_equal(f.server.ncmds, 1);
-    expect_cmd(&f, 0, "EVALSHA", 0, 6);
-    expect_script_args(&f, 0, script_sha(SCRIPT_PROMOTE));
+    expect_cmd(&f, 0, "EVALSHA", 0, script_table[SCRIPT_PROMOTE].argc + 3);
+    expect_evalsha(&f, 0, &a);
     assert_int_equal(strlen(script_sha(SCRIPT_PROMOTE)), 40);
+    fake_free(&f);
+}
+
+/*
+ * The widest script through the generated struct, filled by name as worker.c fills
+ * it: the values land at 3 + their position, keys first, after the key count.
+ */
+static void test_run_named_arguments(void **state)
+{
+    (void)state;
+    static const fake_step steps[] = {{1, "+OK\r\n", 0}};
+    fake_redis f;
+    fake_start(&f, steps, 1);
+    test_args t;
+    fill_args(&t, SCRIPT_FINISH);
+    finish_args a = {0};
+    assert_int_equal(sizeof a.v / sizeof a.v[0], FINISH_ARGC);
+    assert_int_equal(script_table[SCRIPT_FINISH].argc, FINISH_ARGC);
+    assert_int_equal(script_table[SCRIPT_FINISH].nkeys, FINISH_NKEYS);
+    for (int i = 0; i < FINISH_ARGC; i++) {
+        a.v[i] = t.v[i];
+        a.len[i] = t.len[i];
+    }
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run(f.c, SCRIPT_FINISH, a.v, a.len, &err);
+    assert_non_null(r);
+    freeReplyObject(r);
+    fake_finish(&f);
+    expect_cmd(&f, 0, "EVALSHA", 0, FINISH_ARGC + 3);
+    expect_evalsha(&f, 0, &t);
+    /* the named positions: the first key, the first ARGV, the last */
+    const fake_cmd *cmd = &f.server.cmds[0];
+    assert_string_equal(cmd->argv[3 + FINISH_KEY_job], "job=0");
+    assert_int_equal(FINISH_ARG_raw, FINISH_NKEYS);
+    assert_memory_equal(cmd->argv[3 + FINISH_ARG_raw], t.text[FINISH_ARG_raw],
+                        t.text_len[FINISH_ARG_raw]);
+    assert_int_equal(cmd->argc, 3 + FINISH_ARGC);
     fake_free(&f);
 }
 
@@ -368,10 +461,13 @@ static void test_run_then_noscript(void **state)
     };
     fake_redis f;
     fake_start(&f, steps, 2);
+    test_args a;
+    fill_args(&a, SCRIPT_BEGIN);
     const char *then_argv[] = {"PING"};
     redisReply *then = NULL;
-    redisReply *r = script_run_then(f.c, SCRIPT_BEGIN, 2, 3, script_argv,
-                                    script_argvlen, 1, then_argv, NULL, &then);
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run_then(f.c, SCRIPT_BEGIN, a.v, a.len, 1, then_argv, NULL, NULL, NULL,
+                                    &then, &err);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, 1);
@@ -381,38 +477,56 @@ static void test_run_then_noscript(void **state)
     freeReplyObject(r);
     freeReplyObject(then);
     fake_finish(&f);
+    int argc = script_table[SCRIPT_BEGIN].argc + 3;
     assert_int_equal(f.server.ncmds, 3);
-    expect_cmd(&f, 0, "EVALSHA", 0, 6);
-    expect_script_args(&f, 0, script_sha(SCRIPT_BEGIN));
+    expect_cmd(&f, 0, "EVALSHA", 0, argc);
+    expect_evalsha(&f, 0, &a);
     expect_cmd(&f, 1, "PING", 0, 1);
-    expect_cmd(&f, 2, "EVAL", 1, 6);
-    expect_script_args(&f, 2, script_source(SCRIPT_BEGIN));
+    expect_cmd(&f, 2, "EVAL", 1, argc);
+    expect_eval(&f, 2, &a);
     fake_free(&f);
 }
 
-/* script_run_then when the script is known: one write, both replies. */
+/* A script_reader that counts its calls (ctx) and reads as redisGetReply does. */
+static int counting_reader(redisContext *c, void *ctx, redisReply **reply)
+{
+    ++*(int *)ctx;
+    void *r = NULL;
+    int rc = redisGetReply(c, &r);
+    *reply = r;
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+/* script_run_then when the script is known: one write, both replies, the follow-up's
+ * read with the caller's reader. */
 static void test_run_then_known(void **state)
 {
     (void)state;
     static const fake_step steps[] = {{2, "$2\r\nok\r\n+PONG\r\n", 0}};
     fake_redis f;
     fake_start(&f, steps, 1);
+    test_args a;
+    fill_args(&a, SCRIPT_FINISH);
     const char *then_argv[] = {"PING", "x"};
     const size_t then_argvlen[] = {4, 1};
     redisReply *then = NULL;
-    redisReply *r = script_run_then(f.c, SCRIPT_FINISH, 2, 3, script_argv,
-                                    script_argvlen, 2, then_argv, then_argvlen, &then);
+    mr_error err = MR_ERROR_INIT;
+    int reads = 0;
+    redisReply *r = script_run_then(f.c, SCRIPT_FINISH, a.v, a.len, 2, then_argv, then_argvlen,
+                                    counting_reader, &reads, &then, &err);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "ok");
     assert_non_null(then);
     assert_int_equal(then->type, REDIS_REPLY_STATUS);
     assert_string_equal(then->str, "PONG");
+    assert_int_equal(reads, 1); /* the follow-up's reply came through the caller's reader */
     freeReplyObject(r);
     freeReplyObject(then);
     fake_finish(&f);
     assert_int_equal(f.server.ncmds, 2);
-    expect_cmd(&f, 0, "EVALSHA", 0, 6);
+    expect_cmd(&f, 0, "EVALSHA", 0, script_table[SCRIPT_FINISH].argc + 3);
+    expect_evalsha(&f, 0, &a);
     expect_cmd(&f, 1, "PING", 0, 2);
     assert_string_equal(f.server.cmds[1].argv[1], "x");
     fake_free(&f);
@@ -428,22 +542,26 @@ static void test_run_acked_noscript(void **state)
     };
     fake_redis f;
     fake_start(&f, steps, 2);
+    test_args a;
+    fill_args(&a, SCRIPT_ENQUEUE);
     long acked = -1;
-    redisReply *r = script_run_acked(f.c, SCRIPT_ENQUEUE, 2, 3, script_argv,
-                                     script_argvlen, 2, 250, &acked);
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run_acked(f.c, SCRIPT_ENQUEUE, a.v, a.len, 2, 250, &acked, &err);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, 1);
     assert_int_equal(acked, 2);
     freeReplyObject(r);
     fake_finish(&f);
+    int argc = script_table[SCRIPT_ENQUEUE].argc + 3;
     assert_int_equal(f.server.ncmds, 4);
-    expect_cmd(&f, 0, "EVALSHA", 0, 6);
+    expect_cmd(&f, 0, "EVALSHA", 0, argc);
+    expect_evalsha(&f, 0, &a);
     expect_cmd(&f, 1, "WAIT", 0, 3);
     assert_string_equal(f.server.cmds[1].argv[1], "2");
     assert_string_equal(f.server.cmds[1].argv[2], "250");
-    expect_cmd(&f, 2, "EVAL", 1, 6);
-    expect_script_args(&f, 2, script_source(SCRIPT_ENQUEUE));
+    expect_cmd(&f, 2, "EVAL", 1, argc);
+    expect_eval(&f, 2, &a);
     expect_cmd(&f, 3, "WAIT", 1, 3);
     fake_free(&f);
 }
@@ -451,7 +569,8 @@ static void test_run_acked_noscript(void **state)
 /*
  * script_run_acked when the connection drops after the script's reply, before WAIT's:
  * the script ran but whether it was replicated is unknown, so the runner returns NULL
- * (the caller drops the connection and redoes the write) with acked 0.
+ * (the caller drops the connection and redoes the write) with acked 0 and
+ * MAILROOM_EREDIS.
  */
 static void test_run_acked_wait_lost(void **state)
 {
@@ -459,25 +578,281 @@ static void test_run_acked_wait_lost(void **state)
     static const fake_step steps[] = {{2, ":1\r\n", 1}};
     fake_redis f;
     fake_start(&f, steps, 1);
+    test_args a;
+    fill_args(&a, SCRIPT_ENQUEUE);
     long acked = -1;
-    redisReply *r = script_run_acked(f.c, SCRIPT_ENQUEUE, 2, 3, script_argv,
-                                     script_argvlen, 1, 100, &acked);
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run_acked(f.c, SCRIPT_ENQUEUE, a.v, a.len, 1, 100, &acked, &err);
     assert_null(r);
     assert_int_equal(acked, 0);
     assert_int_not_equal(f.c->err, 0);
+    assert_int_equal(err.rc, MAILROOM_EREDIS);
+    assert_non_null(strstr(err.msg, "enqueue"));
     fake_finish(&f);
     assert_int_equal(f.server.ncmds, 2);
-    expect_cmd(&f, 0, "EVALSHA", 0, 6);
+    expect_cmd(&f, 0, "EVALSHA", 0, script_table[SCRIPT_ENQUEUE].argc + 3);
     expect_cmd(&f, 1, "WAIT", 0, 3);
     fake_free(&f);
+}
+
+/* A call with argument k of script id unset: NULL/-1, MAILROOM_EINVAL naming it. */
+static void expect_unset_refused(redisContext *c, script_id id, int k)
+{
+    const script_info *s = &script_table[id];
+    test_args a;
+    fill_args(&a, id);
+    a.v[k] = NULL;
+    for (int call = 0; call < 4; call++) {
+        mr_error err = MR_ERROR_INIT;
+        long acked = -1;
+        redisReply *then = (redisReply *)&acked; /* must be reset to NULL */
+        const char *then_argv[] = {"PING"};
+        redisReply *r = NULL;
+        int rc = 0;
+        switch (call) {
+        case 0: r = script_run(c, id, a.v, a.len, &err); break;
+        case 1: r = script_run_acked(c, id, a.v, a.len, 1, 100, &acked, &err); break;
+        case 2:
+            r = script_run_then(c, id, a.v, a.len, 1, then_argv, NULL, NULL, NULL, &then, &err);
+            break;
+        default: rc = script_append(c, id, call % 2, a.v, a.len, &err); break;
+        }
+        assert_null(r);
+        if (call == 3)
+            assert_int_equal(rc, -1);
+        if (call == 1)
+            assert_int_equal(acked, 0);
+        if (call == 2)
+            assert_null(then);
+        if (err.rc != MAILROOM_EINVAL)
+            fail_msg("script %s, argument %s unset, call %d: code %d (%s)", s->name,
+                     s->arg_names[k], call, (int)err.rc, err.msg);
+        if (!strstr(err.msg, s->arg_names[k]) || !strstr(err.msg, s->name))
+            fail_msg("script %s, argument %s unset: '%s' does not name both", s->name,
+                     s->arg_names[k], err.msg);
+        assert_int_equal(c->err, 0); /* the connection is fine: nothing to drop */
+    }
+}
+
+/*
+ * Every argument of every script left unset in turn, through each entry point: refused
+ * before anything is written. The fake server has no step: it only counts what
+ * arrives until the client closes, and fake_finish requires nothing to have arrived.
+ */
+static void test_unset_argument(void **state)
+{
+    (void)state;
+    fake_redis f;
+    fake_start(&f, NULL, 0);
+    for (int id = 0; id < SCRIPT_COUNT; id++)
+        for (int k = 0; k < script_table[id].argc; k++)
+            expect_unset_refused(f.c, (script_id)id, k);
+    fake_finish(&f);
+    assert_int_equal(f.server.ncmds, 0);
+    fake_free(&f);
+}
+
+/*
+ * script_append: EVALSHA (eval 0) and EVAL (eval 1) queued in the context's output
+ * buffer, nothing written until the caller flushes; then both arrive, in order, with
+ * the script's generated key count.
+ */
+static void test_append(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    redisContext *c = redisConnectFd(sv[0]);
+    assert_non_null(c);
+    test_args a, b;
+    fill_args(&a, SCRIPT_ENQUEUE);
+    fill_args(&b, SCRIPT_DEAD_PURGE);
+    mr_error err = MR_ERROR_INIT;
+    assert_int_equal(script_append(c, SCRIPT_ENQUEUE, 0, a.v, a.len, &err), 0);
+    assert_int_equal(script_append(c, SCRIPT_DEAD_PURGE, 1, b.v, b.len, &err), 0);
+    assert_int_equal(err.rc, MAILROOM_OK);
+    struct pollfd pfd = {.fd = sv[1], .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 0), 0); /* nothing written yet */
+    int done = 0;
+    while (!done)
+        assert_int_equal(redisBufferWrite(c, &done), REDIS_OK);
+
+    /* read both commands from the other end, as the fake server does */
+    fake_redis f; /* only its command list, for expect_cmd and expect_script_args */
+    memset(&f, 0, sizeof f);
+    size_t cap = 1 << 17, have = 0;
+    char *in = malloc(cap);
+    assert_non_null(in);
+    while (f.server.ncmds < 2) {
+        long used = parse_command(in, have, NULL);
+        assert_true(used >= 0);
+        if (used > 0) {
+            assert_int_equal(parse_command(in, have, &f.server.cmds[f.server.ncmds]), used);
+            f.server.ncmds++;
+            memmove(in, in + used, have - (size_t)used);
+            have -= (size_t)used;
+            continue;
+        }
+        assert_true(have < cap);
+        ssize_t n = read_some(sv[1], in + have, cap - have);
+        assert_true(n > 0);
+        have += (size_t)n;
+    }
+    assert_int_equal(have, 0); /* nothing more */
+    assert_int_equal(poll(&pfd, 1, 0), 0);
+    free(in);
+    redisFree(c);
+    close(sv[1]);
+    expect_cmd(&f, 0, "EVALSHA", 0, script_table[SCRIPT_ENQUEUE].argc + 3);
+    expect_evalsha(&f, 0, &a);
+    expect_cmd(&f, 1, "EVAL", 0, script_table[SCRIPT_DEAD_PURGE].argc + 3);
+    expect_eval(&f, 1, &b);
+    fake_free(&f);
+}
+
+/* EVALSHA names a script by the SHA-1 of the very text EVAL sends (Redis hashes what
+ * EVAL loads): otherwise every EVALSHA would answer NOSCRIPT, for ever. */
+static void test_sha_of_source(void **state)
+{
+    (void)state;
+    static const char hex[] = "0123456789abcdef";
+    for (int id = 0; id < SCRIPT_COUNT; id++) {
+        const script_info *s = &script_table[id];
+        assert_non_null(s->name);
+        assert_true(s->source_len > 0);
+        assert_int_equal(s->source[s->source_len], '\0');
+        assert_int_equal(strlen((const char *)s->source), s->source_len);
+        unsigned char md[SHA_DIGEST_LENGTH];
+        char want[41];
+        SHA1(s->source, s->source_len, md);
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+            want[2 * i] = hex[md[i] >> 4];
+            want[2 * i + 1] = hex[md[i] & 15];
+        }
+        want[40] = '\0';
+        assert_string_equal(script_sha((script_id)id), want);
+    }
+}
+
+/* One "name = KEYS[n]" or "name = ARGV[n]" binding of a script's source. */
+typedef struct binding {
+    char name[64];
+    char table[5];
+    int index;
+} binding;
+
+/* Trims blanks around [*p, *end). */
+static void trim(const char **p, const char **end)
+{
+    while (*p < *end && (**p == ' ' || **p == '\t'))
+        (*p)++;
+    while (*end > *p && ((*end)[-1] == ' ' || (*end)[-1] == '\t' || (*end)[-1] == '\r'))
+        (*end)--;
+}
+
+/*
+ * The bindings of src: every line "local a, b = T[1], T[2]" (or one name per line)
+ * whose right side is only KEYS[n] and ARGV[n] items. Returns how many (at most max).
+ */
+static int find_bindings(const char *src, binding *out, int max)
+{
+    int n = 0;
+    for (const char *line = src; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *eol = strchr(line, '\n');
+        if (!eol)
+            eol = line + strlen(line);
+        if (strncmp(line, "local ", 6) != 0)
+            continue;
+        const char *eq = memchr(line, '=', (size_t)(eol - line));
+        if (!eq)
+            continue;
+        const char *names[SCRIPT_MAX_ARGS + 1], *name_ends[SCRIPT_MAX_ARGS + 1];
+        int nn = 0, nr = 0, plain = 1;
+        char tables[SCRIPT_MAX_ARGS + 1][5];
+        int idx[SCRIPT_MAX_ARGS + 1];
+        for (const char *p = line + 6; p < eq && nn <= SCRIPT_MAX_ARGS;) {
+            const char *comma = memchr(p, ',', (size_t)(eq - p));
+            const char *e = comma ? comma : eq;
+            const char *b = p;
+            trim(&b, &e);
+            names[nn] = b;
+            name_ends[nn++] = e;
+            p = comma ? comma + 1 : eq;
+        }
+        for (const char *p = eq + 1; p < eol && plain && nr <= SCRIPT_MAX_ARGS;) {
+            const char *comma = memchr(p, ',', (size_t)(eol - p));
+            const char *e = comma ? comma : eol;
+            const char *b = p;
+            trim(&b, &e);
+            int used = 0;
+            char t[5] = "";
+            if (sscanf(b, "%4[KEYSARGV][%d]%n", t, &idx[nr], &used) != 2 || b + used != e ||
+                (strcmp(t, "KEYS") != 0 && strcmp(t, "ARGV") != 0))
+                plain = 0;
+            else
+                memcpy(tables[nr++], t, 5);
+            p = comma ? comma + 1 : eol;
+        }
+        if (!plain || nn != nr || nn == 0)
+            continue;
+        for (int i = 0; i < nn && n < max; i++, n++) {
+            snprintf(out[n].name, sizeof out[n].name, "%.*s", (int)(name_ends[i] - names[i]),
+                     names[i]);
+            memcpy(out[n].table, tables[i], 5);
+            out[n].index = idx[i];
+        }
+    }
+    return n;
+}
+
+/*
+ * In each script's complete source, the generated prelude binds the names of
+ * script_table (the C side's order, which the positions FINISH_KEY_job ... follow) to
+ * the same positions: the i-th key to KEYS[i], the i-th other argument to ARGV[i].
+ * Each name is bound once; nothing else is bound to KEYS[n] or ARGV[n].
+ */
+static void test_prelude_binds_names_in_order(void **state)
+{
+    (void)state;
+    for (int id = 0; id < SCRIPT_COUNT; id++) {
+        const script_info *s = &script_table[id];
+        assert_true(s->nkeys >= 0 && s->nkeys <= s->argc && s->argc <= SCRIPT_MAX_ARGS);
+        binding b[2 * SCRIPT_MAX_ARGS];
+        int n = find_bindings((const char *)s->source, b, 2 * SCRIPT_MAX_ARGS);
+        if (n != s->argc)
+            fail_msg("script %s: %d names bound to KEYS/ARGV, %d arguments", s->name, n,
+                     s->argc);
+        for (int i = 0; i < s->argc; i++) {
+            const char *want_table = i < s->nkeys ? "KEYS" : "ARGV";
+            int want_index = i < s->nkeys ? i + 1 : i - s->nkeys + 1;
+            int found = 0;
+            for (int k = 0; k < n; k++) {
+                if (strcmp(b[k].name, s->arg_names[i]) != 0)
+                    continue;
+                found++;
+                if (strcmp(b[k].table, want_table) != 0 || b[k].index != want_index)
+                    fail_msg("script %s: %s = %s[%d], expected %s[%d]", s->name, b[k].name,
+                             b[k].table, b[k].index, want_table, want_index);
+            }
+            if (found != 1)
+                fail_msg("script %s: %s bound %d times", s->name, s->arg_names[i], found);
+        }
+    }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run_evalsha),        cmocka_unit_test(test_run_then_noscript),
-        cmocka_unit_test(test_run_then_known),     cmocka_unit_test(test_run_acked_noscript),
+        cmocka_unit_test(test_run_evalsha),
+        cmocka_unit_test(test_run_named_arguments),
+        cmocka_unit_test(test_run_then_noscript),
+        cmocka_unit_test(test_run_then_known),
+        cmocka_unit_test(test_run_acked_noscript),
         cmocka_unit_test(test_run_acked_wait_lost),
+        cmocka_unit_test(test_unset_argument),
+        cmocka_unit_test(test_append),
+        cmocka_unit_test(test_sha_of_source),
+        cmocka_unit_test(test_prelude_binds_names_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,222 @@
+/*
+ * help.c — the help texts of the `mailroom` command: the general help (commands,
+ * global options, exit statuses) and one text per command, printed on stdout by
+ * `mailroom --help`, `mailroom COMMAND --help` and `mailroom help [COMMAND]`. The exit
+ * statuses listed here are exit.c's table and cli.h's enum, seen from the user's side.
+ */
+#include "cli.h"
+
+static const char usage_main[] =
+    "Usage: mailroom [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+    "\n"
+    "Send transactional email asynchronously through a Redis queue.\n"
+    "\n"
+    "Commands:\n"
+    "  send          enqueue an email (or a JSON-lines file of them) and print the job\n"
+    "                id; --wait waits for the outcome\n"
+    "  status ID     print a job's status record as one line of JSON\n"
+    "  watch         print status events as they happen\n"
+    "  stats         queue lengths, consumers, counters, sent per minute\n"
+    "  consumers     consumers with heartbeat age, alive or silent, jobs held\n"
+    "  dead list     show dead letters (failed and rejected jobs), newest first\n"
+    "  dead retry    put dead jobs back into the queue (ID or --all)\n"
+    "  dead purge    delete dead letters (all, or --older-than DURATION)\n"
+    "  help [CMD]    show this help, or the help of CMD\n"
+    "\n"
+    "Global options (before or after COMMAND):\n"
+    "  --redis URL        Redis URL, redis://[user@]host:port/db or\n"
+    "                     redis-sentinel://host:port[,host:port...]/master[/db]\n"
+    "                     (default: $MAILROOM_REDIS_URL, which may carry user:pass@,\n"
+    "                     else redis://127.0.0.1:6379/0; a password never on the\n"
+    "                     command line: MAILROOM_REDIS_PASSWORD_FILE)\n"
+    "  --queue NAME       queue name (default: $MAILROOM_QUEUE, else \"default\")\n"
+    "  --keys-file PATH   signing keys file, lines \"kid secret\"; the first key signs\n"
+    "                     (default: $MAILROOM_KEYS_FILE, else the secret in\n"
+    "                     $MAILROOM_SECRET with kid \"default\"). Secrets are never\n"
+    "                     accepted on the command line. Only send uses a key.\n"
+    "  -h, --help         show help (also: mailroom COMMAND --help)\n"
+    "  --version          print the version\n"
+    "\n"
+    "Exit status:\n"
+    "   0  success\n"
+    "   1  not found: status of an unknown job; dead retry ID matched no entry\n"
+    "   2  send --wait: the job ended failed or rejected\n"
+    "  64  usage error: unknown or misplaced option, missing or conflicting options\n"
+    "  65  invalid email or input data (rejected by validation, too big, NUL byte,\n"
+    "      a bad line of send --jsonl: then nothing is enqueued)\n"
+    "  66  an input file cannot be read\n"
+    "  69  Redis unreachable, timed out, or answered with an error\n"
+    "  70  internal error (out of memory)\n"
+    "  73  a job with that --id already exists (send --jsonl: some line's id did)\n"
+    "  74  the result could not be written to stdout\n"
+    "  75  send --wait: the job was not final before the timeout (it stays queued)\n"
+    "  78  configuration: no usable signing key, bad keys file, Redis URL or queue\n";
+
+static const char usage_send[] =
+    "Usage: mailroom send --to ADDR [--to ADDR]... [--cc ADDR]... [--bcc ADDR]...\n"
+    "                     --from ADDR [--from-name NAME] [--reply-to ADDR]\n"
+    "                     --subject TEXT (--text TEXT | --text-file FILE)\n"
+    "                     [--html-file FILE] [--header 'Name: value']...\n"
+    "                     [--id ID] [--send-at TIME] [--expires-at TIME]\n"
+    "                     [--wait [SECONDS]]\n"
+    "       mailroom send --jsonl FILE|-\n"
+    "\n"
+    "Validate, sign and enqueue one email; print its job id on stdout.\n"
+    "\n"
+    "  --to, --cc, --bcc ADDR  recipient, \"addr@example.com\" or \"Name <addr@...>\";\n"
+    "                          repeat for more (at least one --to)\n"
+    "  --from ADDR             sender address (bare address)\n"
+    "  --from-name NAME        sender display name\n"
+    "  --reply-to ADDR         Reply-To mailbox\n"
+    "  --subject TEXT          subject (may be empty)\n"
+    "  --text TEXT             plain-text body\n"
+    "  --text-file FILE        read the plain-text body from FILE ('-': stdin)\n"
+    "  --html-file FILE        read an HTML alternative from FILE ('-': stdin)\n"
+    "                          (files: UTF-8, at most 256 KiB, no NUL bytes)\n"
+    "  --header 'Name: value'  extra header: List-Unsubscribe, List-Unsubscribe-Post,\n"
+    "                          List-Id or X-*; repeatable\n"
+    "  --id ID                 idempotency key, [A-Za-z0-9._:-]{1,128}; a second send\n"
+    "                          with the same id is refused (exit 73)\n"
+    "  --send-at TIME          do not send before TIME (RFC 3339, e.g.\n"
+    "                          2026-11-24T13:00:00Z)\n"
+    "  --expires-at TIME       give up after TIME (RFC 3339)\n"
+    "  --wait [SECONDS]        after printing the id, wait up to SECONDS (default 30;\n"
+    "                          also --wait=SECONDS) for the outcome and print the\n"
+    "                          status record as JSON. Exits 0 when sent, 2 when failed\n"
+    "                          or rejected (\"mailroom: ID STATE: ERROR\" on stderr),\n"
+    "                          75 when not final in time.\n"
+    "\n"
+    "  --jsonl FILE|-          enqueue many emails: one JSON object per line, members\n"
+    "                          to, cc, bcc (arrays of strings), from, from_name,\n"
+    "                          reply_to, subject, text, html (strings), headers\n"
+    "                          (object of strings), id, send_at, expires_at (RFC 3339\n"
+    "                          strings); blank lines are skipped; at most 1 GiB in\n"
+    "                          all. Every line is checked first: if any is bad, each\n"
+    "                          bad line is named (\"mailroom: line N: ...\") and\n"
+    "                          nothing is enqueued (exit 65). Otherwise all are\n"
+    "                          enqueued in pipelined batches and their ids printed\n"
+    "                          one per line in input order; progress and a summary\n"
+    "                          go to stderr. A line whose id is already recorded is\n"
+    "                          named and skipped (exit 73 after the rest). If Redis\n"
+    "                          fails midway, the ids printed are exactly the lines\n"
+    "                          enqueued (exit 69).\n"
+    "\n"
+    "Global options (--redis, --queue, --keys-file): see mailroom --help.\n";
+
+static const char usage_status[] =
+    "Usage: mailroom status ID [--json]\n"
+    "\n"
+    "Print the status record of job ID as one line of JSON:\n"
+    "  {\"id\":..,\"queue\":..,\"state\":..,\"attempts\":N,\"smtp_code\":N|null,\n"
+    "   \"smtp_reply\":..,\"error\":..,\"consumer\":..,\"created_at\":..,\"updated_at\":..}\n"
+    "state is one of queued, sending, sent, retrying, failed, rejected.\n"
+    "Exits 1 when there is no record for ID (never sent, or expired).\n"
+    "\n"
+    "  --json   JSON output (the default and only format; accepted for compatibility)\n"
+    "\n"
+    "Global options (--redis, --queue): see mailroom --help. status needs no signing\n"
+    "key and reads none (--keys-file is accepted and ignored).\n";
+
+static const char usage_watch[] =
+    "Usage: mailroom watch [--json] [--count N] [--timeout DURATION]\n"
+    "\n"
+    "Subscribe to the queue's status channel and print every event as it arrives,\n"
+    "one line each: time, state, job id, attempt, then the error or the SMTP reply.\n"
+    "On a terminal states are coloured (sent green, retrying yellow, failed and\n"
+    "rejected red; NO_COLOR turns that off). Runs until SIGINT or SIGTERM (exit 0).\n"
+    "\n"
+    "  --json               print each event's JSON exactly as published\n"
+    "  --count N            exit 0 after N events\n"
+    "  --timeout DURATION   exit 0 after DURATION without an event (30s, 5m, ...;\n"
+    "                       a plain number is seconds)\n"
+    "\n"
+    "Exits 69 when Redis cannot be reached or the subscription is lost.\n";
+
+static const char usage_stats[] =
+    "Usage: mailroom stats [--json]\n"
+    "\n"
+    "Show the queue at a glance: pending jobs, scheduled jobs (and how many are due),\n"
+    "jobs each consumer holds, dead letters, consumers with their heartbeat age, the\n"
+    "counters (sent, retried, failed, rejected, recovered) and mails sent per minute\n"
+    "(a sliding estimate over the last minute). Read in one pipelined round trip.\n"
+    "\n"
+    "  --json   one JSON object: {\"pending\":N,\"scheduled\":N,\"scheduled_due\":N,\n"
+    "           \"dead\":N,\"processing\":{CONSUMER:N,..},\"consumers\":[{\"id\":..,\n"
+    "           \"heartbeat_age_ms\":N,\"processing\":N},..],\"counters\":{..},\n"
+    "           \"sent_per_min\":X}\n";
+
+static const char usage_consumers[] =
+    "Usage: mailroom consumers [--json] [--dead-after DURATION]\n"
+    "\n"
+    "List the consumers of the queue: id, state, heartbeat age and the jobs each one\n"
+    "holds. A consumer is alive when its last heartbeat is at most DURATION old\n"
+    "(default 30s), else silent; one that holds jobs without any heartbeat is listed\n"
+    "as unregistered. Ages are measured with the Redis server's clock.\n"
+    "\n"
+    "  --json                 one JSON object per line: {\"id\":..,\n"
+    "                         \"heartbeat_age_ms\":N|null,\"alive\":true|false,\n"
+    "                         \"state\":\"alive\"|\"silent\"|\"unregistered\",\n"
+    "                         \"processing\":N}\n"
+    "  --dead-after DURATION  silent after this long without a heartbeat\n";
+
+static const char usage_dead[] =
+    "Usage: mailroom dead list [--limit N] [--json]\n"
+    "       mailroom dead retry (ID | --all) [--json]\n"
+    "       mailroom dead purge [--older-than DURATION] [--json]\n"
+    "\n"
+    "Dead letters are the jobs that ended failed or rejected, with their reason.\n"
+    "\n"
+    "  list    the newest N entries (default 20): a table of time, state, job id and\n"
+    "          reason, or with --json each entry as stored, one per line:\n"
+    "          {\"reason\",\"at\",\"consumer\",\"job\",\"id\",\"state\"}\n"
+    "  retry   atomically removes the entries of job ID (or every entry with --all),\n"
+    "          puts their jobs back at the head of the queue (taken next) and resets\n"
+    "          their status records to queued with no attempts. Prints how many went\n"
+    "          back; exits 1 when no entry has that ID. Entries without an id (a job\n"
+    "          too broken to read one) only go back with --all.\n"
+    "  purge   deletes every entry, or with --older-than DURATION (30s, 15m, 12h, 7d)\n"
+    "          those older than that. Prints how many went.\n"
+    "\n"
+    "  --json  retry and purge print {\"retried\":N} or {\"purged\":N}\n";
+
+static const char usage_help[] =
+    "Usage: mailroom help [COMMAND]\n"
+    "\n"
+    "Show the general help, or the help of COMMAND (send, status, watch, stats,\n"
+    "consumers, dead, help).\n";
+
+/* The help text of a command (top-level help for none). */
+static const char *usage_for(enum command cmd)
+{
+    switch (cmd) {
+    case CMD_SEND: return usage_send;
+    case CMD_STATUS: return usage_status;
+    case CMD_HELP: return usage_help;
+    case CMD_WATCH: return usage_watch;
+    case CMD_STATS: return usage_stats;
+    case CMD_CONSUMERS: return usage_consumers;
+    case CMD_DEAD: return usage_dead;
+    case CMD_NONE:
+    default: return usage_main;
+    }
+}
+
+/* `help [CMD]` and `--help`: picks the text to print (see cli.h). */
+const char *help_text(const struct cli *c, struct failure *f, int *rc)
+{
+    *rc = EXIT_OK;
+    if (c->cmd != CMD_HELP)
+        return usage_for(c->cmd);
+    if (c->operands.n > 2) {
+        *rc = fail(f, EXIT_USAGE, "help: unexpected argument '%.64s'", c->operands.v[2]);
+        return NULL;
+    }
+    if (c->operands.n < 2)
+        return usage_main;
+    enum command about = command_from_name(c->operands.v[1]);
+    if (about == CMD_NONE) {
+        *rc = fail(f, EXIT_USAGE, "help: unknown command '%.64s'", c->operands.v[1]);
+        return NULL;
+    }
+    return usage_for(about);
+}

@@ -1,0 +1,99 @@
+--[[
+  finish: records the outcome of a job a consumer held, in one step: the status
+  record, the acknowledgement (LREM from processing), the move to scheduled
+  (retrying; queued = a job taken before its send_at, deferred uncounted) or to the
+  dead list (failed, rejected), the counter and the event.
+
+  Fencing: an outcome is written only by the take that holds the job: its copy was
+  still in its processing list and the record's lease is its token (a job rejected or
+  deferred before BEGIN has no lease yet: token ''). A consumer that lost the job
+  (recovered while it was stalled; or another copy took the lease) writes nothing,
+  except that a 250 it really got is recorded once: the record says sent, the sent
+  counter is bumped, and no copy is scheduled again. A record that already says sent
+  is never turned into anything else, and the sent counter counts a job once: another
+  outcome for a copy of a sent job is dropped as a duplicate, except a rejection (a
+  forged or altered copy), which still goes to the dead list (its id may be forged).
+  A FINISH run again because its reply was lost (Redis restarted in between) finds
+  its copy gone and the record already in that state under its token: it does
+  nothing, so counters and events are not doubled.
+
+  Input:
+    KEYS job         mailroom:{Q}:job:<id>
+    KEYS processing  mailroom:{Q}:processing:<consumer>
+    KEYS stats       mailroom:{Q}:stats
+    KEYS target      mailroom:{Q}:dead (failed, rejected) or mailroom:{Q}:scheduled
+    KEYS rate        mailroom:{Q}:rate:<unix minute>, jobs sent in that minute
+    ARGV raw         the raw job, exactly as taken
+    ARGV state       sent, retrying, failed, rejected or queued
+    ARGV code        the deciding SMTP reply code, '' when none
+    ARGV reply       that reply line
+    ARGV why         why it is not sent, '' when it is
+    ARGV now         RFC 3339
+    ARGV consumer    this consumer's id
+    ARGV queue       the queue's name, for the event
+    ARGV channel     mailroom:{Q}:status
+    ARGV ttl         lifetime of the status record, seconds
+    ARGV id          the job's id, '' when it has no readable one
+    ARGV tail        the dead-list entry (failed, rejected) or the due ms (retrying,
+                     queued); '' when sent
+    ARGV dead_max    the dead list's cap
+    ARGV token       the lease BEGIN took for this attempt; '' before BEGIN
+
+  Output:
+    {'recorded', attempts}; {'again', attempts} for a FINISH run twice; {'lost', 0}
+    when the job was no longer this take's; {'lost_sent', attempts} when it was not
+    but its 250 was recorded; {'already_sent', attempts} when the record said sent
+]]
+--@include event
+local removed = redis.call('LREM', processing, 1, raw)
+local record, lease, n = nil, nil, 0
+if id ~= '' then
+  local fields = redis.call('HMGET', job, 'state', 'lease', 'attempts')
+  record, lease, n = fields[1], fields[2], tonumber(fields[3]) or 0
+end
+local holds = removed == 1 and (token == '' or lease == token)
+
+local function count_sent()
+  redis.call('HINCRBY', stats, 'sent', 1)
+  if redis.call('INCR', rate) == 1 then redis.call('EXPIRE', rate, 180) end
+end
+
+local function write_record()
+  redis.call('HSET', job, 'state', state, 'smtp_code', code, 'smtp_reply', reply,
+    'error', why, 'updated_at', now, 'consumer', consumer)
+  redis.call('EXPIRE', job, ttl)
+end
+
+if not holds then
+  if removed == 0 and id ~= '' and record == state and (token == '' or lease == token) then
+    return {'again', n}
+  end
+  if state == S.sent and id ~= '' and record ~= S.sent then
+    write_record()
+    count_sent()
+    redis.call('PUBLISH', channel, event(id, state, n, code, reply,
+      'sent by a consumer that had lost the job: another copy may be sent too',
+      consumer, now, queue))
+    return {'lost_sent', n}
+  end
+  return {'lost', 0}
+end
+if record == S.sent and state ~= S.rejected then
+  redis.call('PUBLISH', channel, event(id, 'duplicate', n, code, reply,
+    'already sent: this ' .. state .. ' outcome of another copy is not recorded',
+    consumer, now, queue))
+  return {'already_sent', n}
+end
+if id ~= '' and record ~= S.sent then write_record() end
+local counter = ({[S.retrying] = 'retried', [S.failed] = 'failed',
+  [S.rejected] = 'rejected'})[state]
+if counter then redis.call('HINCRBY', stats, counter, 1) end
+if state == S.sent then count_sent() end
+if state == S.retrying or state == S.queued then
+  redis.call('ZADD', target, tail, raw)
+elseif state ~= S.sent then
+  redis.call('LPUSH', target, tail)
+  redis.call('LTRIM', target, 0, tonumber(dead_max) - 1)
+end
+redis.call('PUBLISH', channel, event(id, state, n, code, reply, why, consumer, now, queue))
+return {'recorded', n}

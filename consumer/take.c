@@ -1,0 +1,178 @@
+/* take: see take.h. */
+#include "take.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "worker_redis.h"
+
+void take_toobig_args(const consumer_config *cfg, toobig_args *a, char max[24],
+                      char now_iso[CLOCK_ISO_MAX])
+{
+    snprintf(max, 24, "%d", JOB_MAX_BYTES);
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    a->v[TOOBIG_KEY_processing] = cfg->processing;
+    a->v[TOOBIG_KEY_dead] = cfg->keys.dead;
+    a->v[TOOBIG_KEY_stats] = cfg->keys.stats;
+    a->v[TOOBIG_ARG_max_bytes] = max;
+    a->v[TOOBIG_ARG_keep_bytes] = max;
+    a->v[TOOBIG_ARG_consumer] = cfg->id;
+    a->v[TOOBIG_ARG_queue] = cfg->keys.queue;
+    a->v[TOOBIG_ARG_channel] = cfg->keys.status;
+    a->v[TOOBIG_ARG_job_prefix] = cfg->keys.job_prefix;
+    a->v[TOOBIG_ARG_now] = now_iso;
+    a->v[TOOBIG_ARG_ttl] = cfg->ttl_arg;
+    a->v[TOOBIG_ARG_dead_max] = cfg->dead_max_arg;
+}
+
+/* The toobig script over this consumer's processing list: its entries over the size
+ * limit are dead-listed (first 256 KiB only) and their records closed as rejected. */
+static void reject_oversized(worker *w, long long announced)
+{
+    char max[24], now_iso[CLOCK_ISO_MAX];
+    toobig_args a = {0};
+    take_toobig_args(w->cfg, &a, max, now_iso);
+    redisReply *r = wr_run(w, SCRIPT_TOOBIG, a.v, a.len, NULL, 0);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        log_msg(LOG_WARN, NULL,
+                "rejected an entry of %lld bytes (over the limit of %d) without reading it; "
+                "the dead list keeps its first %d bytes",
+                announced, JOB_MAX_BYTES, JOB_MAX_BYTES);
+    freeReplyObject(r);
+}
+
+/* Puts a taken reply into w->cur and marks it held. */
+static int hold(worker *w, redisReply *r)
+{
+    memset(&w->cur, 0, sizeof w->cur);
+    w->cur.reply = r;
+    w->cur.raw = r->str;
+    w->cur.len = r->len;
+    atomic_store(&w->held[0], worker_job_hash(r->str, r->len));
+    return 1;
+}
+
+/* A BLMOVE of our own, bounded. Returns the reply holding a job, or NULL. */
+static redisReply *blocking_take(worker *w, long long *too_big)
+{
+    redisReply *r = NULL;
+    if (redisAppendCommandArgv(w->redis, TAKE_ARGC, w->cfg->take_argv, NULL) != REDIS_OK)
+        return NULL;
+    rconn_read_result rr = rconn_read_bounded(w->redis, JOB_MAX_BYTES, &r, too_big);
+    if (rr == RCONN_READ_TOOBIG) {
+        redisFree(w->redis); /* the oversized entry was left unread on it */
+        w->redis = NULL;
+        return NULL;
+    }
+    if (rr != RCONN_READ_OK || rconn_transient_error(r)) {
+        wr_drop(w, r ? r->str : "BLMOVE");
+        if (r)
+            wr_sleep_ms(RECONNECT_MIN_MS);
+        freeReplyObject(r);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        wr_log_refusal("the take (BLMOVE)", NULL, r->str);
+        freeReplyObject(r);
+        wr_pause_after_refusal(w, &w->take_delay, 0);
+        return NULL;
+    }
+    w->take_delay = 0;
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+int take_job(worker *w)
+{
+    long long too_big = -1;
+    if (w->next_too_big) {
+        too_big = w->next_too_big;
+        w->next_too_big = 0;
+        reject_oversized(w, too_big);
+        return 0;
+    }
+    if (w->next) {
+        redisReply *r = w->next;
+        w->next = NULL;
+        atomic_store(&w->held[1], 0);
+        return hold(w, r);
+    }
+    if (w->redis && w->epoch != atomic_load(&w->cfg->master_epoch)) {
+        redisFree(w->redis); /* Sentinel named a new master: go there */
+        w->redis = NULL;
+    }
+    if (!w->redis && wr_connect(w, 0) != 0)
+        return 0;
+    redisReply *r = blocking_take(w, &too_big);
+    if (r)
+        return hold(w, r);
+    if (too_big >= 0)
+        reject_oversized(w, too_big);
+    return 0;
+}
+
+begin_result take_begin(worker *w)
+{
+    const consumer_config *cfg = w->cfg;
+    task *t = &w->cur;
+    char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX];
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    keys_job(&cfg->keys, t->job.id, job_key);
+    snprintf(t->token, sizeof t->token, "%s:%d:%llu", cfg->id, w->index, ++w->takes);
+    begin_args a = {0};
+    a.v[BEGIN_KEY_job] = job_key;
+    a.v[BEGIN_KEY_processing] = cfg->processing;
+    a.v[BEGIN_KEY_consumers] = cfg->keys.consumers;
+    a.v[BEGIN_ARG_raw] = t->raw;
+    a.len[BEGIN_ARG_raw] = t->len;
+    a.v[BEGIN_ARG_now] = now_iso;
+    a.v[BEGIN_ARG_consumer] = cfg->id;
+    a.v[BEGIN_ARG_queue] = cfg->keys.queue;
+    a.v[BEGIN_ARG_channel] = cfg->keys.status;
+    a.v[BEGIN_ARG_ttl] = cfg->ttl_arg;
+    a.v[BEGIN_ARG_id] = t->job.id;
+    a.v[BEGIN_ARG_token] = t->token;
+    a.v[BEGIN_ARG_dead_after] = cfg->dead_after_arg;
+    redisReply *r = wr_run(w, SCRIPT_BEGIN, a.v, a.len, t->job.id, 0);
+    if (!r)
+        return BEGIN_FAILED;
+    begin_result res = BEGIN_FAILED;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        static const char *const names[] = {"sending", "duplicate", "inflight", "lost"};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(r->element[0]->str, names[i]) == 0)
+                res = (begin_result)i;
+        t->attempt = (long)r->element[1]->integer;
+    }
+    t->begun_ms = clock_now_ms();
+    t->stall_epoch = atomic_load(&cfg->stall_epoch);
+    freeReplyObject(r);
+    return res;
+}
+
+int take_lease_holds(worker *w, const task *t)
+{
+    consumer_config *cfg = w->cfg;
+    int64_t ok_ms = atomic_load(&cfg->heartbeat_ok_ms);
+    if (clock_mono_ms() - ok_ms <= cfg->lease_safe_ms &&
+        atomic_load(&cfg->stall_epoch) == t->stall_epoch)
+        return 1;
+    char job_key[KEYS_NAME_MAX];
+    keys_job(&cfg->keys, t->job.id, job_key);
+    lease_args a = {0};
+    a.v[LEASE_KEY_job] = job_key;
+    a.v[LEASE_KEY_processing] = cfg->processing;
+    a.v[LEASE_ARG_raw] = t->raw;
+    a.len[LEASE_ARG_raw] = t->len;
+    a.v[LEASE_ARG_token] = t->token;
+    redisReply *r = wr_run(w, SCRIPT_LEASE, a.v, a.len, t->job.id, 0);
+    int holds = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return holds;
+}

@@ -1,0 +1,43 @@
+/*
+ * take: how a worker comes to hold a job. The take itself (BLMOVE pending ->
+ * processing, or the one a FINISH carried) never receives an entry larger than the
+ * largest valid job: such an entry is stopped at its announced length and rejected
+ * in Redis by the toobig script. BEGIN then takes the job's lease (begin.lua).
+ */
+#ifndef MAILROOM_TAKE_H
+#define MAILROOM_TAKE_H
+
+#include "clock.h"
+#include "script.h"
+#include "worker.h"
+
+/* Takes the next job into w->cur (raw and len set, hash held). 1 when a job was
+ * taken; 0 when none came (the block timed out, an oversized entry was rejected,
+ * Redis failed or refused: handled and logged here, with backoff). */
+int take_job(worker *w);
+
+/* The toobig script's arguments for this consumer (its processing list, the size
+ * limit, now), formatted into max and now_iso. Also the housekeeper's. */
+void take_toobig_args(const consumer_config *cfg, toobig_args *a, char max[24],
+                      char now_iso[CLOCK_ISO_MAX]);
+
+/* What BEGIN said. */
+typedef enum begin_result {
+    BEGIN_SENDING = 0, /* the lease is this take's: send (t->attempt is set) */
+    BEGIN_DUPLICATE,   /* already sent: acknowledged without sending */
+    BEGIN_INFLIGHT,    /* a copy of a job in flight elsewhere: dropped */
+    BEGIN_LOST,        /* no longer in this consumer's processing list */
+    BEGIN_FAILED       /* Redis could not be reached before a hurried shutdown */
+} begin_result;
+
+/* BEGIN for the decoded job in w->cur, with a new lease token. */
+begin_result take_begin(worker *w);
+
+/*
+ * 1 when the job in t may be sent: its lease cannot have lapsed (heartbeats have been
+ * written without a long gap since BEGIN), or Redis confirms it still holds (the lease
+ * script). 0 when it was lost, or Redis could not say before a hurried shutdown.
+ */
+int take_lease_holds(worker *w, const task *t);
+
+#endif

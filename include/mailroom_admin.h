@@ -1,0 +1,230 @@
+/*
+ * mailroom_admin.h — the operator calls of libmailroom: what `mailroom stats`,
+ * `consumers`, `watch` and `dead list|retry|purge` show and do, as calls that return
+ * plain C data (the way asynq's Inspector serves its CLI). The library reads and
+ * changes the queue's Redis keys (docs/redis.md); the caller decides how to print.
+ *
+ *     mailroom *m;
+ *     mailroom_options opts;
+ *     mailroom_options_init(&opts);
+ *     opts.command_timeout_ms = 10000;        // dead retry/purge walk the whole list
+ *     if (mailroom_open(&m, &opts) != MAILROOM_OK) { ... mailroom_errmsg(m) ... }
+ *     mailroom_stats *st;
+ *     if (mailroom_stats_read(m, &st) == MAILROOM_OK) {
+ *         printf("pending %lld\n", st->pending);
+ *         mailroom_stats_free(st);
+ *     }
+ *     mailroom_close(m);
+ *
+ * Every call takes a handle of mailroom.h (no signing key needed: nothing here signs)
+ * and returns a mailroom_rc, with the reason in mailroom_errmsg(m) after a failure;
+ * Redis failures are MAILROOM_EREDIS, MAILROOM_ETIMEOUT or MAILROOM_EPROTO. Results
+ * are allocated by the library, are read-only for the caller and are freed with their
+ * own _free() function, which accepts NULL; the library may add members at the end of
+ * these structures, so never allocate or copy one yourself. Strings in results come
+ * from Redis as written there (by consumers, or by anyone who may write the keys):
+ * mask control characters before showing them on a terminal.
+ *
+ * Thread safety: as for mailroom.h, one thread at a time per handle; a watch and the
+ * results of a call belong to the handle's thread too (they hold no connection but the
+ * watch's own, and are independent of the handle once returned, except that a watch
+ * reports its errors on the handle it was opened from, which must outlive it).
+ */
+#ifndef MAILROOM_ADMIN_H
+#define MAILROOM_ADMIN_H
+
+#include <stddef.h>
+
+#include "mailroom.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MAILROOM_DEAD_AFTER_DEFAULT_MS 30000 /* a consumer is silent after 30 s */
+#define MAILROOM_DEAD_LIST_DEFAULT 20        /* dead list: newest 20 entries */
+
+/*
+ * Parses a duration: a non-negative decimal number with an optional fraction and an
+ * optional unit ms, s, m, h or d ("250ms", "1.5s", "15m", "12h", "7d"; a plain number
+ * is seconds), at most 100 years; no sign, exponent, "nan" or spaces. MAILROOM_OK and
+ * *ms (whole milliseconds), or MAILROOM_EINVAL (then *ms is unchanged). The project's
+ * one duration syntax: the consumer's options read the same. Thread-safe.
+ */
+MAILROOM_EXPORT int mailroom_parse_duration(const char *s, long long *ms);
+
+/* ------------------------------------------------------------------ stats, consumers */
+
+/* Whether a consumer is alive: its last heartbeat at most dead_after ms old (alive) or
+ * older (silent); or it holds jobs but is not in the heartbeat set (unregistered: it
+ * never beat, or was recovered as dead). */
+typedef enum mailroom_consumer_state {
+    MAILROOM_CONSUMER_ALIVE = 0,
+    MAILROOM_CONSUMER_SILENT = 1,
+    MAILROOM_CONSUMER_UNREGISTERED = 2
+} mailroom_consumer_state;
+
+/* "alive", "silent", "unregistered"; "unknown" for anything else. Thread-safe. */
+MAILROOM_EXPORT const char *mailroom_consumer_state_name(mailroom_consumer_state state);
+
+/* One consumer. */
+typedef struct mailroom_consumer {
+    const char *id; /* the consumer id */
+    mailroom_consumer_state state;
+    long long heartbeat_age_ms; /* by the Redis server's clock; -1 when unregistered */
+    long long processing;       /* jobs it holds right now */
+} mailroom_consumer;
+
+/* One processing list: the jobs a consumer holds. */
+typedef struct mailroom_processing {
+    const char *consumer;
+    long long jobs;
+} mailroom_processing;
+
+/* One counter of the queue's stats hash. */
+typedef struct mailroom_counter {
+    const char *name;
+    long long value;
+} mailroom_counter;
+
+/* The queue at (nearly) one instant. */
+typedef struct mailroom_stats {
+    long long now_ms;        /* the Redis server's clock (TIME) when read */
+    long long pending;       /* jobs waiting */
+    long long scheduled;     /* retries and send_at jobs */
+    long long scheduled_due; /* of which due now */
+    long long dead;          /* dead-letter entries */
+    double sent_per_min;     /* a sliding estimate over the last minute */
+    /* every processing list, in the order Redis' SCAN found them */
+    const mailroom_processing *processing;
+    size_t n_processing;
+    /* the heartbeat set, oldest heartbeat first (state by
+     * MAILROOM_DEAD_AFTER_DEFAULT_MS; never unregistered) */
+    const mailroom_consumer *consumers;
+    size_t n_consumers;
+    /* sent, retried, failed, rejected, recovered always, in this order (0 when Redis
+     * has none yet), then any other counter of the hash */
+    const mailroom_counter *counters;
+    size_t n_counters;
+} mailroom_stats;
+
+/*
+ * Reads the queue's figures: Redis' TIME, a SCAN for the processing lists, then every
+ * other read in one pipelined round trip. On success *out is new (free with
+ * mailroom_stats_free); on failure *out is NULL.
+ */
+MAILROOM_EXPORT int mailroom_stats_read(mailroom *m, mailroom_stats **out);
+
+/* Frees what mailroom_stats_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_stats_free(mailroom_stats *s);
+
+/* Every consumer the queue knows of. */
+typedef struct mailroom_consumers {
+    long long now_ms; /* the Redis server's clock when read */
+    /* the heartbeat set, oldest heartbeat first, then the holders of a processing list
+     * that are not in it (unregistered), in SCAN order */
+    const mailroom_consumer *items;
+    size_t n;
+} mailroom_consumers;
+
+/*
+ * Reads the consumers (the same snapshot as mailroom_stats_read): a consumer whose
+ * heartbeat is more than dead_after_ms old is silent (dead_after_ms <= 0:
+ * MAILROOM_DEAD_AFTER_DEFAULT_MS). On success *out is new (free with
+ * mailroom_consumers_free); on failure *out is NULL.
+ */
+MAILROOM_EXPORT int mailroom_consumers_read(mailroom *m, long long dead_after_ms,
+                                            mailroom_consumers **out);
+
+/* Frees what mailroom_consumers_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_consumers_free(mailroom_consumers *c);
+
+/* ------------------------------------------------------------------ dead letters */
+
+/* One entry of the dead list (docs/redis.md). */
+typedef struct mailroom_dead_letter {
+    const char *raw; /* the entry as stored: one JSON object, NUL-terminated */
+    size_t raw_len;
+    int is_object; /* 1 when raw is a JSON object; the members below come from it */
+    const char *at, *state, *id, *reason, *consumer; /* NULL when absent or not strings */
+    const char *job; /* the raw job as the consumer took it; NULL when absent */
+} mailroom_dead_letter;
+
+/* Dead-list entries, newest first. */
+typedef struct mailroom_dead_letters {
+    const mailroom_dead_letter *items;
+    size_t n;
+} mailroom_dead_letters;
+
+/*
+ * Reads the newest `limit` dead-list entries (limit <= 0: MAILROOM_DEAD_LIST_DEFAULT),
+ * newest first. On success *out is new (free with mailroom_dead_letters_free); on
+ * failure *out is NULL.
+ */
+MAILROOM_EXPORT int mailroom_dead_list(mailroom *m, long limit, mailroom_dead_letters **out);
+
+/* Frees what mailroom_dead_list returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_dead_letters_free(mailroom_dead_letters *l);
+
+/*
+ * Puts the dead-list entries of job id (id NULL: every entry, including those with no
+ * readable id) back into the queue, atomically (one Lua script): each entry's job goes
+ * to the head of pending (taken next, oldest first), its status record back to queued
+ * with no attempts (a record that says sent is left alone), and the entry leaves the
+ * dead list. *retried gets how many went back (0 on failure; retried may be NULL).
+ * MAILROOM_ENOTFOUND when id matched no entry; MAILROOM_EINVAL when id is not a job id.
+ */
+MAILROOM_EXPORT int mailroom_dead_retry(mailroom *m, const char *id, long long *retried);
+
+/*
+ * Deletes dead-list entries: all of them (older_than_ms < 0), or those whose "at" is
+ * more than older_than_ms before the Redis server's clock (an entry without a readable
+ * "at" stays). One Lua script. *purged gets how many went (0 on failure; purged may be
+ * NULL).
+ */
+MAILROOM_EXPORT int mailroom_dead_purge(mailroom *m, long long older_than_ms, long long *purged);
+
+/* ------------------------------------------------------------------ watch */
+
+typedef struct mailroom_watch mailroom_watch; /* opaque: a subscription */
+
+/* One status event as a consumer published it (docs/redis.md). The strings are NULL
+ * when the member is absent or not a string; state may also be "duplicate" or
+ * "recovered", which are events, not states of mailroom_state. */
+typedef struct mailroom_event {
+    const char *payload; /* the event exactly as published (JSON), NUL-terminated */
+    size_t payload_len;
+    int is_object; /* 1 when payload is a JSON object; the members below come from it */
+    const char *id, *queue, *state, *smtp_reply, *error, *consumer, *at;
+    int attempts;  /* 0 when absent */
+    int smtp_code; /* 0 when absent or null */
+} mailroom_event;
+
+/*
+ * Subscribes to the queue's status channel on a connection of its own (the handle's
+ * own connection stays free for other calls) and returns once Redis has confirmed the
+ * subscription: no event published after this returns is missed. On success *out is a
+ * new watch (close with mailroom_watch_close); on failure *out is NULL. The handle must
+ * outlive the watch: the watch reports its errors there.
+ */
+MAILROOM_EXPORT int mailroom_watch_open(mailroom *m, mailroom_watch **out);
+
+/*
+ * Waits up to timeout_ms (0: only what already arrived) for the next event. MAILROOM_OK
+ * with *ev set to the event (owned by the watch, valid until the next call or close),
+ * or MAILROOM_OK with *ev NULL when none came in time or a signal interrupted the wait
+ * (the call returns early then, so a caller's signal handler gets its say). Otherwise
+ * MAILROOM_EREDIS (the subscription was lost) or MAILROOM_EPROTO, with *ev NULL; the
+ * watch cannot be used further but must still be closed. Installs no signal handler.
+ */
+MAILROOM_EXPORT int mailroom_watch_next(mailroom_watch *w, int timeout_ms,
+                                        const mailroom_event **ev);
+
+/* Unsubscribes, closes the watch's connection and frees it. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_watch_close(mailroom_watch *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

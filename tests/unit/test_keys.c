@@ -1,0 +1,72 @@
+/*
+ * test_keys: common/keys.c, the Redis key names of a queue. Every name must carry the
+ * hash tag {Q} (so a queue's keys share a Redis Cluster slot and one script may touch
+ * them), follow docs/redis.md exactly (other producers, the CLI and operators use the
+ * same names), refuse queue names that would break the tag or the key space (braces,
+ * blanks, separators, non-ASCII, over 64 characters) without changing the keys, and
+ * fit the longest queue and consumer names without cutting them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "keys.h"
+
+static void test_keys(void **state)
+{
+    (void)state;
+    keys_queue k;
+    char out[KEYS_NAME_MAX];
+    assert_int_equal(keys_init(&k, "signup"), 0);
+    assert_string_equal(k.queue, "signup");
+    assert_string_equal(k.pending, "mailroom:{signup}:pending");
+    assert_string_equal(k.scheduled, "mailroom:{signup}:scheduled");
+    assert_string_equal(k.dead, "mailroom:{signup}:dead");
+    assert_string_equal(k.stats, "mailroom:{signup}:stats");
+    assert_string_equal(k.status, "mailroom:{signup}:status");
+    assert_string_equal(k.consumers, "mailroom:{signup}:consumers");
+    assert_string_equal(k.job_prefix, "mailroom:{signup}:job:");
+    keys_job(&k, "01JDQ6Z3K8P4W7X2M5N9R0T1AB", out);
+    assert_string_equal(out, "mailroom:{signup}:job:01JDQ6Z3K8P4W7X2M5N9R0T1AB");
+    keys_processing(&k, "host-1:4242:3", out);
+    assert_string_equal(out, "mailroom:{signup}:processing:host-1:4242:3");
+    keys_rate(&k, 29925420LL, out);
+    assert_string_equal(out, "mailroom:{signup}:rate:29925420");
+
+    /* names: [A-Za-z0-9._:-]{1,64}; a refused name leaves k as it was */
+    assert_true(keys_queue_valid("a.B_9:x-y"));
+    static const char *bad[] = {"", "a{b}", "a{b", "b}", "a b", "a\tb", "a/b", "ü", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (keys_queue_valid(bad[i]) || keys_init(&k, bad[i]) != -1)
+            fail_msg("queue name accepted: '%s'", bad[i]);
+    }
+    assert_string_equal(k.pending, "mailroom:{signup}:pending");
+    char name[KEYS_QUEUE_MAX + 2];
+    memset(name, 'q', KEYS_QUEUE_MAX + 1);
+    name[KEYS_QUEUE_MAX + 1] = '\0'; /* 65 characters */
+    assert_false(keys_queue_valid(name));
+    assert_int_equal(keys_init(&k, name), -1);
+    name[KEYS_QUEUE_MAX] = '\0'; /* 64 */
+    assert_true(keys_queue_valid(name));
+    assert_int_equal(keys_init(&k, name), 0);
+    assert_string_equal(k.queue, name);
+    /* the longest names still fit: nothing is cut off */
+    const char *consumer = "consumer-with-a-rather-long-name:123456:99";
+    keys_processing(&k, consumer, out);
+    assert_int_equal(strlen(out), strlen("mailroom:{}:processing:") + 64 + strlen(consumer));
+    assert_string_equal(out + strlen(out) - strlen(consumer), consumer);
+    keys_job(&k, "x", out);
+    assert_int_equal(strlen(out), strlen("mailroom:{}:job:x") + 64);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
