@@ -14,7 +14,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         cmake gcc make libc6-dev pkg-config \
-        libhiredis-dev libcurl4-openssl-dev libjson-c-dev libssl-dev \
+        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -34,11 +34,11 @@ RUN cmake -S . -B /build \
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
-# Runtime libraries only: hiredis, libcurl (SMTP, TLS through OpenSSL), json-c,
-# OpenSSL, and the CA certificates libcurl verifies SMTP servers against.
+# Runtime libraries only: hiredis, json-c, OpenSSL (the SMTP engine's TLS), libidn2
+# (IDN domains), and the CA certificates SMTP servers are verified against.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libhiredis0.14 libcurl4 libjson-c5 libssl3 ca-certificates \
+        libhiredis0.14 libjson-c5 libssl3 libidn2-0 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid, so that files mounted into the container (the keys file, a CA

@@ -202,9 +202,9 @@ int out_json_line(struct json_object *o, struct failure *f);
 /* Flushes stdout: EXIT_OK, or EXIT_IOERR with "<what>: stdout: <why>". */
 int out_flush(const char *what, struct failure *f);
 
-/* Prints a status record as one line of JSON on stdout and flushes it. */
-int out_status(const mailroom_job_status *st, const char *queue, const char *what,
-               struct failure *f);
+/* Prints a status record as one line of JSON on stdout and flushes it, with the job's
+ * relay id and recipients (mailroom_status_detail) when it has them. */
+int out_status(mailroom *m, const mailroom_job_status *st, const char *what, struct failure *f);
 
 /* ---------------------------------------------------------------- the commands */
 

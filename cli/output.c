@@ -105,15 +105,44 @@ static json_object *status_json(const mailroom_job_status *st, const char *queue
     return o;
 }
 
-int out_status(const mailroom_job_status *st, const char *queue, const char *what,
-               struct failure *f)
+/* Adds "relay_id" (when known) and "recipients" {address: {state, code, reply}} (when
+ * any) of d to o. 0, or -1 out of memory. */
+static int add_detail(json_object *o, const mailroom_job_detail *d)
 {
-    json_object *o = status_json(st, queue);
+    if (d->relay_id[0] && json_add_str(o, "relay_id", d->relay_id, strlen(d->relay_id)) != 0)
+        return -1;
+    if (d->n_recipients == 0)
+        return 0;
+    json_object *map = json_object_new_object();
+    if (!map || json_object_object_add(o, "recipients", map) != 0) {
+        json_object_put(map);
+        return -1;
+    }
+    for (size_t i = 0; i < d->n_recipients; i++) {
+        const mailroom_recipient *r = &d->recipients[i];
+        json_object *a = json_object_new_object();
+        if (!a || json_object_object_add(map, r->address, a) != 0 ||
+            json_add_str(a, "state", r->state, strlen(r->state)) != 0 ||
+            json_add_int(a, "code", r->code, 1) != 0 ||
+            json_add_str(a, "reply", r->reply, strlen(r->reply)) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int out_status(mailroom *m, const mailroom_job_status *st, const char *what, struct failure *f)
+{
+    mailroom_job_detail *d = NULL;
+    int lrc = mailroom_status_detail(m, st->id, &d);
+    if (lrc != MAILROOM_OK && lrc != MAILROOM_ENOTFOUND)
+        return fail_lib(f, what, m, lrc);
+    json_object *o = status_json(st, mailroom_queue_name(m));
     int rc;
-    if (!o)
+    if (!o || (d && add_detail(o, d) != 0))
         rc = fail(f, EXIT_SOFTWARE, "%s: %s", what, strerror(ENOMEM));
     else if ((rc = out_json_line(o, f)) == EXIT_OK)
         rc = out_flush(what, f);
     json_object_put(o);
+    mailroom_job_detail_free(d);
     return rc;
 }

@@ -283,7 +283,7 @@ static int wait_outcome(mailroom *m, const char *id, int ms, struct failure *f)
     int lrc = mailroom_wait(m, id, ms, &st);
     if (lrc != MAILROOM_OK && lrc != MAILROOM_EPENDING)
         return fail_lib(f, "wait (the job was enqueued)", m, lrc);
-    int rc = out_status(&st, mailroom_queue_name(m), "wait", f);
+    int rc = out_status(m, &st, "wait", f);
     if (rc != EXIT_OK)
         return rc;
     if (lrc == MAILROOM_EPENDING)

@@ -21,7 +21,7 @@ int cmd_status(const struct cli *c, struct failure *f)
         rc = fail_lib(f, "status", m, lrc);
         goto out;
     }
-    rc = out_status(&st, mailroom_queue_name(m), "status", f);
+    rc = out_status(m, &st, "status", f);
 out:
     mailroom_close(m);
     return rc;

@@ -91,6 +91,19 @@ static void print_event_text(const mailroom_event *ev, int colour)
         fputs("  ", stdout);
         out_clean(detail, stdout);
     }
+    if (ev->relay_id) {
+        fputs("  relay id ", stdout);
+        out_clean(ev->relay_id, stdout);
+    }
+    for (size_t i = 0; i < ev->n_recipients; i++) {
+        const mailroom_recipient *r = &ev->recipients[i];
+        fputs(i ? ", " : "  recipients: ", stdout);
+        out_clean(r->address, stdout);
+        fputc(' ', stdout);
+        out_clean(r->state, stdout);
+        if (r->code)
+            printf(" %d", r->code);
+    }
     fputc('\n', stdout);
 }
 

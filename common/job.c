@@ -249,8 +249,8 @@ static int check_required(job *out, int require_sig, mr_error *err)
         return mr_fail(err, MAILROOM_EINVAL, "member 'id' must match [A-Za-z0-9._:-]{1,128}");
     if (out->n_to == 0)
         return mr_fail(err, MAILROOM_EINVAL, "member 'to' must hold at least one address");
-    if (!addr_spec_valid(out->from, strlen(out->from)))
-        return mr_fail(err, MAILROOM_EINVAL, "member 'from' is not a well-formed address");
+    if (addr_spec_parse(out->from, strlen(out->from), NULL, NULL, err) != 0)
+        return mr_prefix(err, "member 'from' is not a well-formed address");
     if (out->from_name && !addr_name_valid(out->from_name, strlen(out->from_name)))
         return mr_fail(err, MAILROOM_EINVAL, "member 'from_name' is not a valid display name");
     if (out->reply_to) {

@@ -50,18 +50,14 @@ static void default_id(char *out, size_t cap)
 /*
  * TLS and AUTH for SMTP. TLS is required unless the host is a loopback address (a
  * local relay or test server); turning certificate checks off takes an explicit flag
- * and is logged at every start. The password comes from a file only.
+ * and is logged at every start. The password comes from a file only. The engine's own
+ * check (smtp_config_check) refuses a URL with credentials and AUTH in clear to a
+ * remote host.
  */
 static int configure_smtp(consumer_config *cfg, const consumer_options *o, mr_error *err)
 {
     smtp_config *s = &cfg->smtp;
     s->url = o->smtp;
-    if (strncmp(s->url, "smtp://", 7) != 0 && strncmp(s->url, "smtps://", 8) != 0)
-        return mr_fail(err, MAILROOM_EINVAL, "SMTP URL must start with smtp:// or smtps://");
-    if (smtp_url_has_credentials(s->url))
-        return mr_fail(err, MAILROOM_EINVAL,
-                       "the SMTP URL must not carry a user or password; use "
-                       "MAILROOM_SMTP_USER and MAILROOM_SMTP_PASSWORD_FILE");
     int implicit = strncmp(s->url, "smtps://", 8) == 0;
     s->tls_required =
         o->smtp_tls ? strcmp(o->smtp_tls, "required") == 0 : !smtp_url_is_loopback(s->url);
@@ -70,11 +66,12 @@ static int configure_smtp(consumer_config *cfg, const consumer_options *o, mr_er
     s->ca_file = o->smtp_ca_file;
     s->insecure = o->smtp_insecure;
     s->user = o->smtp_user;
+    s->ehlo_name = o->ehlo_name;
     s->abort = &cfg->hurry;
     s->connect_timeout_ms = (long)o->smtp_connect_timeout;
-    s->timeout_ms = (long)o->smtp_timeout;
+    s->command_timeout_ms = (long)o->smtp_timeout;
     s->max_per_connection = o->max_per_connection;
-    s->idle_max_s = (long)(o->smtp_idle / 1000);
+    s->idle_max_ms = (long)o->smtp_idle;
     const char *pw_file = getenv("MAILROOM_SMTP_PASSWORD_FILE");
     if (pw_file && *pw_file) {
         cfg->smtp_password = secret_read_file(pw_file, err);
@@ -84,7 +81,10 @@ static int configure_smtp(consumer_config *cfg, const consumer_options *o, mr_er
     }
     if (s->password && !s->user)
         return mr_fail(err, MAILROOM_EINVAL, "an SMTP password needs MAILROOM_SMTP_USER");
-    return 0;
+    if (s->user && !s->password)
+        return mr_fail(err, MAILROOM_EINVAL,
+                       "an SMTP user needs its password in MAILROOM_SMTP_PASSWORD_FILE");
+    return smtp_config_check(s, err);
 }
 
 static int configure_redis(consumer_config *cfg, const consumer_options *o, mr_error *err)
@@ -125,6 +125,8 @@ static void configure_numbers(consumer_config *cfg, const consumer_options *o)
     const char *take[TAKE_ARGC] = {"BLMOVE", cfg->keys.pending, cfg->processing, "RIGHT",
                                    "LEFT",   cfg->take_timeout};
     memcpy(cfg->take_argv, take, sizeof take);
+    const char *poll[POLL_ARGC] = {"LMOVE", cfg->keys.pending, cfg->processing, "RIGHT", "LEFT"};
+    memcpy(cfg->poll_argv, poll, sizeof poll);
 }
 
 /*

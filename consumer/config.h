@@ -19,6 +19,7 @@
 
 #define WORKER_MAX 256 /* the most worker threads a consumer runs (--concurrency) */
 #define TAKE_ARGC 6    /* BLMOVE pending processing RIGHT LEFT timeout */
+#define POLL_ARGC 5    /* LMOVE pending processing RIGHT LEFT */
 
 typedef struct consumer_config {
     rconn_url redis;
@@ -58,6 +59,8 @@ typedef struct consumer_config {
     char take_timeout[24];            /* block_timeout_ms, in seconds */
     const char *take_argv[TAKE_ARGC]; /* BLMOVE pending -> processing (borrowed from
                                          keys, processing and take_timeout) */
+    const char *poll_argv[POLL_ARGC]; /* LMOVE pending -> processing: a take that does
+                                         not block */
     /* outcomes recorded by this process since it started, for the summary log line */
     atomic_long n_sent, n_retried, n_failed, n_rejected;
 } consumer_config;

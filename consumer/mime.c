@@ -2,8 +2,8 @@
  * mime: the message builder (see mime.h).
  *
  * The message is written straight into the caller's buffer, top to bottom, with CRLF
- * line ends only: libcurl dot-stuffs only after CRLF and sends the bytes as they are, so
- * a bare CR or LF would reach the server as-is. Header lines are kept within 78
+ * line ends only: the SMTP session dot-stuffs only after CRLF and sends the bytes as they
+ * are, so a bare CR or LF would reach the server as-is. Header lines are kept within 78
  * characters where the content allows (76 for lines with encoded words, as RFC 2047
  * asks) and within 998 always; the limits of the job model (display names of 256 bytes,
  * addresses of 254, ids of 128) are what make that "always" hold for address and
@@ -15,7 +15,11 @@
  * fresh folded line after truncating the buffer: cheaper to reason about than
  * predicting its width.
  *
- * Bodies are never sent as 8bit (libcurl does not declare 8BITMIME): mostly-ASCII text
+ * Addresses: see mime.h. The header form of each is decided from its spec alone (the
+ * A-label envelope form, or the spec as given when the local part is non-ASCII), so a
+ * header never holds a U-label unless the message needs SMTPUTF8 anyway.
+ *
+ * Bodies are never sent as 8bit (BODY=8BITMIME is not declared): mostly-ASCII text
  * goes quoted-printable, so it stays readable in the raw message, and anything with 20 %
  * or more bytes >= 0x80 (CJK text, for instance) goes base64, which is smaller for it.
  */
@@ -240,14 +244,20 @@ static int put_quoted(buf *out, const char *s, size_t len)
 }
 
 /* Appends a mailbox from its parts; the angle address moves to a folded line of its own
- * when it would pass column 78 after the name. */
+ * when it would pass column 78 after the name. The address goes in its header form: the
+ * envelope form (the domain as A-labels, 7-bit) unless its local part is non-ASCII,
+ * which only SMTPUTF8 can carry, and then as given (RFC 6532). */
 static int put_mailbox(buf *out, const char *name, size_t name_len, const char *spec,
                        size_t spec_len)
 {
-    if (!addr_spec_valid(spec, spec_len))
+    char envelope[ADDR_SPEC_MAX + 1];
+    int utf8 = 0;
+    if (addr_spec_parse(spec, spec_len, envelope, &utf8, NULL) != 0)
         return -1;
+    const char *addr = utf8 ? spec : envelope;
+    size_t addr_len = utf8 ? spec_len : strlen(envelope);
     if (name_len == 0)
-        return buf_append(out, spec, spec_len);
+        return buf_append(out, addr, addr_len);
     int rc;
     switch (name_form(name, name_len)) {
     case NAME_PHRASE: rc = buf_append(out, name, name_len); break;
@@ -256,8 +266,8 @@ static int put_mailbox(buf *out, const char *name, size_t name_len, const char *
     }
     if (rc != 0)
         return -1;
-    const char *sep = cur_col(out) + spec_len + 3 > LINE_SOFT ? "\r\n <" : " <";
-    if (buf_puts(out, sep) != 0 || buf_append(out, spec, spec_len) != 0)
+    const char *sep = cur_col(out) + addr_len + 3 > LINE_SOFT ? "\r\n <" : " <";
+    if (buf_puts(out, sep) != 0 || buf_append(out, addr, addr_len) != 0)
         return -1;
     return buf_putc(out, '>');
 }
@@ -265,6 +275,31 @@ static int put_mailbox(buf *out, const char *name, size_t name_len, const char *
 int mime_append_mailbox(buf *out, const addr_mailbox *mb)
 {
     return put_mailbox(out, mb->name, strlen(mb->name), mb->spec, strlen(mb->spec));
+}
+
+/* 1 when the mailbox string s parses and its local part is non-ASCII. */
+static int mailbox_utf8(const char *s)
+{
+    addr_mailbox mb;
+    return s && addr_parse(s, strlen(s), &mb, NULL) == 0 && mb.utf8;
+}
+
+int mime_needs_smtputf8(const job *j)
+{
+    int utf8 = 0;
+    if (j->from && addr_spec_parse(j->from, strlen(j->from), NULL, &utf8, NULL) == 0 && utf8)
+        return 1;
+    if (mailbox_utf8(j->reply_to))
+        return 1;
+    const char *const *lists[3] = {j->to, j->cc, j->bcc};
+    size_t counts[3] = {j->n_to, j->n_cc, j->n_bcc};
+    for (int l = 0; l < 3; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            if (mailbox_utf8(lists[l][i]))
+                return 1;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -485,14 +520,13 @@ static int put_from(buf *out, const job *j)
 
 int mime_build(const job *j, buf *out, mr_error *err)
 {
-    const char *domain;
-    char date[CLOCK_ISO_MAX];
+    char from_envelope[ADDR_SPEC_MAX + 1], date[CLOCK_ISO_MAX];
     buf_reset(out);
     if (!j->id || !j->id[0] || !j->from || (!j->text && !j->html))
         return mr_fail(err, MAILROOM_EINVAL, "job lacks an id, a from address or a body");
-    domain = strrchr(j->from, '@');
-    if (!domain || !addr_spec_valid(j->from, strlen(j->from)))
-        return mr_fail(err, MAILROOM_EINVAL, "malformed from address");
+    if (addr_spec_parse(j->from, strlen(j->from), from_envelope, NULL, err) != 0)
+        return mr_prefix(err, "malformed from address");
+    const char *domain = strrchr(from_envelope, '@') + 1; /* A-labels: Message-ID is ASCII */
     for (size_t i = 0; i < j->n_headers; i++)
         if (!field_name_ok(j->headers[i].name) || !j->headers[i].value)
             return mr_fail(err, MAILROOM_EINVAL, "malformed extra header");
@@ -511,7 +545,7 @@ int mime_build(const job *j, buf *out, mr_error *err)
         return -1;
     if (mime_header_unstructured(out, "Subject", j->subject ? j->subject : "") != 0 ||
         buf_puts(out, "Message-ID: <") != 0 || mime_msgid_local(out, j->id) != 0 ||
-        buf_printf(out, "%s>\r\nMIME-Version: 1.0\r\n", domain) != 0)
+        buf_printf(out, "@%s>\r\nMIME-Version: 1.0\r\n", domain) != 0)
         goto oom;
     for (size_t i = 0; i < j->n_headers; i++) {
         if (mime_header_unstructured(out, j->headers[i].name, j->headers[i].value) != 0)

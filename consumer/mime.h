@@ -1,10 +1,16 @@
 /*
  * mime: turns a validated job into the RFC 5322 / MIME message the consumer hands to
- * libcurl. Everything libcurl does not do is done here: RFC 2047 encoding of non-ASCII
- * subjects, extra headers and display names, header folding, CRLF line ends only,
- * 7-bit bodies (quoted-printable or base64, since libcurl never declares 8BITMIME) and
- * lines of at most 998 bytes. All output goes into a caller-owned buf, so a worker can
- * reuse one buffer for every job.
+ * its SMTP session: RFC 2047 encoding of non-ASCII subjects, extra headers and display
+ * names, header folding, CRLF line ends only, 7-bit bodies (quoted-printable or base64:
+ * BODY=8BITMIME is never declared) and lines of at most 998 bytes. All output goes into
+ * a caller-owned buf, so a worker can reuse one buffer for every job.
+ *
+ * The message is 7-bit except for one case: an address whose local part is non-ASCII
+ * (RFC 6531) is written raw, as given, in the header that carries it (RFC 6532 UTF-8
+ * headers). Such a message can travel only with SMTPUTF8, and so can its envelope:
+ * mime_needs_smtputf8() says when, for the worker to set the transaction's smtputf8.
+ * Every other address goes in the headers in its envelope form, the domain as A-labels
+ * (xn--...), which every reader and relay accepts.
  */
 #ifndef MAILROOM_MIME_H
 #define MAILROOM_MIME_H
@@ -35,10 +41,21 @@ int mime_header_unstructured(buf *out, const char *name, const char *value);
  * Appends a mailbox as it goes into an address header: the bare address, or the display
  * name and " <address>". The name goes raw when it is a phrase of RFC 5322 atoms, as a
  * quoted-string (with \" and \\ escapes) when it is other printable ASCII, and as RFC 2047
- * B-words when it has non-ASCII bytes or "=?". Folds with CRLF SP when a line would pass
- * 78 characters. Returns 0, or -1 when out of memory or mb->spec is not a valid address.
+ * B-words when it has non-ASCII bytes or "=?". The address is mb->spec's envelope form
+ * (domain as A-labels), or mb->spec itself when its local part is non-ASCII (RFC 6532);
+ * both are derived from mb->spec here, so a hand-built mailbox needs only name and spec.
+ * Folds with CRLF SP when a line would pass 78 characters. Returns 0, or -1 when out of
+ * memory or mb->spec is not a valid address.
  */
 int mime_append_mailbox(buf *out, const addr_mailbox *mb);
+
+/*
+ * 1 when the job's message and envelope need SMTPUTF8: an address of from, to, cc, bcc
+ * or reply_to has a non-ASCII local part (bcc reaches only the envelope, reply_to only
+ * the headers; either is enough). 0 otherwise, also for a job whose addresses do not
+ * parse (mime_build() refuses it).
+ */
+int mime_needs_smtputf8(const job *j);
 
 /*
  * Appends the Message-ID local part for a job id: A-Z a-z 0-9 '_' '-' are kept, every

@@ -12,10 +12,9 @@
 
 /* The dead-list entry {"reason","at","consumer","job","id","state"}, built with json-c
  * into w->dead_entry. */
-static int build_dead_entry(worker *w, const outcome *o, const char *now_iso)
+static int build_dead_entry(worker *w, const task *t, const outcome *o, const char *now_iso)
 {
     int rc = -1;
-    const task *t = &w->cur;
     json_object *e = json_object_new_object();
     if (!e)
         return -1;
@@ -51,8 +50,8 @@ static void count_outcome(consumer_config *cfg, mailroom_state state)
 
 /* FINISH's target and tail: scheduled and the due ms (retrying, queued), nothing
  * (sent), or the dead list and its entry (failed, rejected). 0, or -1 out of memory. */
-static int finish_tail(worker *w, const outcome *o, const char *now_iso, char due[32],
-                       finish_args *a)
+static int finish_tail(worker *w, const task *t, const outcome *o, const char *now_iso,
+                       char due[32], finish_args *a)
 {
     const consumer_config *cfg = w->cfg;
     a->v[FINISH_KEY_target] = cfg->keys.dead;
@@ -63,7 +62,7 @@ static int finish_tail(worker *w, const outcome *o, const char *now_iso, char du
     } else if (o->state == MAILROOM_STATE_SENT) {
         a->v[FINISH_ARG_tail] = "";
     } else {
-        if (build_dead_entry(w, o, now_iso) != 0)
+        if (build_dead_entry(w, t, o, now_iso) != 0)
             return -1;
         a->v[FINISH_ARG_tail] = w->dead_entry.data;
         a->len[FINISH_ARG_tail] = w->dead_entry.len;
@@ -72,8 +71,8 @@ static int finish_tail(worker *w, const outcome *o, const char *now_iso, char du
 }
 
 /* The arguments of FINISH for o; keys and times formatted into the caller's buffers. */
-static int finish_args_for(worker *w, const outcome *o, finish_args *a, char *job_key,
-                           char *rate_key, char *now_iso, char *code, char *due)
+static int finish_args_for(worker *w, const task *t, const outcome *o, finish_args *a,
+                           char *job_key, char *rate_key, char *now_iso, char *code, char *due)
 {
     const consumer_config *cfg = w->cfg;
     clock_format_iso(o->at_ms, 1, now_iso);
@@ -81,14 +80,14 @@ static int finish_args_for(worker *w, const outcome *o, finish_args *a, char *jo
     keys_job(&cfg->keys, o->id, job_key);
     if (o->smtp_code)
         snprintf(code, 16, "%d", o->smtp_code);
-    if (finish_tail(w, o, now_iso, due, a) != 0)
+    if (finish_tail(w, t, o, now_iso, due, a) != 0)
         return -1;
     a->v[FINISH_KEY_job] = job_key;
     a->v[FINISH_KEY_processing] = cfg->processing;
     a->v[FINISH_KEY_stats] = cfg->keys.stats;
     a->v[FINISH_KEY_rate] = rate_key;
-    a->v[FINISH_ARG_raw] = w->cur.raw;
-    a->len[FINISH_ARG_raw] = w->cur.len;
+    a->v[FINISH_ARG_raw] = t->raw;
+    a->len[FINISH_ARG_raw] = t->len;
     a->v[FINISH_ARG_state] = mailroom_state_name(o->state);
     a->v[FINISH_ARG_code] = code;
     a->v[FINISH_ARG_reply] = o->reply;
@@ -100,15 +99,17 @@ static int finish_args_for(worker *w, const outcome *o, finish_args *a, char *jo
     a->v[FINISH_ARG_ttl] = cfg->ttl_arg;
     a->v[FINISH_ARG_id] = o->id;
     a->v[FINISH_ARG_dead_max] = cfg->dead_max_arg;
-    a->v[FINISH_ARG_token] = w->cur.token;
+    a->v[FINISH_ARG_token] = t->token;
+    a->v[FINISH_ARG_relay_id] = o->relay_id ? o->relay_id : "";
+    a->v[FINISH_ARG_recipients] = o->recipients ? o->recipients : "";
+    a->v[FINISH_ARG_owed] = o->owed ? o->owed : "";
     return 0;
 }
 
 /* The outcome's log line, stamped with its time and, in JSON, carrying its fields.
  * kind is what FINISH answered: "recorded", "lost", ... */
-static void log_finished(const worker *w, const outcome *o, const char *kind)
+static void log_finished(const task *t, const outcome *o, const char *kind)
 {
-    const task *t = &w->cur;
     log_outcome lo = {o->at_ms,     o->id,      mailroom_state_name(o->state),
                       o->smtp_code, t->attempt, t->begun_ms ? o->at_ms - t->begun_ms : -1};
     const char *note = strcmp(kind, "lost") == 0 ? " (not recorded: this consumer had lost "
@@ -123,19 +124,18 @@ static void log_finished(const worker *w, const outcome *o, const char *kind)
                      o->error[0] ? ": " : "", o->error, note);
 }
 
-void outcome_finish(worker *w, const outcome *o)
+void outcome_finish_carrying(worker *w, task *t, const outcome *o, int carry)
 {
     char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX], rate_key[KEYS_NAME_MAX];
     char code[16] = "", due[32];
     finish_args a = {0};
-    if (finish_args_for(w, o, &a, job_key, rate_key, now_iso, code, due) != 0) {
+    if (finish_args_for(w, t, o, &a, job_key, rate_key, now_iso, code, due) != 0) {
         log_msg(LOG_ERROR, o->id,
-                "out of memory building the dead-list entry; the job stays "
-                "in %s for recovery",
+                "out of memory building the dead-list entry; the job stays in %s for recovery",
                 w->cfg->processing);
         return;
     }
-    redisReply *r = wr_run(w, SCRIPT_FINISH, a.v, a.len, o->id, 1);
+    redisReply *r = wr_run(w, SCRIPT_FINISH, a.v, a.len, o->id, carry);
     if (!r) {
         log_msg(LOG_ERROR, o->id, "outcome %s not recorded; the job stays in %s for recovery",
                 mailroom_state_name(o->state), w->cfg->processing);
@@ -147,12 +147,11 @@ void outcome_finish(worker *w, const outcome *o)
                            : "recorded";
     if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0)
         count_outcome(w->cfg, o->state);
-    log_finished(w, o, kind);
+    log_finished(t, o, kind);
     freeReplyObject(r);
 }
 
-void outcome_reject(worker *w, const char *id, const char *reason)
+void outcome_finish(worker *w, task *t, const outcome *o)
 {
-    outcome o = {MAILROOM_STATE_REJECTED, id, 0, "", reason, 0, clock_now_ms()};
-    outcome_finish(w, &o);
+    outcome_finish_carrying(w, t, o, TAKE_BLOCK);
 }

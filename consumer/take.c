@@ -43,22 +43,25 @@ static void reject_oversized(worker *w, long long announced)
     freeReplyObject(r);
 }
 
-/* Puts a taken reply into w->cur and marks it held. */
-static int hold(worker *w, redisReply *r)
+/* Puts a taken reply into t and marks it held. */
+static int hold(worker *w, task *t, redisReply *r)
 {
-    memset(&w->cur, 0, sizeof w->cur);
-    w->cur.reply = r;
-    w->cur.raw = r->str;
-    w->cur.len = r->len;
-    atomic_store(&w->held[0], worker_job_hash(r->str, r->len));
+    t->reply = r;
+    t->raw = r->str;
+    t->len = r->len;
+    t->token[0] = '\0';
+    atomic_store(&w->held[t->slot], worker_job_hash(r->str, r->len));
     return 1;
 }
 
-/* A BLMOVE of our own, bounded. Returns the reply holding a job, or NULL. */
-static redisReply *blocking_take(worker *w, long long *too_big)
+/* A take of our own (BLMOVE or LMOVE), bounded. Returns the reply holding a job, or
+ * NULL (*too_big set when it met an oversized entry). */
+static redisReply *own_take(worker *w, take_mode mode, long long *too_big)
 {
     redisReply *r = NULL;
-    if (redisAppendCommandArgv(w->redis, TAKE_ARGC, w->cfg->take_argv, NULL) != REDIS_OK)
+    const char **argv = mode == TAKE_BLOCK ? w->cfg->take_argv : w->cfg->poll_argv;
+    int argc = mode == TAKE_BLOCK ? TAKE_ARGC : POLL_ARGC;
+    if (redisAppendCommandArgv(w->redis, argc, argv, NULL) != REDIS_OK)
         return NULL;
     rconn_read_result rr = rconn_read_bounded(w->redis, JOB_MAX_BYTES, &r, too_big);
     if (rr == RCONN_READ_TOOBIG) {
@@ -67,14 +70,14 @@ static redisReply *blocking_take(worker *w, long long *too_big)
         return NULL;
     }
     if (rr != RCONN_READ_OK || rconn_transient_error(r)) {
-        wr_drop(w, r ? r->str : "BLMOVE");
+        wr_drop(w, r ? r->str : argv[0]);
         if (r)
             wr_sleep_ms(RECONNECT_MIN_MS);
         freeReplyObject(r);
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        wr_log_refusal("the take (BLMOVE)", NULL, r->str);
+        wr_log_refusal("the take", NULL, r->str);
         freeReplyObject(r);
         wr_pause_after_refusal(w, &w->take_delay, 0);
         return NULL;
@@ -87,7 +90,7 @@ static redisReply *blocking_take(worker *w, long long *too_big)
     return r;
 }
 
-int take_job(worker *w)
+int take_job(worker *w, task *t, take_mode mode)
 {
     long long too_big = -1;
     if (w->next_too_big) {
@@ -99,8 +102,8 @@ int take_job(worker *w)
     if (w->next) {
         redisReply *r = w->next;
         w->next = NULL;
-        atomic_store(&w->held[1], 0);
-        return hold(w, r);
+        atomic_store(&w->held[2], 0);
+        return hold(w, t, r);
     }
     if (w->redis && w->epoch != atomic_load(&w->cfg->master_epoch)) {
         redisFree(w->redis); /* Sentinel named a new master: go there */
@@ -108,18 +111,40 @@ int take_job(worker *w)
     }
     if (!w->redis && wr_connect(w, 0) != 0)
         return 0;
-    redisReply *r = blocking_take(w, &too_big);
+    redisReply *r = own_take(w, mode, &too_big);
     if (r)
-        return hold(w, r);
+        return hold(w, t, r);
     if (too_big >= 0)
         reject_oversized(w, too_big);
     return 0;
 }
 
-begin_result take_begin(worker *w)
+/* Reads BEGIN's answer {what, attempts[, owed, delivered]} into t. */
+static begin_result begin_reply(const redisReply *r, task *t)
+{
+    static const char *const names[] = {"sending", "duplicate", "inflight", "lost"};
+    begin_result res = BEGIN_FAILED;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER)
+        return BEGIN_FAILED;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(r->element[0]->str, names[i]) == 0)
+            res = (begin_result)i;
+    t->attempt = (long)r->element[1]->integer;
+    buf_reset(&t->owed);
+    t->delivered_before = 0;
+    if (res == BEGIN_SENDING && r->elements == 4 && r->element[2]->type == REDIS_REPLY_STRING &&
+        r->element[3]->type == REDIS_REPLY_INTEGER) {
+        if (buf_append(&t->owed, r->element[2]->str, r->element[2]->len) != 0)
+            return BEGIN_FAILED;
+        t->delivered_before = (long)r->element[3]->integer;
+    }
+    return res;
+}
+
+begin_result take_begin(worker *w, task *t)
 {
     const consumer_config *cfg = w->cfg;
-    task *t = &w->cur;
     char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX];
     clock_format_iso(clock_now_ms(), 1, now_iso);
     keys_job(&cfg->keys, t->job.id, job_key);
@@ -141,15 +166,7 @@ begin_result take_begin(worker *w)
     redisReply *r = wr_run(w, SCRIPT_BEGIN, a.v, a.len, t->job.id, 0);
     if (!r)
         return BEGIN_FAILED;
-    begin_result res = BEGIN_FAILED;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_INTEGER) {
-        static const char *const names[] = {"sending", "duplicate", "inflight", "lost"};
-        for (int i = 0; i < 4; i++)
-            if (strcmp(r->element[0]->str, names[i]) == 0)
-                res = (begin_result)i;
-        t->attempt = (long)r->element[1]->integer;
-    }
+    begin_result res = begin_reply(r, t);
     t->begun_ms = clock_now_ms();
     t->stall_epoch = atomic_load(&cfg->stall_epoch);
     freeReplyObject(r);

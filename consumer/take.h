@@ -1,8 +1,11 @@
 /*
  * take: how a worker comes to hold a job. The take itself (BLMOVE pending ->
- * processing, or the one a FINISH carried) never receives an entry larger than the
- * largest valid job: such an entry is stopped at its announced length and rejected
- * in Redis by the toobig script. BEGIN then takes the job's lease (begin.lua).
+ * processing when the worker has nothing else to do; LMOVE, which does not block,
+ * while another job's content waits to go; or the one a FINISH carried) never
+ * receives an entry larger than the largest valid job: such an entry is stopped at
+ * its announced length and rejected in Redis by the toobig script. BEGIN then takes
+ * the job's lease (begin.lua), which the lease script checks before a message's end of
+ * data when a stall may have let it lapse.
  */
 #ifndef MAILROOM_TAKE_H
 #define MAILROOM_TAKE_H
@@ -11,10 +14,14 @@
 #include "script.h"
 #include "worker.h"
 
-/* Takes the next job into w->cur (raw and len set, hash held). 1 when a job was
- * taken; 0 when none came (the block timed out, an oversized entry was rejected,
- * Redis failed or refused: handled and logged here, with backoff). */
-int take_job(worker *w);
+/* How a take waits: blocking up to --block-timeout, or not at all. */
+typedef enum take_mode { TAKE_BLOCK = 1, TAKE_POLL = 2 } take_mode;
+
+/* Takes the next job into t (raw and len set, its hash held). 1 when a job was
+ * taken; 0 when none came (the block timed out, the queue was empty, an oversized
+ * entry was rejected, Redis failed or refused: handled and logged here, with
+ * backoff). A job a FINISH carried comes first, whatever the mode. */
+int take_job(worker *w, task *t, take_mode mode);
 
 /* The toobig script's arguments for this consumer (its processing list, the size
  * limit, now), formatted into max and now_iso. Also the housekeeper's. */
@@ -23,15 +30,15 @@ void take_toobig_args(const consumer_config *cfg, toobig_args *a, char max[24],
 
 /* What BEGIN said. */
 typedef enum begin_result {
-    BEGIN_SENDING = 0, /* the lease is this take's: send (t->attempt is set) */
+    BEGIN_SENDING = 0, /* the lease is this take's: send (attempt, owed set) */
     BEGIN_DUPLICATE,   /* already sent: acknowledged without sending */
     BEGIN_INFLIGHT,    /* a copy of a job in flight elsewhere: dropped */
     BEGIN_LOST,        /* no longer in this consumer's processing list */
     BEGIN_FAILED       /* Redis could not be reached before a hurried shutdown */
 } begin_result;
 
-/* BEGIN for the decoded job in w->cur, with a new lease token. */
-begin_result take_begin(worker *w);
+/* BEGIN for the decoded job in t, with a new lease token. */
+begin_result take_begin(worker *w, task *t);
 
 /*
  * 1 when the job in t may be sent: its lease cannot have lapsed (heartbeats have been

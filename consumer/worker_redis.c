@@ -131,7 +131,7 @@ static void keep_carried(worker *w, const redisReply *script, redisReply *next)
 {
     if (next && next->type == REDIS_REPLY_STRING && script && script->type != REDIS_REPLY_ERROR) {
         w->next = next;
-        atomic_store(&w->held[1], worker_job_hash(next->str, next->len));
+        atomic_store(&w->held[2], worker_job_hash(next->str, next->len));
         return;
     }
     if (next && next->type == REDIS_REPLY_STRING)
@@ -151,13 +151,14 @@ static int may_carry(const worker *w)
     return !wr_stopping(w) && w->cfg->redis.n_sentinels == 0 && !w->next && !w->next_too_big;
 }
 
-/* One try: the script (and WAIT, or the carried take). */
+/* One try: the script (and WAIT, or the carried take: 1 BLMOVE, 2 LMOVE). */
 static redisReply *run_once(worker *w, script_id id, const char *const *v, const size_t *len,
                             int carry, long *acked, int replicas, mr_error *err)
 {
     redisReply *r, *next = NULL;
     if (carry)
-        r = script_run_then(w->redis, id, v, len, TAKE_ARGC, w->cfg->take_argv, NULL,
+        r = script_run_then(w->redis, id, v, len, carry == 1 ? TAKE_ARGC : POLL_ARGC,
+                            carry == 1 ? w->cfg->take_argv : w->cfg->poll_argv, NULL,
                             read_carried_take, w, &next, err);
     else
         r = script_run_acked(w->redis, id, v, len, replicas, WAIT_TIMEOUT_MS, acked, err);
@@ -183,7 +184,8 @@ redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *
         mr_error err = MR_ERROR_INIT;
         long acked = 0;
         int replicas = rconn_replicas_needed(&cfg->redis, &w->guard);
-        redisReply *r = run_once(w, id, v, len, carry_take && may_carry(w), &acked, replicas, &err);
+        redisReply *r =
+            run_once(w, id, v, len, may_carry(w) ? carry_take : 0, &acked, replicas, &err);
         carry_take = 0;
         if (!r && err.rc == MAILROOM_EINVAL) {
             log_msg(LOG_ERROR, job_id, "%s", err.msg);

@@ -37,9 +37,10 @@ void wr_log_refusal(const char *step, const char *job_id, const char *reply);
 
 /*
  * Runs a script for the job in hand until Redis records it, following the rules
- * above. With carry_take, the next BLMOVE goes out in the same write (not with
- * Sentinel, nor when stopping or already carrying one): the job it takes lands in
- * w->next (or w->next_too_big is set), saving the next take its round trip. Returns
+ * above. With carry_take (1: BLMOVE, which blocks; 2: LMOVE, which does not), the
+ * next take goes out in the same write (not with Sentinel, nor when stopping or
+ * already carrying one): the job it takes lands in w->next (or w->next_too_big is
+ * set), saving the next take its round trip. Returns
  * the reply (caller frees), or NULL when a hurried shutdown made the worker give up or
  * the arguments were wrong (a bug, logged).
  */

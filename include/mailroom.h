@@ -215,6 +215,33 @@ typedef struct mailroom_job_status {
 /* Reads a job's status record. MAILROOM_ENOTFOUND when there is none. */
 MAILROOM_EXPORT int mailroom_status(mailroom *m, const char *id, mailroom_job_status *out);
 
+/* What became of one recipient of a job (docs/redis.md: the record's recipients). The
+ * strings belong to the structure that holds the recipient. */
+typedef struct mailroom_recipient {
+    const char *address; /* the envelope address */
+    const char *state;   /* "sent", "rejected" (refused for good), "retrying" (owed a
+                            retry), "failed" (given up) */
+    int code;            /* the SMTP reply code that decided it; 0 when none */
+    const char *reply;   /* that reply, or why; "" when none */
+} mailroom_recipient;
+
+/* What a job's record says beyond mailroom_job_status: the relay's queue id and each
+ * recipient's fate. Allocated by mailroom_status_detail, freed with
+ * mailroom_job_detail_free. */
+typedef struct mailroom_job_detail {
+    const char *relay_id; /* the queue id in the relay's final 2xx ("" when none): the
+                             mail's name in the relay's own logs */
+    const mailroom_recipient *recipients;
+    size_t n_recipients; /* 0 before the first attempt */
+} mailroom_job_detail;
+
+/* Reads a job's relay id and recipients into a new *out. MAILROOM_ENOTFOUND when
+ * there is no record; *out is NULL on any failure. */
+MAILROOM_EXPORT int mailroom_status_detail(mailroom *m, const char *id, mailroom_job_detail **out);
+
+/* Frees what mailroom_status_detail made. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_job_detail_free(mailroom_job_detail *d);
+
 /*
  * Waits up to timeout_ms for a job to reach a final state (sent, failed, rejected)
  * and fills *out with its record; MAILROOM_OK means final (check out->state), not

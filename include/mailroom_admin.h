@@ -198,6 +198,11 @@ typedef struct mailroom_event {
     const char *id, *queue, *state, *smtp_reply, *error, *consumer, *at;
     int attempts;  /* 0 when absent */
     int smtp_code; /* 0 when absent or null */
+    /* from an outcome's event (FINISH): the relay's queue id (NULL when absent) and
+     * each recipient's fate (none when absent) */
+    const char *relay_id;
+    const mailroom_recipient *recipients;
+    size_t n_recipients;
 } mailroom_event;
 
 /*

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "handle.h"
 #include "job.h"
+#include "recipients.h"
 #include "state.h"
 
 /* Copies one HGETALL field into the status record. */
@@ -81,6 +82,92 @@ int mailroom_status(mailroom *m, const char *id, mailroom_job_status *out)
     if (!m)
         return MAILROOM_EINVAL;
     return handle_result(m, read_status(m, id, out));
+}
+
+/* mailroom_job_detail and what its pointers borrow from: the parsed recipients map and
+ * the relay id. */
+typedef struct detail {
+    mailroom_job_detail pub; /* first: the public pointer is the detail's */
+    json_object *map;
+    mailroom_recipient *recipients;
+    char relay_id[256];
+} detail;
+
+void mailroom_job_detail_free(mailroom_job_detail *d)
+{
+    detail *x = (detail *)d;
+    if (!x)
+        return;
+    free(x->recipients);
+    json_object_put(x->map);
+    free(x);
+}
+
+/* Fills x from an HGETALL reply (the status commands of the producer's ACL role).
+ * 0, or -1 with m->err set. */
+static int take_detail(mailroom *m, const redisReply *r, const char *id, detail *x)
+{
+    size_t n = 0;
+    if (r->type == REDIS_REPLY_ERROR)
+        return mr_fail(&m->err, MAILROOM_EREDIS, "status refused by Redis: %.300s", r->str);
+    if (r->type != REDIS_REPLY_ARRAY)
+        return mr_fail(&m->err, MAILROOM_EPROTO, "status: unexpected reply type %d", r->type);
+    if (r->elements == 0)
+        return mr_fail(&m->err, MAILROOM_ENOTFOUND, "no status record for job '%s'", id);
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "relay_id") == 0)
+            snprintf(x->relay_id, sizeof x->relay_id, "%s", v->str);
+        else if (strcmp(k->str, "recipients") == 0 && !x->map)
+            x->map = job_parse_strict(v->str, v->len, NULL);
+    }
+    if (recipients_read(x->map, &x->recipients, &n) != 0)
+        return mr_fail(&m->err, MAILROOM_ENOMEM, "out of memory");
+    x->pub.relay_id = x->relay_id;
+    x->pub.recipients = x->recipients;
+    x->pub.n_recipients = n;
+    return 0;
+}
+
+/* Reads the detail of job id into a new *out. 0, or -1 with m->err set. */
+static int read_detail(mailroom *m, const char *id, mailroom_job_detail **out)
+{
+    int rc = -1;
+    redisReply *r = NULL;
+    detail *x = NULL;
+    if (!id || !out || !job_id_valid(id))
+        return mr_fail(&m->err, MAILROOM_EINVAL, "id must match [A-Za-z0-9._:-]{1,128}");
+    if (handle_connect(m) != 0)
+        return -1;
+    char job_key[KEYS_NAME_MAX];
+    keys_job(&m->keys, id, job_key);
+    const char *argv[] = {"HGETALL", job_key};
+    if (!(r = redisCommandArgv(m->redis, 2, argv, NULL)))
+        return handle_connection_failed(m, "status");
+    if (!(x = calloc(1, sizeof *x))) {
+        mr_fail(&m->err, MAILROOM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (take_detail(m, r, id, x) != 0)
+        goto out;
+    *out = &x->pub;
+    x = NULL;
+    rc = 0;
+out:
+    mailroom_job_detail_free(x ? &x->pub : NULL);
+    freeReplyObject(r);
+    return rc;
+}
+
+int mailroom_status_detail(mailroom *m, const char *id, mailroom_job_detail **out)
+{
+    if (!m)
+        return MAILROOM_EINVAL;
+    if (out)
+        *out = NULL;
+    return handle_result(m, read_detail(m, id, out));
 }
 
 /* 1 when a status event (JSON) is about job id and says it is final (a redelivered

@@ -19,13 +19,15 @@
 
 #include "clock.h"
 #include "handle.h"
+#include "recipients.h"
 #include "mailroom_admin.h"
 
 struct mailroom_watch {
-    mailroom *m;       /* borrowed: errors go to m->err */
-    redisContext *c;   /* owned: the subscribed connection */
-    redisReply *reply; /* owned: the message the current event comes from */
-    json_object *tree; /* owned: the current event's parse */
+    mailroom *m;                    /* borrowed: errors go to m->err */
+    redisContext *c;                /* owned: the subscribed connection */
+    redisReply *reply;              /* owned: the message the current event comes from */
+    json_object *tree;              /* owned: the current event's parse */
+    mailroom_recipient *recipients; /* owned: the current event's, borrowing from tree */
     mailroom_event ev;
 };
 
@@ -73,8 +75,10 @@ int mailroom_watch_open(mailroom *m, mailroom_watch **out)
 static void event_clear(mailroom_watch *w)
 {
     freeReplyObject(w->reply);
+    free(w->recipients);
     json_object_put(w->tree);
     w->reply = NULL;
+    w->recipients = NULL;
     w->tree = NULL;
     memset(&w->ev, 0, sizeof w->ev);
 }
@@ -121,6 +125,14 @@ static void event_take(mailroom_watch *w, const redisReply *payload)
     ev->at = jstr(o, "at");
     ev->attempts = jint(o, "attempts");
     ev->smtp_code = jint(o, "smtp_code");
+    ev->relay_id = jstr(o, "relay_id");
+    json_object *map = NULL;
+    size_t n = 0;
+    if (json_object_object_get_ex(o, "recipients", &map) &&
+        recipients_read(map, &w->recipients, &n) == 0) {
+        ev->recipients = w->recipients;
+        ev->n_recipients = n;
+    }
 }
 
 /* 1 when a reply is a "message" on the subscription (not a (un)subscribe answer). */

@@ -11,7 +11,9 @@
   lease of another take means a second copy of a job in flight: this copy is dropped
   (inflight). A BEGIN run again with the same token (its reply lost to a Redis
   restart) answers as the first did. Otherwise the attempt is counted, the record says
-  sending, and the lease is this take's.
+  sending, and the lease is this take's. The answer also carries the addresses a
+  retry must still reach (owed; '' for every recipient of the job) and how many of
+  the job's recipients earlier attempts delivered to.
 
   Input:
     KEYS job          mailroom:{Q}:job:<id>
@@ -28,11 +30,13 @@
     ARGV dead_after   ms of silence after which a consumer's lease has lapsed
 
   Output:
-    {'sending', attempts}, {'duplicate', attempts}, {'inflight', attempts} or
-    {'lost', 0}
+    {'sending', attempts, owed, delivered}, {'duplicate', attempts},
+    {'inflight', attempts} or {'lost', 0}
 ]]
 --@include event
 --@include now_ms
+--@include decoded
+--@include delivered_count
 if not redis.call('LPOS', processing, raw) then
   return {'lost', 0}
 end
@@ -40,7 +44,7 @@ local state, owner, lease, n = unpack(redis.call('HMGET', job, 'state', 'consume
   'attempts'))
 n = tonumber(n) or 0
 if state == S.sending and lease == token then
-  return {S.sending, n}
+  return {S.sending, n, redis.call('HGET', job, 'owed') or '', delivered_count(job)}
 end
 if state == S.sent then
   redis.call('LREM', processing, 1, raw)
@@ -62,4 +66,4 @@ redis.call('HSET', job, 'state', S.sending, 'updated_at', now, 'consumer', consu
   'lease', token)
 redis.call('EXPIRE', job, ttl)
 redis.call('PUBLISH', channel, event(id, S.sending, n, '', '', '', consumer, now, queue))
-return {S.sending, n}
+return {S.sending, n, redis.call('HGET', job, 'owed') or '', delivered_count(job)}

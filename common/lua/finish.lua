@@ -16,6 +16,9 @@
   A FINISH run again because its reply was lost (Redis restarted in between) finds
   its copy gone and the record already in that state under its token: it does
   nothing, so counters and events are not doubled.
+  Each recipient's answer is merged into the record's recipients map, the addresses
+  still owed kept for the retry, and the relay's queue id kept; the event carries
+  relay_id and the merged recipients after its usual members.
 
   Input:
     KEYS job         mailroom:{Q}:job:<id>
@@ -38,6 +41,11 @@
                      queued); '' when sent
     ARGV dead_max    the dead list's cap
     ARGV token       the lease BEGIN took for this attempt; '' before BEGIN
+    ARGV relay_id    the relay's queue id from its final 2xx; '' when none
+    ARGV recipients  this attempt's answer per envelope address, a JSON object
+                     (merged into the record's); '' when none
+    ARGV owed        the addresses a retry must still reach, a JSON array
+                     (retrying); '' otherwise
 
   Output:
     {'recorded', attempts}; {'again', attempts} for a FINISH run twice; {'lost', 0}
@@ -45,6 +53,8 @@
     but its 250 was recorded; {'already_sent', attempts} when the record said sent
 ]]
 --@include event
+--@include decoded
+--@include merged_recipients
 local removed = redis.call('LREM', processing, 1, raw)
 local record, lease, n = nil, nil, 0
 if id ~= '' then
@@ -58,9 +68,21 @@ local function count_sent()
   if redis.call('INCR', rate) == 1 then redis.call('EXPIRE', rate, 180) end
 end
 
+local merged = id ~= '' and merged_recipients(job, recipients) or nil
+local extra = ''
+if relay_id ~= '' then extra = ',"relay_id":' .. cjson.encode(relay_id) end
+if merged then extra = extra .. ',"recipients":' .. merged end
+
 local function write_record()
   redis.call('HSET', job, 'state', state, 'smtp_code', code, 'smtp_reply', reply,
     'error', why, 'updated_at', now, 'consumer', consumer)
+  if relay_id ~= '' then redis.call('HSET', job, 'relay_id', relay_id) end
+  if merged then redis.call('HSET', job, 'recipients', merged) end
+  if owed ~= '' then
+    redis.call('HSET', job, 'owed', owed)
+  else
+    redis.call('HDEL', job, 'owed')
+  end
   redis.call('EXPIRE', job, ttl)
 end
 
@@ -73,7 +95,7 @@ if not holds then
     count_sent()
     redis.call('PUBLISH', channel, event(id, state, n, code, reply,
       'sent by a consumer that had lost the job: another copy may be sent too',
-      consumer, now, queue))
+      consumer, now, queue, extra))
     return {'lost_sent', n}
   end
   return {'lost', 0}
@@ -95,5 +117,6 @@ elseif state ~= S.sent then
   redis.call('LPUSH', target, tail)
   redis.call('LTRIM', target, 0, tonumber(dead_max) - 1)
 end
-redis.call('PUBLISH', channel, event(id, state, n, code, reply, why, consumer, now, queue))
+redis.call('PUBLISH', channel, event(id, state, n, code, reply, why, consumer, now, queue,
+  extra))
 return {'recorded', n}

@@ -70,7 +70,8 @@ typedef enum smtp_verdict {
     SMTP_SENT = 0,  /* the final reply after the content was 2xx */
     SMTP_TEMPORARY, /* 4xx, connection, TLS, AUTH, timeout or protocol trouble: retry */
     SMTP_PERMANENT, /* 5xx, or refused before sending (size, SMTPUTF8, bad address) */
-    SMTP_ABORTED    /* the abort flag stopped it; nothing is known to be accepted */
+    SMTP_ABORTED    /* the abort flag stopped it; its error says when the content went
+                       out and the server may have accepted it */
 } smtp_verdict;
 
 typedef enum smtp_txn_state {
@@ -139,9 +140,9 @@ typedef struct smtp_txn {
  *
  * Afterwards prev is DONE, and next is DATA_READY or DONE. After a timeout, a drop or a
  * protocol error the connection is closed at once and never reused; the transactions
- * caught in it get TEMPORARY (ABORTED when the abort flag caused it), except prev when
- * its content was sent and no final reply came: TEMPORARY, error saying that the
- * outcome is unknown (the server may have accepted it).
+ * caught in it get TEMPORARY (ABORTED when the abort flag caused it); when prev's
+ * content was sent and no final reply came, its error says that the outcome is unknown
+ * (the server may have accepted it).
  */
 void smtp_exchange(smtp_session *s, smtp_txn *prev, smtp_txn *next);
 

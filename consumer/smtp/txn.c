@@ -114,7 +114,7 @@ void smtp_txn_caught(smtp_txn *t, const smtp_failure *f, int aborted, int conten
         snprintf(t->reply, sizeof t->reply, "%s", f->reply);
     }
     if (content_sent)
-        smtp_txn_finish(t, SMTP_TEMPORARY, f->flags,
+        smtp_txn_finish(t, aborted ? SMTP_ABORTED : SMTP_TEMPORARY, f->flags,
                         "outcome unknown: the content was sent but no final reply came (%s)",
                         f->error);
     else

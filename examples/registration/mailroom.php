@@ -31,6 +31,11 @@
  * headers (and empty cc/bcc) are left out of the job; headers are encoded as a JSON
  * object and lists as JSON arrays whatever their PHP keys; a PCRE "$" also matches
  * before a final newline, so every pattern here ends in \z.
+ *
+ * Addresses may be international (docs/protocol.md 1.2): IDN domains (ming@例子.测试) and
+ * UTF-8 local parts (用户@例子.测试) are checked by the consumer's rules (see "addresses"
+ * below); IDN domains need PHP's intl extension (php-intl), without which they are
+ * refused.
  */
 
 declare(strict_types=1);
@@ -512,8 +517,11 @@ LUA . "\n";
                 throw new MailroomInvalidException("missing member '$k'");
             }
         }
-        if (!self::specValid($job['from'])) {
-            throw new MailroomInvalidException("member 'from' is not a well-formed address");
+        try {
+            self::envelopeAddress($job['from']);
+        } catch (MailroomInvalidException $e) {
+            throw new MailroomInvalidException("member 'from' is not a well-formed address: "
+                . $e->getMessage(), 0, $e);
         }
         if (isset($job['reply_to'])) {
             self::checkMailbox($job['reply_to'], "member 'reply_to'");
@@ -568,44 +576,344 @@ LUA . "\n";
         }
     }
 
-    /** addr@domain.tld: a dot-atom local part of at most 64 bytes, two or more labels. */
-    private static function specValid(string $s): bool
+    // ------------------------------------------------------------------ addresses
+    //
+    // The rules of common/address.c, one for one (docs/protocol.md 1.1), so that an
+    // address this class accepts is one the consumer accepts: a dot-atom local part of
+    // ASCII atext and UTF-8 (no C1 controls), at most 64 octets, never normalised; a
+    // domain of two or more labels, each an ASCII host name label kept as written or an
+    // internationalised label converted to its A-label; at most 254 octets as given and
+    // as A-labels. The C side converts with libidn2 (IDNA2008, UTS #46 non-transitional
+    // mapping); here ICU's UTS #46 (intl's idn_to_ascii) does the mapping, and the
+    // IDNA2008 checks ICU leaves out are made below as libidn2 2.3 makes them: code
+    // points disallowed by RFC 5892 (symbols, punctuation: ICU lets them through), the
+    // Unicode versions of libidn2's tables, and its bidi rule (RFC 5893 rules 1-3, 5, 6;
+    // not 4). tests/integration/test_intl_addresses.py checks the two give the same
+    // answers. Without the intl extension, internationalised domains are refused.
+
+    /** An ASCII host name label: 1..63 letters, digits and inner hyphens. */
+    private const LDH_LABEL_RE = '/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\z/';
+    /** The Unicode versions of libidn2 2.3's tables (Debian 12): its UTS #46 mapping
+     *  knows Unicode 14.0, its IDNA2008 code point properties Unicode 12.1. */
+    private const IDNA_MAPPING_UNICODE = [14, 0];
+    private const IDNA_TABLES_UNICODE = [12, 1];
+    private const IDNA_FLAGS = IDNA_NONTRANSITIONAL_TO_ASCII | IDNA_CHECK_CONTEXTJ;
+
+    /**
+     * The envelope form of an address: the local part unchanged, the domain as A-labels
+     * ("ming@例子.测试" gives "ming@xn--fsqu00a.xn--0zwm56d").
+     *
+     * @throws MailroomInvalidException naming what is wrong
+     */
+    public static function envelopeAddress(string $s): string
     {
-        $atom = '[' . self::ATEXT . ']+';
-        $label = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
-        if (strlen($s) > 254 || !preg_match("/^($atom(?:\\.$atom)*)@($label(?:\\.$label)+)\\z/", $s, $m)) {
-            return false;
+        $len = strlen($s);
+        if ($len === 0) {
+            throw new MailroomInvalidException('empty address');
         }
-        return strlen($m[1]) <= 64 && strlen($m[2]) <= 253;
+        if ($len > 254) {
+            throw new MailroomInvalidException("address is $len octets, over the limit of 254");
+        }
+        if (preg_match('/[\x00-\x1F\x7F]/', $s)) {
+            throw new MailroomInvalidException('control character (CR, LF, NUL, ...) in address');
+        }
+        if (!preg_match('//u', $s)) {
+            throw new MailroomInvalidException('address is not valid UTF-8');
+        }
+        $at = strpos($s, '@');
+        if ($at === false) {
+            throw new MailroomInvalidException("no '@' in address (expected local@domain.tld)");
+        }
+        if (strpos($s, '@', $at + 1) !== false) {
+            throw new MailroomInvalidException("more than one '@' in address");
+        }
+        $local = substr($s, 0, $at);
+        self::checkLocal($local);
+        $envelope = $local . '@' . self::domainEnvelope(substr($s, $at + 1));
+        if (strlen($envelope) > 254) {
+            throw new MailroomInvalidException('address is ' . strlen($envelope) . ' octets on the '
+                . 'envelope (the domain as A-labels), over the limit of 254');
+        }
+        return $envelope;
     }
 
-    /** "addr@example.com" or "Display Name <addr@example.com>" (the name may be quoted). */
+    /** 1 when the address is acceptable (see envelopeAddress()). */
+    public static function addressValid(string $s): bool
+    {
+        try {
+            self::envelopeAddress($s);
+            return true;
+        } catch (MailroomInvalidException) {
+            return false;
+        }
+    }
+
+    /** A dot-atom of ASCII atext and non-ASCII UTF-8 other than U+0080..U+009F. */
+    private static function checkLocal(string $local): void
+    {
+        if ($local === '') {
+            throw new MailroomInvalidException('empty local part (expected local@domain.tld)');
+        }
+        if ($local[0] === '"') {
+            throw new MailroomInvalidException('quoted local parts are not accepted');
+        }
+        if (strlen($local) > 64) {
+            throw new MailroomInvalidException('local part is ' . strlen($local) . ' octets, over the limit of 64');
+        }
+        if ($local[0] === '.' || str_ends_with($local, '.')) {
+            throw new MailroomInvalidException("local part starts or ends with '.'");
+        }
+        if (str_contains($local, '..')) {
+            throw new MailroomInvalidException("'..' in local part");
+        }
+        if (preg_match('/[\x{80}-\x{9F}]/u', $local)) {
+            throw new MailroomInvalidException('C1 control character in local part');
+        }
+        if (preg_match('/[^\x80-\xFF.' . self::ATEXT . ']/', $local, $m)) {
+            throw new MailroomInvalidException("'{$m[0]}' in local part (an unquoted local part is "
+                . 'RFC 5322 atext, dots and UTF-8)');
+        }
+    }
+
+    /** The domain as A-labels: two or more labels, at most 253 octets. */
+    private static function domainEnvelope(string $domain): string
+    {
+        if ($domain !== '' && $domain[0] === '[') {
+            throw new MailroomInvalidException('domain literals ([...]) are not accepted');
+        }
+        $labels = array_map([self::class, 'labelEnvelope'], explode('.', $domain));
+        $out = implode('.', $labels);
+        if (strlen($out) > 253) {
+            throw new MailroomInvalidException('domain is over 253 octets as A-labels');
+        }
+        if (count($labels) < 2) {
+            throw new MailroomInvalidException('the domain needs two or more labels (expected local@domain.tld)');
+        }
+        return $out;
+    }
+
+    /** One label: a host name label as written, anything else through idnLabel(). */
+    private static function labelEnvelope(string $label): string
+    {
+        if ($label === '') {
+            throw new MailroomInvalidException('empty label in the domain');
+        }
+        if (strncasecmp($label, 'xn--', 4) === 0 || preg_match('/[\x80-\xFF]/', $label)) {
+            return self::idnLabel($label);
+        }
+        if (!preg_match(self::LDH_LABEL_RE, $label)) {
+            throw new MailroomInvalidException("domain label '$label' is not a host name label "
+                . '(letters, digits, inner hyphens, at most 63)');
+        }
+        return $label;
+    }
+
+    /** An internationalised label (non-ASCII, or an A-label) to its A-label. */
+    private static function idnLabel(string $label): string
+    {
+        if (!function_exists('idn_to_ascii')) {
+            throw new MailroomInvalidException("domain label '$label': international domain names "
+                . "need PHP's intl extension (php-intl)");
+        }
+        $refused = "domain label '$label' refused by IDNA2008: ";
+        foreach (self::codePoints($label) as $cp) {
+            if (self::unicodeAge($cp) > self::IDNA_MAPPING_UNICODE) {
+                throw new MailroomInvalidException($refused
+                    . sprintf('U+%04X is newer than Unicode 14.0', $cp));
+            }
+        }
+        $ace = idn_to_ascii($label, self::IDNA_FLAGS, INTL_IDNA_VARIANT_UTS46, $info);
+        if ($ace === false) {
+            throw new MailroomInvalidException($refused . self::idnaErrors($info['errors'] ?? 0));
+        }
+        if (strncmp($ace, 'xn--', 4) === 0) {
+            $u = idn_to_utf8($ace, self::IDNA_FLAGS, INTL_IDNA_VARIANT_UTS46, $info);
+            if ($u === false) {
+                throw new MailroomInvalidException($refused . self::idnaErrors($info['errors'] ?? 0));
+            }
+            $cps = self::codePoints($u);
+            foreach ($cps as $cp) {
+                if (!self::idna2008Allowed($cp)) {
+                    throw new MailroomInvalidException($refused
+                        . sprintf('U+%04X is not allowed in a domain name', $cp));
+                }
+            }
+            if (!self::bidiAllowed($cps)) {
+                throw new MailroomInvalidException($refused . 'forbidden bi-directional properties');
+            }
+        }
+        if (!preg_match(self::LDH_LABEL_RE, $ace)) {
+            throw new MailroomInvalidException("domain label '$label' maps to '$ace', not a host name "
+                . 'label (letters, digits, inner hyphens, at most 63)');
+        }
+        return $ace;
+    }
+
+    /** @return int[] the code points of a valid UTF-8 string */
+    private static function codePoints(string $s): array
+    {
+        return array_map([IntlChar::class, 'ord'], preg_split('//u', $s, -1, PREG_SPLIT_NO_EMPTY));
+    }
+
+    /** @return array{0: int, 1: int} the Unicode version a code point was assigned in */
+    private static function unicodeAge(int $cp): array
+    {
+        $age = IntlChar::charAge($cp);
+        return [$age[0], $age[1]];
+    }
+
+    /** What ICU's UIDNA_ERROR_* bits say, in words. */
+    private static function idnaErrors(int $bits): string
+    {
+        static $names = [0x1 => 'empty label', 0x2 => 'label longer than 63', 0x8 => 'leading hyphen',
+            0x10 => 'trailing hyphen', 0x20 => "'--' in the third and fourth positions",
+            0x40 => 'leading combining mark', 0x80 => 'disallowed character',
+            0x100 => 'invalid punycode', 0x200 => 'label separator inside a label',
+            0x400 => 'invalid A-label', 0x800 => 'forbidden bi-directional properties',
+            0x1000 => 'forbidden context-j character'];
+        $why = [];
+        foreach ($names as $bit => $name) {
+            if ($bits & $bit) {
+                $why[] = $name;
+            }
+        }
+        return $why ? implode(', ', $why) : sprintf('error 0x%x', $bits);
+    }
+
+    /**
+     * A code point of a U-label that IDNA2008 (RFC 5892, with libidn2's Unicode 12.1
+     * tables) allows in lookups: PVALID, CONTEXTJ or CONTEXTO. The derivation of RFC 5892
+     * section 3, in its order, from ICU's properties.
+     */
+    private static function idna2008Allowed(int $cp): bool
+    {
+        static $exceptionsValid = [0xDF, 0x3C2, 0x6FD, 0x6FE, 0xF0B, 0x3007,   // PVALID
+            0xB7, 0x375, 0x5F3, 0x5F4, 0x30FB];                                  // CONTEXTO
+        static $exceptionsDisallowed = [0x640, 0x7FA, 0x302E, 0x302F, 0x3031, 0x3032, 0x3033,
+            0x3034, 0x3035, 0x303B];
+        static $letterDigits = [IntlChar::CHAR_CATEGORY_LOWERCASE_LETTER,
+            IntlChar::CHAR_CATEGORY_UPPERCASE_LETTER, IntlChar::CHAR_CATEGORY_OTHER_LETTER,
+            IntlChar::CHAR_CATEGORY_DECIMAL_DIGIT_NUMBER, IntlChar::CHAR_CATEGORY_MODIFIER_LETTER,
+            IntlChar::CHAR_CATEGORY_NON_SPACING_MARK, IntlChar::CHAR_CATEGORY_COMBINING_SPACING_MARK];
+        static $oldHangul = [IntlChar::HST_LEADING_JAMO, IntlChar::HST_VOWEL_JAMO,
+            IntlChar::HST_TRAILING_JAMO];
+        if (in_array($cp, $exceptionsValid, true) || ($cp >= 0x660 && $cp <= 0x669)
+            || ($cp >= 0x6F0 && $cp <= 0x6F9)) {
+            return true;
+        }
+        if (in_array($cp, $exceptionsDisallowed, true)
+            || self::unicodeAge($cp) > self::IDNA_TABLES_UNICODE
+            || IntlChar::charType($cp) === IntlChar::CHAR_CATEGORY_UNASSIGNED) {
+            return false;
+        }
+        if (($cp >= 0x61 && $cp <= 0x7A) || ($cp >= 0x30 && $cp <= 0x39) || $cp === 0x2D
+            || $cp === 0x200C || $cp === 0x200D) {
+            return true;                                 // LDH, and the CONTEXTJ joiners
+        }
+        $c = IntlChar::chr($cp);
+        return Normalizer::normalize($c, Normalizer::FORM_KC_CF) === $c      // stable
+            && !IntlChar::hasBinaryProperty($cp, IntlChar::PROPERTY_DEFAULT_IGNORABLE_CODE_POINT)
+            && !IntlChar::hasBinaryProperty($cp, IntlChar::PROPERTY_WHITE_SPACE)
+            && !IntlChar::hasBinaryProperty($cp, IntlChar::PROPERTY_NONCHARACTER_CODE_POINT)
+            && !($cp >= 0x20D0 && $cp <= 0x20FF) && !($cp >= 0x1D100 && $cp <= 0x1D24F)
+            && !in_array(IntlChar::getIntPropertyValue($cp, IntlChar::PROPERTY_HANGUL_SYLLABLE_TYPE),
+                $oldHangul, true)
+            && in_array(IntlChar::charType($cp), $letterDigits, true);
+    }
+
+    /**
+     * The bidi rule as libidn2 2.3 applies it to a label holding an R, AL or AN code
+     * point: it starts with L (then only L, EN, NSM and the neutrals ES, CS, ET, ON, BN,
+     * ending on one of the first three) or with R or AL (then R, AL, EN, AN, NSM and the
+     * same neutrals, ending on one of the first five).
+     *
+     * @param int[] $cps
+     */
+    private static function bidiAllowed(array $cps): bool
+    {
+        $dir = array_map([IntlChar::class, 'charDirection'], $cps);
+        $rtl = [IntlChar::CHAR_DIRECTION_RIGHT_TO_LEFT, IntlChar::CHAR_DIRECTION_RIGHT_TO_LEFT_ARABIC];
+        if (!array_intersect($dir, [...$rtl, IntlChar::CHAR_DIRECTION_ARABIC_NUMBER])) {
+            return true;
+        }
+        $numbers = [IntlChar::CHAR_DIRECTION_EUROPEAN_NUMBER, IntlChar::CHAR_DIRECTION_DIR_NON_SPACING_MARK];
+        if ($dir[0] === IntlChar::CHAR_DIRECTION_LEFT_TO_RIGHT) {
+            $ends = [IntlChar::CHAR_DIRECTION_LEFT_TO_RIGHT, ...$numbers];
+        } elseif (in_array($dir[0], $rtl, true)) {
+            $ends = [...$rtl, IntlChar::CHAR_DIRECTION_ARABIC_NUMBER, ...$numbers];
+        } else {
+            return false;
+        }
+        $neutral = [IntlChar::CHAR_DIRECTION_EUROPEAN_NUMBER_SEPARATOR,
+            IntlChar::CHAR_DIRECTION_COMMON_NUMBER_SEPARATOR,
+            IntlChar::CHAR_DIRECTION_EUROPEAN_NUMBER_TERMINATOR,
+            IntlChar::CHAR_DIRECTION_OTHER_NEUTRAL, IntlChar::CHAR_DIRECTION_BOUNDARY_NEUTRAL];
+        $endOk = true;
+        foreach (array_slice($dir, 1) as $d) {
+            if (in_array($d, $ends, true)) {
+                $endOk = true;
+            } elseif (in_array($d, $neutral, true)) {
+                $endOk = false;
+            } else {
+                return false;
+            }
+        }
+        return $endOk;
+    }
+
+    /**
+     * "addr@example.com" or "Display Name <addr@example.com>" (the name may be quoted),
+     * parsed as common/address.c's addr_parse() does.
+     */
     private static function checkMailbox(string $mb, string $where): void
     {
         $mb = trim($mb, " \t");
-        if (!str_ends_with($mb, '>')) {
-            if (!self::specValid($mb)) {
-                throw new MailroomInvalidException("$where: malformed address (expected local@domain.tld)");
+        $spec = $mb;
+        if (str_ends_with($mb, '>')) {
+            $lt = strrpos($mb, '<');
+            if ($lt === false) {
+                throw new MailroomInvalidException("$where: '>' without '<' in address");
             }
-            return;
-        }
-        $lt = strrpos($mb, '<');
-        if ($lt === false) {
-            throw new MailroomInvalidException("$where: '>' without '<' in address");
-        }
-        $name = trim(substr($mb, 0, $lt), " \t");
-        if (strpbrk($name, '<>') !== false) {
-            throw new MailroomInvalidException("$where: '<' or '>' in display name");
-        }
-        if (strlen($name) >= 2 && $name[0] === '"' && str_ends_with($name, '"')) {
-            if (preg_match('/(?<!\\\\)"/', substr($name, 1, -1))) {
-                throw new MailroomInvalidException("$where: unescaped quote in display name");
+            $name = trim(substr($mb, 0, $lt), " \t");
+            if (strpbrk($name, '<>') !== false) {
+                throw new MailroomInvalidException("$where: '<' or '>' in display name");
             }
+            self::checkName($name, $where);
+            $spec = substr($mb, $lt + 1, -1);
+        }
+        try {
+            self::envelopeAddress($spec);
+        } catch (MailroomInvalidException $e) {
+            throw new MailroomInvalidException("$where: malformed address: " . $e->getMessage(), 0, $e);
+        }
+    }
+
+    /** A display name: quoted ("..." with \x for x) or not (then without '"'), at most
+     *  256 bytes once unquoted, valid UTF-8 without control characters. */
+    private static function checkName(string $name, string $where): void
+    {
+        $len = strlen($name);
+        if ($len >= 2 && $name[0] === '"' && $name[$len - 1] === '"') {
+            $out = '';
+            for ($i = 1; $i + 1 < $len; $i++) {
+                $c = $name[$i];
+                if ($c === '\\' && $i + 2 < $len) {
+                    $c = $name[++$i];
+                } elseif ($c === '"') {
+                    throw new MailroomInvalidException("$where: unescaped quote in display name");
+                }
+                $out .= $c;
+            }
+            $name = $out;
         } elseif (str_contains($name, '"')) {
             throw new MailroomInvalidException("$where: quote inside unquoted display name");
         }
-        if (!self::specValid(substr($mb, $lt + 1, -1))) {
-            throw new MailroomInvalidException("$where: malformed address (expected local@domain.tld)");
+        if (strlen($name) > 256) {
+            throw new MailroomInvalidException("$where: display name too long");
+        }
+        if (!preg_match('//u', $name) || preg_match('/[\x00-\x1F\x7F]/', $name)) {
+            throw new MailroomInvalidException("$where: display name has control characters or "
+                . 'invalid UTF-8');
         }
     }
 

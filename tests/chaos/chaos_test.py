@@ -19,7 +19,9 @@ PR_SET_PDEATHSIG, so they die with this process however it dies):
     bursts of 300 just before each kill and 1000 just before the Redis restart, so
     that those find work in flight;
   - every 3-5 s a random consumer is SIGKILLed and a new one started; twice one is
-    stopped with SIGTERM and replaced. The first consumer (the "veteran") is never
+    stopped with SIGTERM and replaced; three times one is stalled: SIGSTOPped for 3.5 to
+    6.5 s (longer than --dead-after, so the others recover its jobs) and continued,
+    when it must find that it lost them and send none of them again. The first consumer (the "veteran") is never
     killed: it lives through every disruption, so a job it loses track of shows up as
     stuck instead of being recovered after a later kill;
   - redis-server is restarted once (SIGTERM, started again on the same port and
@@ -35,7 +37,8 @@ PR_SET_PDEATHSIG, so they die with this process however it dies):
 Then the system runs undisturbed until every job is terminal (or nothing moves for
 15 s), the consumers are stopped with SIGTERM, and check() decides: every job terminal
 with its reason; every sent job received; lost (neither terminal nor received) = 0;
-extra copies received <= kills; no failed or rejected job; processing lists and pending
+extra copies received <= kills + stalls (a consumer that dies, or stalls past
+--dead-after, between the server's 250 and the acknowledgement); no failed or rejected job; processing lists and pending
 empty; nothing overdue in scheduled; every SIGTERMed consumer exited 0 and none exited
 on its own.
 
@@ -195,6 +198,7 @@ class ConsumerProc:
         self.log_path = Path(self.c.log_path)
         self.fate = "running"  # running, killed, terminating, stopped, crashed
         self.veteran = False
+        self.stalled = False  # SIGSTOPped, not yet continued
 
     def alive(self) -> bool:
         return self.c.alive()
@@ -202,6 +206,15 @@ class ConsumerProc:
     def kill9(self) -> None:
         self.c.kill()
         self.fate = "killed"
+
+    def stop_for_now(self) -> None:
+        self.c.send_signal(signal.SIGSTOP)
+        self.stalled = True
+
+    def carry_on(self) -> None:
+        if self.alive():
+            self.c.send_signal(signal.SIGCONT)
+        self.stalled = False
 
     def term(self) -> None:
         self.c.send_signal(signal.SIGTERM)
@@ -294,6 +307,7 @@ class Chaos:
                              die_with_parent=True)
         self.consumers: list = []   # every ConsumerProc ever started
         self.kills = 0
+        self.stalls = 0
         self.term_restarts = 0
         self.redis_restarts = 0
         self.crashed: list = []     # consumers that exited without being told to
@@ -351,8 +365,22 @@ class Chaos:
         if self.enq.next > before:
             self.burst_jobs += self.enq.next - before
 
+    def stall_random(self) -> None:
+        """SIGSTOP a random consumer for longer than --dead-after, then SIGCONT it: the
+        others recover its jobs meanwhile, and it must drop them when it wakes."""
+        victims = [c for c in self.live() if not c.veteran and not c.stalled]
+        if not victims:
+            return
+        c = self.rng.choice(victims)
+        c.stop_for_now()
+        self.stalls += 1
+        wake = time.monotonic() - self.t0 + self.rng.uniform(3.5, 6.5)
+        self.pending_events.append((wake, "continue", c.carry_on))
+        self.pending_events.sort(key=lambda e: e[0])
+        self.note(f"SIGSTOP {c}  (stalls={self.stalls})")
+
     def kill_random(self) -> None:
-        victims = [c for c in self.live() if not c.veteran]
+        victims = [c for c in self.live() if not c.veteran and not c.stalled]
         if not victims:
             return
         c = self.rng.choice(victims)
@@ -366,7 +394,7 @@ class Chaos:
         self.note(f"kill -9 {c}; started {n}  (kills={self.kills})")
 
     def term_random(self) -> None:
-        victims = [c for c in self.live() if not c.veteran]
+        victims = [c for c in self.live() if not c.veteran and not c.stalled]
         if not victims:
             return
         c = self.rng.choice(victims)
@@ -513,6 +541,9 @@ class Chaos:
             (50 * f, "sink", lambda: self.sink_mode("4xx-data")),
             (56 * f, "sink", lambda: self.sink_mode("normal")),
             (62 * f, "sink", lambda: self.sink_mode("421-mail")),
+            (12 * f, "stall", self.stall_random),
+            (38 * f, "stall", self.stall_random),
+            (58 * f, "stall", self.stall_random),
             (67 * f, "sink", lambda: self.sink_mode("normal")),
         ]
         ev.sort(key=lambda e: e[0])
@@ -553,7 +584,7 @@ class Chaos:
         # job it loses track of shows up as stuck instead of being recovered (and
         # maybe sent twice) after a later kill.
         self.consumers[0].veteran = not self.args.no_chaos
-        events = self.schedule()
+        events = self.pending_events = self.schedule()
         self.enq = Enqueuer(self.redis, jobs, self.args.batch)
         self.burst_jobs = 0
         # ---- disruption: scheduled events, paced enqueueing, consumers watched
@@ -662,7 +693,7 @@ class Chaos:
         stranger = [j for j in copies if j not in records]
 
         print()
-        print(f"lost={len(lost)} duplicates={duplicates} kills={self.kills} "
+        print(f"lost={len(lost)} duplicates={duplicates} kills={self.kills} stalls={self.stalls} "
               f"redis_restarts={self.redis_restarts}")
         print(f"jobs={len(self.ids)} sent={by_state['sent']} failed={by_state['failed']} "
               f"rejected={by_state['rejected']} not_terminal={len(not_terminal)} "
@@ -702,8 +733,9 @@ class Chaos:
         if sent_missing:
             v.append(f"{len(sent_missing)} jobs say sent but the receiver never got them: "
                      f"{some(sent_missing, True)}")
-        if duplicates > self.kills:
-            v.append(f"duplicates={duplicates} > kills={self.kills}: {some(dup_jobs, True)}")
+        if duplicates > self.kills + self.stalls:
+            v.append(f"duplicates={duplicates} > kills={self.kills} + stalls={self.stalls}: "
+                     f"{some(dup_jobs, True)}")
         if failed:
             v.append(f"{len(failed)} jobs failed (max-attempts 50; none should): "
                      f"{some(failed, True)}")

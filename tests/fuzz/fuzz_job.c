@@ -17,7 +17,9 @@
  *   - job_peek_id() gives "" or a valid job id, and for a decoded job exactly its id;
  *   - a decoded job satisfies the model's limits (recipients, headers, lengths, UTF-8,
  *     no control characters where they are forbidden), since mime.c and smtp.c trust
- *     them;
+ *     them; every mailbox has an envelope form (ASCII domain, <= 254 octets, the same
+ *     local part, stable when converted again) and a utf8 flag that is exactly "the
+ *     local part is non-ASCII";
  *   - the canonical form is deterministic and a verification verdict is stable.
  *
  * Keys: kid "default" = "mailroom-example-secret" (the key of most test vectors) and
@@ -135,6 +137,31 @@ static void check_str(const char *s, size_t max, int allow_ctl)
         CHECK(!has_ctl(s, len));
 }
 
+/*
+ * The envelope form the worker sends: an address itself (converting it again changes
+ * nothing), at most 254 octets, the same local part, a domain of ASCII only (A-labels
+ * or host names) that has no byte of a control or space; utf8 set exactly when the
+ * local part has a byte >= 0x80.
+ */
+static void check_envelope(const addr_mailbox *mb)
+{
+    const char *at = strchr(mb->spec, '@'), *eat = strchr(mb->envelope, '@');
+    CHECK(at && eat);
+    size_t local = (size_t)(at - mb->spec);
+    CHECK((size_t)(eat - mb->envelope) == local && memcmp(mb->spec, mb->envelope, local) == 0);
+    CHECK(strlen(mb->envelope) <= ADDR_SPEC_MAX);
+    int high = 0;
+    for (size_t i = 0; i < local; i++)
+        high |= (unsigned char)mb->spec[i] >= 0x80;
+    CHECK(mb->utf8 == high);
+    for (const char *p = eat + 1; *p; p++)
+        CHECK((unsigned char)*p > 0x20 && (unsigned char)*p < 0x7F);
+    char again[ADDR_SPEC_MAX + 1];
+    int utf8 = -1;
+    CHECK(addr_spec_parse(mb->envelope, strlen(mb->envelope), again, &utf8, NULL) == 0);
+    CHECK(strcmp(again, mb->envelope) == 0 && utf8 == mb->utf8);
+}
+
 static void check_mailboxes(const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -143,6 +170,7 @@ static void check_mailboxes(const char *const *list, size_t n)
         CHECK(addr_parse(list[i], strlen(list[i]), &mb, NULL) == 0);
         CHECK(addr_spec_valid(mb.spec, strlen(mb.spec)));
         CHECK(addr_name_valid(mb.name, strlen(mb.name)));
+        check_envelope(&mb);
     }
 }
 

@@ -15,14 +15,17 @@
  * Every job that validates must build (mime_build() == 0), and the message must hold:
  *   - no NUL; CRLF line ends only (no bare CR or LF); no line over 998 bytes;
  *   - a header section of well-formed fields (name ":" or a folded line that is not
- *     only white space), ended by an empty line, with no byte >= 0x80 in it, and no
- *     byte >= 0x80 in the body either (bodies are quoted-printable or base64);
+ *     only white space), ended by an empty line, with no byte >= 0x80 in it unless the
+ *     job needs SMTPUTF8 (mime_needs_smtputf8: an address with a non-ASCII local part),
+ *     and then only in From, To, Cc and Reply-To, as valid UTF-8; no byte >= 0x80 in
+ *     the body either way (bodies are quoted-printable or base64);
  *   - Date, From, To, Subject, Message-ID, MIME-Version once each; Cc and Reply-To
  *     exactly when the job has them; never Bcc; every extra header once;
  *   - round trips: From/To/Cc/Reply-To decode (phrase, quoted-string or RFC 2047
- *     B-words) to the job's display names and addresses; Subject and the extra headers
- *     unfold and decode to the job's values; Message-ID decodes to the job id at the
- *     From domain; each body part decodes (QP or base64) to the job's text or html with
+ *     B-words) to the job's display names and addresses in their header form (the
+ *     envelope form, domain as A-labels, or the address as given when its local part is
+ *     non-ASCII); Subject and the extra headers unfold and decode to the job's values;
+ *     Message-ID decodes to the job id at the From domain as A-labels; each body part decodes (QP or base64) to the job's text or html with
  *     its line ends made CRLF; encoded words are at most 75 characters and never split
  *     a UTF-8 sequence; QP and base64 lines are at most 76 characters.
  * mime_header_unstructured() is also fed raw field bytes (any value must encode and
@@ -456,8 +459,9 @@ static void check_mailbox_list(const field *f, const char *const *list, size_t n
 {
     for (size_t i = 0; i < n; i++) {
         CHECK(addr_parse(list[i], strlen(list[i]), &g_mb[i], NULL) == 0);
+        CHECK(addr_spec_valid(g_mb[i].envelope, strlen(g_mb[i].envelope)));
         g_names[i] = g_mb[i].name;
-        g_specs[i] = g_mb[i].spec;
+        g_specs[i] = g_mb[i].utf8 ? g_mb[i].spec : g_mb[i].envelope;
     }
     check_address_field(f, g_names, g_specs, n);
 }
@@ -565,11 +569,30 @@ static void check_date(const field *f)
 
 static field g_fields[MAX_HDR_FIELDS], g_part_fields[8];
 
+/* 8-bit bytes in the header section: none, unless the job needs SMTPUTF8; then valid
+ * UTF-8 and only in the address fields (RFC 6532). */
+static void check_header_bytes(const job *j, const char *msg, size_t hlen, size_t nf)
+{
+    if (!mime_needs_smtputf8(j)) {
+        check_ascii(msg, hlen);
+        return;
+    }
+    CHECK(addr_utf8_valid(msg, hlen));
+    static const char *const addr_fields[] = {"From", "To", "Cc", "Reply-To"};
+    for (size_t i = 0; i < nf; i++) {
+        int addr = 0;
+        for (size_t k = 0; k < 4; k++)
+            addr |= g_fields[i].name_len == strlen(addr_fields[k]) &&
+                    memcmp(g_fields[i].name, addr_fields[k], g_fields[i].name_len) == 0;
+        if (!addr)
+            check_ascii(g_fields[i].value, g_fields[i].value_len);
+    }
+}
+
 static void check_message(const job *j, const buf *m)
 {
     const field *f;
     check_lines(m->data, m->len);
-    check_ascii(m->data, m->len);
 
     const char *msg = m->data, *end = m->data + m->len;
     const char *blank = find(msg, end, "\r\n\r\n");
@@ -577,6 +600,8 @@ static void check_message(const job *j, const buf *m)
     size_t hlen = (size_t)(blank + 2 - msg);
     size_t nf = parse_fields(msg, hlen, g_fields, MAX_HDR_FIELDS);
     const char *body = blank + 4;
+    check_header_bytes(j, msg, hlen, nf);
+    check_ascii(body, (size_t)(end - body));
 
     CHECK(count_fields(g_fields, nf, "Date", 0, &f) == 1);
     if (!g_lax)
@@ -589,7 +614,11 @@ static void check_message(const job *j, const buf *m)
     /* From: from_name and the bare from address */
     CHECK(count_fields(g_fields, nf, "From", 0, &f) == 1);
     const char *from_name = j->from_name ? j->from_name : "";
-    check_address_field(f, &from_name, &j->from, 1);
+    char from_envelope[ADDR_SPEC_MAX + 1];
+    int from_utf8 = 0;
+    CHECK(addr_spec_parse(j->from, strlen(j->from), from_envelope, &from_utf8, NULL) == 0);
+    const char *from_hdr = from_utf8 ? j->from : from_envelope;
+    check_address_field(f, &from_name, &from_hdr, 1);
 
     CHECK(count_fields(g_fields, nf, "To", 0, &f) == 1);
     check_mailbox_list(f, j->to, j->n_to);
@@ -614,7 +643,7 @@ static void check_message(const job *j, const buf *m)
         while (at > s && *at != '@')
             at--;
         CHECK(*at == '@');
-        const char *dom = strrchr(j->from, '@') + 1;
+        const char *dom = strrchr(from_envelope, '@') + 1;
         CHECK((size_t)(e - 1 - (at + 1)) == strlen(dom) && memcmp(at + 1, dom, strlen(dom)) == 0);
         buf_reset(&g_dec);
         CHECK(buf_append(&g_dec, "", 0) == 0);

@@ -173,7 +173,7 @@ class SecurityTestCase(ServerTestCase):
             if c.returncode is None and c.proc is not None and c.proc.poll() is not None:
                 raise AssertionError(f"consumer {c.args} exited with {c.proc.returncode}: "
                                      f"{c.log()[-1500:]}")
-            if re.search(r"AUTH refused|NOPERM|no permissions|can.t (run|access|publish)",
+            if re.search(r"Redis AUTH refused|NOPERM|no permissions|can.t (run|access|publish)",
                          c.log()):
                 raise AssertionError(f"consumer {c.args} refused by Redis: {c.log()[-1500:]}")
 
@@ -397,7 +397,7 @@ class SecretLeakTest(SecurityTestCase):
                     self.assertTrue(log.strip() and all(
                         json.loads(l) for l in log.splitlines() if l.strip()))
                 self.assertIn(f"queue {q}", log, f"{q}: not the log of this consumer")
-                self.assertIn("Login denied" if kind == "bad" else "sent 250", log)
+                self.assertIn("AUTH refused: 535" if kind == "bad" else "sent 250", log)
                 self.assertEqual(leaks(log), [], f"{q}: consumer log")
                 events = json.dumps(lst.events(), ensure_ascii=False)
                 self.assertEqual(leaks(events), [], f"{q}: status events")
@@ -418,7 +418,7 @@ class SecretLeakTest(SecurityTestCase):
             self.assertEqual(leaks(bad.log()), [], "consumer log, wrong Redis password")
             dump = redis_dump(admin)
             self.assertIn("dead", dump)  # the failed jobs' dead letters are in the dump
-            self.assertIn("Login denied", dump)
+            self.assertIn("AUTH refused: 535", dump)
             self.assertEqual(leaks(dump), [], "Redis contents")
             self.assertEqual(leaks(b"".join(m.raw for m in srv.messages()).decode(
                 "utf-8", "replace")), [], "delivered messages")

@@ -82,6 +82,11 @@ class _RecordingHandler:
             rx._cond.notify_all()
         if rx.rcpt_delay:
             await asyncio.sleep(rx.rcpt_delay)
+        with rx._cond:
+            answers = rx.rcpt_refusals.get(address)
+            refusal = answers.pop(0) if answers else None
+        if refusal:
+            return refusal
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -106,11 +111,14 @@ class Receiver(SmtpServer):
     rcpt_delay: seconds to sit on each RCPT TO before answering (a client killed then
     has sent no message). .rcpt_seen counts the RCPT commands received.
     refuse_first: answer the first N messages with refuse_reply instead of accepting
-    them (they are counted in .refused, not recorded as messages)."""
+    them (they are counted in .refused, not recorded as messages).
+    rcpt_refusals: address -> the replies its next RCPTs get, in order (then 250)."""
 
     def __init__(self, data_delay: float = 0.0, refuse_first: int = 0,
-                 refuse_reply: str = "451 4.3.0 Try again later", rcpt_delay: float = 0.0):
+                 refuse_reply: str = "451 4.3.0 Try again later", rcpt_delay: float = 0.0,
+                 rcpt_refusals: dict | None = None):
         super().__init__(_RecordingHandler(self))
+        self.rcpt_refusals = {k: list(v) for k, v in (rcpt_refusals or {}).items()}
         self.data_delay = data_delay
         self.rcpt_delay = rcpt_delay
         self.rcpt_seen = 0

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 
 __all__ = [
     "ALGS",
@@ -206,20 +207,65 @@ def _has_ctl(s):
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in s)
 
 
-def addr_spec_valid(s):
-    """ASCII dot-atom local part (<= 64) '@' a host name of >= 2 labels (<= 253);
-    whole address <= 254."""
-    if not s or len(s) > 254 or not s.isascii() or s.count("@") != 1:
+def _local_valid(local):
+    """RFC 5322 dot-atom whose atext also admits non-ASCII characters (RFC 6532) other
+    than the C1 controls; at most 64 octets; not quoted."""
+    if not local or len(_utf8(local, "local part")) > 64 or local[0] == "." \
+            or local[-1] == "." or ".." in local:
         return False
+    return all(c == "." or c in ATEXT or (ord(c) >= 0xA0) for c in local)
+
+
+def _idn_label(label):
+    """The A-label of an internationalised label, or None. A structural check only:
+    NFC and lower case, then Punycode, which must give a host name label; an "xn--"
+    label must decode and encode back to itself. The consumer's libidn2 (IDNA2008,
+    UTS #46 non-transitional) is the authority and refuses more (symbols, bidi rule,
+    CONTEXTJ, unassigned code points); this tool only signs."""
+    try:
+        if label[:4].lower() == "xn--":
+            u = label[4:].lower().encode("ascii").decode("punycode")
+        else:
+            u = unicodedata.normalize("NFC", label.lower())
+        if not u or u.isascii() or any(
+                unicodedata.category(c)[0] not in "LMN" and c != "-" for c in u):
+            return None
+        ace = "xn--" + u.encode("punycode").decode("ascii")
+    except (UnicodeError, ValueError):
+        return None
+    if label[:4].lower() == "xn--" and ace != label.lower():
+        return None
+    return ace if LABEL_RE.match(ace) else None
+
+
+def envelope_address(s):
+    """The envelope form of an address (the domain as A-labels), or None when it is not
+    one: a dot-atom local part of ASCII atext and UTF-8 (<= 64 octets), '@', two or more
+    labels, each an ASCII host name label as written or an internationalised label
+    (see _idn_label); <= 254 octets as given and as A-labels, the domain <= 253."""
+    if not s or len(_utf8(s, "address")) > 254 or _has_ctl(s) or s.count("@") != 1:
+        return None
     local, domain = s.split("@")
-    if not local or len(local) > 64 or local[0] == "." or local[-1] == "." or ".." in local:
-        return False
-    if any(c != "." and c not in ATEXT for c in local):
-        return False
-    if not domain or len(domain) > 253:
-        return False
-    labels = domain.split(".")
-    return len(labels) >= 2 and all(LABEL_RE.match(lb) for lb in labels)
+    if not _local_valid(local) or not domain:
+        return None
+    labels = []
+    for lb in domain.split("."):
+        if lb and lb.isascii() and lb[:4].lower() != "xn--":
+            labels.append(lb if LABEL_RE.match(lb) else None)
+        else:
+            labels.append(_idn_label(lb) if lb else None)
+    if len(labels) < 2 or None in labels:
+        return None
+    ace = ".".join(labels)
+    env = local + "@" + ace
+    if len(ace) > 253 or len(_utf8(env, "address")) > 254:
+        return None
+    return env
+
+
+def addr_spec_valid(s):
+    """docs/protocol.md 1.1: see envelope_address()."""
+    return envelope_address(s) is not None
 
 
 def name_valid(s):
@@ -450,6 +496,19 @@ def _vector_specs():
             id="01JDQ76T7V8W9X0Y1Z2A3B4C5D",
             to=["ming@example.com"], **{"from": "noreply@example.com"},
             subject="Hello", text=" World")),
+        ("idn_domains_sha1", "hmac-sha1", key1, _job(
+            id="01JDQ78R9S0T1V2W3X4Y5Z6A7B",
+            to=["王小明 <ming@例子.测试>", "Jürgen Weiß <info@Bücher.de>"],
+            cc=["ops@xn--bcher-kva.de"],
+            **{"from": "noreply@例子.测试"}, from_name="例子",
+            subject="请激活您的账户", text="https://例子.测试/activate?t=x\n")),
+        ("utf8_local_parts_sha256", "hmac-sha256", key2, _job(
+            id="01JDQ79C0D1E2F3G4H5J6K7M8N", alg="hmac-sha256",
+            to=["用户@例子.测试", "José <josé@example.com>"],
+            bcc=["пользователь@пример.рф"],
+            reply_to="Служба поддержки <поддержка@example.com>",
+            **{"from": "noreply@example.com"}, from_name="Example",
+            subject="Ваш заказ / 您的订单", text="SMTPUTF8\n")),
         ("full_job_sha256", "hmac-sha256", key3, _job(
             id="01JDQ77E8F9G0H1J2K3M4N5P6Q", alg="hmac-sha256", kid="rotated.2026-11",
             to=["王小明 <ming@example.com>", "li.lei@example.org"],

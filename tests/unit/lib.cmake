@@ -21,7 +21,7 @@ mailroom_lib_test(test_lib_helpers mailroom_static)
 # The library's objects, not the archive: --wrap only reaches calls between objects
 # that are linked into the program.
 mailroom_lib_test(test_lib_batch
-  PkgConfig::HIREDIS json-c::json-c OpenSSL::Crypto Threads::Threads)
+  PkgConfig::HIREDIS PkgConfig::IDN2 json-c::json-c OpenSSL::Crypto Threads::Threads)
 target_sources(test_lib_batch PRIVATE
   $<TARGET_OBJECTS:mailroom_lib_objects> $<TARGET_OBJECTS:mailroom_common>)
 add_dependencies(test_lib_batch mailroom_lib_objects mailroom_common)

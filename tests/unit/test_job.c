@@ -6,7 +6,8 @@
  * puts that reason into the job's record and the library hands the code to the
  * application; the "sig" rules of job_from_tree; job_peek_id; job ids; and the one
  * strict JSON parser (job_parse_strict), which must refuse what json-c would quietly
- * cut (an escaped NUL in a value or a member name) and anything beyond RFC 8259.
+ * cut (an escaped NUL in a value or a member name) and anything beyond RFC 8259; and
+ * international addresses (IDN domains, UTF-8 local parts) in every address member.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,6 +121,57 @@ static void test_decode_refusals(void **state)
         /* an invalid job is the caller's mistake, not Redis' or the memory's */
         if (err.rc != MAILROOM_EINVAL)
             fail_msg("case %zu: code %d, expected MAILROOM_EINVAL", i, (int)err.rc);
+    }
+}
+
+/* International addresses in every address member: accepted as given (the job keeps
+ * its strings); what IDNA2008 or the local part rules refuse is refused with the
+ * member, the item and the reason. */
+static void test_international_addresses(void **state)
+{
+    (void)state;
+    const char *raw =
+        "{\"v\":\"1\",\"id\":\"x\",\"from\":\"邮件@例子.测试\",\"created_at\":\"2026-11-24T13:00:"
+        "00Z\"," SIG ",\"to\":[\"王小明 "
+                     "<ming@例子.测试>\",\"用户@Bücher.de\"],\"cc\":[\"ops@xn--bcher-kva.de\"],"
+        "\"bcc\":[\"пользователь@пример.рф\"],\"reply_to\":\"José <josé@example.com>\","
+        "\"subject\":\"s\",\"text\":\"t\"}";
+    job j;
+    mr_error err = MR_ERROR_INIT;
+    if (job_decode(raw, strlen(raw), &j, &err) != 0)
+        fail_msg("refused: %s", err.msg);
+    assert_string_equal(j.from, "邮件@例子.测试");
+    assert_string_equal(j.to[1], "用户@Bücher.de");
+    assert_string_equal(j.bcc[0], "пользователь@пример.рф");
+    job_clear(&j);
+
+    static const struct {
+        const char *raw, *why;
+    } cases[] = {
+        {"{" BASE ",\"to\":[\"a@aא.com\"],\"subject\":\"s\",\"text\":\"t\"}",
+         "member 'to' item 0: malformed address: domain label 'aא' refused by IDNA2008"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"cc\":[\"b@example.com\",\"c@☃.com\"],\"subject\":"
+                  "\"s\",\"text\":\"t\"}",
+         "member 'cc' item 1: malformed address: domain label '☃'"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"bcc\":[\"a\xc2\x85z@example.com\"],\"subject\":"
+                  "\"s\",\"text\":\"t\"}",
+         "member 'bcc' item 0: malformed address: C1 control"},
+        {"{" BASE ",\"to\":[\"a@example.com\"],\"reply_to\":\"R "
+                  "<r@ü_b.de>\",\"subject\":\"s\",\"text\":\"t\"}",
+         "member 'reply_to': malformed address: domain label 'ü_b' maps to"},
+        {"{\"v\":\"1\",\"id\":\"x\",\"from\":\"n@xn--vnk.com\",\"created_at\":\"2026-11-24T13:00:"
+         "00Z\"," SIG ",\"to\":[\"a@example.com\"],\"subject\":\"s\",\"text\":\"t\"}",
+         "member 'from' is not a well-formed address: domain label 'xn--vnk' refused"},
+        {"{" BASE ",\"to\":[\"\\\"a b\\\"@example.com\"],\"subject\":\"s\",\"text\":\"t\"}",
+         "quoted local parts are not accepted"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mr_error_clear(&err);
+        if (decode(cases[i].raw, &err) != -1)
+            fail_msg("case %zu accepted: %s", i, cases[i].raw);
+        if (!strstr(err.msg, cases[i].why) || err.rc != MAILROOM_EINVAL)
+            fail_msg("case %zu: code %d, '%s' does not contain '%s'", i, (int)err.rc, err.msg,
+                     cases[i].why);
     }
 }
 
@@ -312,6 +364,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_full_job),
         cmocka_unit_test(test_decode_refusals),
+        cmocka_unit_test(test_international_addresses),
         cmocka_unit_test(test_decode_limits),
         cmocka_unit_test(test_job_tree_sig_rules),
         cmocka_unit_test(test_escaped_backslash_is_not_nul),

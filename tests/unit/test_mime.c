@@ -1,11 +1,13 @@
 /*
- * test_mime: consumer/mime.c, the message the consumer hands to libcurl. libcurl sends
- * it as given and never declares 8BITMIME or SMTPUTF8, so everything that keeps the
- * message valid and readable is checked here: header encoding (raw, folded, RFC 2047
- * words that never split UTF-8), display names, Message-ID, body encodings (checked
- * by decoding them again with the small decoders below), the shape of whole messages
- * (CRLF only, no line over 998 bytes, Bcc never present), buffer reuse, and bad input
- * refused with MAILROOM_EINVAL and a reason rather than a broken message.
+ * test_mime: consumer/mime.c, the message the consumer hands to its SMTP session, which
+ * sends it as given without BODY=8BITMIME, so everything that keeps the message valid
+ * and readable is checked here: header encoding (raw, folded, RFC 2047 words that never
+ * split UTF-8), display names, Message-ID, body encodings (checked by decoding them
+ * again with the small decoders below), the shape of whole messages (CRLF only, no line
+ * over 998 bytes, Bcc never present), buffer reuse, and bad input refused with
+ * MAILROOM_EINVAL and a reason rather than a broken message. International addresses:
+ * A-labels in the headers for IDN domains (7-bit headers), the raw address only for a
+ * non-ASCII local part (RFC 6532), and mime_needs_smtputf8() for each place one can be.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -376,6 +378,166 @@ static void test_msgid_local(void **state)
     buf_free(&b);
 }
 
+/* ---- international addresses ---------------------------------------------------- */
+
+/* 1 when s has a byte >= 0x80. */
+static int has_8bit(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= 0x80)
+            return 1;
+    }
+    return 0;
+}
+
+/* An address with only an internationalised domain goes in its A-label form; one with a
+ * non-ASCII local part raw, as given (RFC 6532); display names encoded as ever. */
+static void test_mailbox_international_forms(void **state)
+{
+    (void)state;
+    mailbox_is("ming@例子.测试", "ming@xn--fsqu00a.xn--0zwm56d");
+    mailbox_is("王小明 <ming@例子.测试>",
+               "=?UTF-8?B?546L5bCP5piO?= <ming@xn--fsqu00a.xn--0zwm56d>");
+    mailbox_is("Jane <jane@Bücher.de>", "Jane <jane@xn--bcher-kva.de>");
+    mailbox_is("ops@XN--BCHER-KVA.de", "ops@xn--bcher-kva.de");
+    mailbox_is("用户@例子.测试", "用户@例子.测试");
+    mailbox_is("José <josé@example.com>", "=?UTF-8?B?Sm9zw6k=?= <josé@example.com>");
+    mailbox_is("\"Doe, J\" <jöe@xn--bcher-kva.de>", "\"Doe, J\" <jöe@xn--bcher-kva.de>");
+}
+
+/* A job whose recipients have IDN domains only: every header stays 7-bit ASCII, From and
+ * Message-ID carry the A-label domain, and no SMTPUTF8 is needed. */
+static void test_idn_message_is_7bit(void **state)
+{
+    (void)state;
+    job j;
+    buf b = BUF_INIT, v = BUF_INIT;
+    base_job(&j);
+    j.from = "noreply@例子.测试";
+    j.from_name = "例子";
+    j.to[0] = "王小明 <ming@例子.测试>";
+    j.to[1] = "info@Bücher.de";
+    j.n_to = 2;
+    j.cc[0] = "ops@xn--bcher-kva.de";
+    j.n_cc = 1;
+    j.reply_to = "Help <help@пример.рф>";
+    j.bcc[0] = "audit@bücher.de";
+    j.n_bcc = 1;
+    build(&j, &b);
+    assert_false(has_8bit(b.data, b.len));
+    assert_int_equal(mime_needs_smtputf8(&j), 0);
+    assert_int_equal(header_value(b.data, "From", 1, &v), 0);
+    assert_string_equal(v.data, "=?UTF-8?B?5L6L5a2Q?= <noreply@xn--fsqu00a.xn--0zwm56d>");
+    assert_int_equal(header_value(b.data, "To", 1, &v), 0);
+    assert_string_equal(v.data, "=?UTF-8?B?546L5bCP5piO?= <ming@xn--fsqu00a.xn--0zwm56d>, "
+                                "info@xn--bcher-kva.de");
+    assert_int_equal(header_value(b.data, "Cc", 1, &v), 0);
+    assert_string_equal(v.data, "ops@xn--bcher-kva.de");
+    assert_int_equal(header_value(b.data, "Reply-To", 1, &v), 0);
+    assert_string_equal(v.data, "Help <help@xn--e1afmkfd.xn--p1ai>");
+    assert_int_equal(header_value(b.data, "Message-ID", 1, &v), 0);
+    assert_string_equal(v.data, "<01JDQ6Z3K8P4W7X2M5N9R0T1AB@xn--fsqu00a.xn--0zwm56d>");
+    assert_null(strstr(b.data, "audit"));
+    buf_free(&b);
+    buf_free(&v);
+}
+
+/* A non-ASCII local part: that address goes raw in its header (RFC 6532), the others
+ * stay as they would be (A-labels, encoded names), the body stays 7-bit, and the job
+ * needs SMTPUTF8. */
+static void test_utf8_local_part_message(void **state)
+{
+    (void)state;
+    job j;
+    buf b = BUF_INIT, v = BUF_INIT;
+    base_job(&j);
+    j.to[0] = "用户 <用户@例子.测试>";
+    j.to[1] = "ming@例子.测试";
+    j.n_to = 2;
+    j.text = "正文 body\n";
+    j.text_len = strlen(j.text);
+    build(&j, &b);
+    assert_int_equal(mime_needs_smtputf8(&j), 1);
+    assert_int_equal(header_value(b.data, "To", 1, &v), 0);
+    assert_string_equal(v.data, "=?UTF-8?B?55So5oi3?= <用户@例子.测试>, "
+                                "ming@xn--fsqu00a.xn--0zwm56d");
+    const char *blank = strstr(b.data, "\r\n\r\n");
+    assert_non_null(blank);
+    /* the only 8-bit bytes of the message are that address's */
+    const char *raw = strstr(b.data, "<用户@例子.测试>");
+    assert_non_null(raw);
+    assert_false(has_8bit(b.data, (size_t)(raw - b.data)));
+    const char *after = raw + strlen("<用户@例子.测试>");
+    assert_false(has_8bit(after, b.len - (size_t)(after - b.data)));
+    assert_int_equal(header_value(b.data, "Subject", 1, &v), 0);
+    assert_string_equal(v.data, "Hello");
+    buf_free(&b);
+    buf_free(&v);
+}
+
+/* Where a non-ASCII local part sits decides nothing but that SMTPUTF8 is needed: in
+ * from, reply_to (headers only) or bcc (envelope only) as much as in to or cc. */
+static void test_needs_smtputf8(void **state)
+{
+    (void)state;
+    job j;
+    buf b = BUF_INIT, v = BUF_INIT;
+    base_job(&j);
+    assert_int_equal(mime_needs_smtputf8(&j), 0);
+    j.bcc[0] = "josé@example.com";
+    j.n_bcc = 1;
+    assert_int_equal(mime_needs_smtputf8(&j), 1);
+    build(&j, &b);
+    assert_false(has_8bit(b.data, b.len)); /* bcc is not in the message */
+    base_job(&j);
+    j.reply_to = "Soporte <atención@example.com>";
+    assert_int_equal(mime_needs_smtputf8(&j), 1);
+    build(&j, &b);
+    assert_int_equal(header_value(b.data, "Reply-To", 1, &v), 0);
+    assert_string_equal(v.data, "Soporte <atención@example.com>");
+    base_job(&j);
+    j.from = "邮件@例子.测试";
+    assert_int_equal(mime_needs_smtputf8(&j), 1);
+    build(&j, &b);
+    assert_int_equal(header_value(b.data, "From", 1, &v), 0);
+    assert_string_equal(v.data, "邮件@例子.测试");
+    assert_int_equal(header_value(b.data, "Message-ID", 1, &v), 0);
+    assert_string_equal(v.data, "<01JDQ6Z3K8P4W7X2M5N9R0T1AB@xn--fsqu00a.xn--0zwm56d>");
+    base_job(&j);
+    j.cc[0] = "пользователь@пример.рф";
+    j.n_cc = 1;
+    assert_int_equal(mime_needs_smtputf8(&j), 1);
+    base_job(&j);
+    j.to[0] = "a@Bücher.de"; /* an IDN domain alone is not enough */
+    assert_int_equal(mime_needs_smtputf8(&j), 0);
+    buf_free(&b);
+    buf_free(&v);
+}
+
+/* A long UTF-8 address (254 octets) after a long encoded name: the line folds before
+ * the angle address and no line passes 998 octets. */
+static void test_long_utf8_address_folds(void **state)
+{
+    (void)state;
+    char addr[300] = "";
+    for (int i = 0; i < 21; i++)
+        strcat(addr, "用"); /* 63 octets */
+    strcat(addr, "@例子.测试");
+    char mbox[600];
+    snprintf(mbox, sizeof mbox, "%s <%s>", ZH60, addr);
+    job j;
+    buf b = BUF_INIT, v = BUF_INIT;
+    base_job(&j);
+    j.to[0] = mbox;
+    j.to[1] = mbox;
+    j.n_to = 2;
+    build(&j, &b);
+    assert_int_equal(header_value(b.data, "To", 0, &v), 0);
+    assert_non_null(strstr(v.data, "\r\n <用"));
+    buf_free(&b);
+    buf_free(&v);
+}
+
 /* ---- whole messages --------------------------------------------------------------- */
 
 static void test_message_id(void **state)
@@ -712,6 +874,11 @@ int main(void)
         cmocka_unit_test(test_whole_chinese_message_lines),
         cmocka_unit_test(test_buffer_reuse),
         cmocka_unit_test(test_bad_input_refused),
+        cmocka_unit_test(test_mailbox_international_forms),
+        cmocka_unit_test(test_idn_message_is_7bit),
+        cmocka_unit_test(test_utf8_local_part_message),
+        cmocka_unit_test(test_needs_smtputf8),
+        cmocka_unit_test(test_long_utf8_address_folds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
 # objects.
 function(mailroom_unit_test name)
   add_executable(${name} ${CMAKE_CURRENT_LIST_DIR}/${name}.c)
-  target_link_libraries(${name} PRIVATE mailroom_consumer_core mailroom_common PkgConfig::CMOCKA)
+  target_link_libraries(${name} PRIVATE mailroom_consumer_core mailroom_smtp mailroom_common
+                        PkgConfig::CMOCKA)
   target_compile_definitions(${name} PRIVATE
     MAILROOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)

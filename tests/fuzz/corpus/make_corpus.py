@@ -111,6 +111,15 @@ def valid_extras():
         "address_looks_encoded": base_job(to=["=?UTF-8?B?x@example.com",
                                               "N <=?utf-8?q?a?=@example.com>"],
                                           **{"from": "=?x?=@example.com"}),
+        # international addresses: IDN domains (A-labels in the headers), UTF-8 local
+        # parts (raw in the headers), A-labels given, a 254-octet envelope
+        "international_addresses": base_job(
+            to=["王小明 <ming@例子.测试>", "用户@Bücher.de", "ops@XN--BCHER-KVA.de"],
+            cc=["José <josé@пример.рф>"], bcc=["пользователь@example.com"],
+            reply_to="Soporte <atención@ｅｘａｍｐｌｅ.com>",
+            **{"from": "邮件@例子.测试"}, from_name="例子"),
+        "idn_envelope_254": base_job(to=["a" * 58 + "@" + "例子." * 16 + "com",
+                                         "用" * 21 + "@" + "ü" + "a" * 55 + ".de"]),
     }
     out = []
     for name, job in jobs.items():
@@ -234,6 +243,10 @@ def struct_seeds():
                                           "d@" + "e" * 60 + ".example.com"]),
         "struct_year_edge": struct_seed(1, 0x20, 0x00, 0,
                                         ["1000-01-01T00:00:00.999999999-00:01", "Hi", "Hello", ""]),
+        # from, subject, text, to x3 and cc x1 given as international addresses
+        "struct_idn": struct_seed(1, 0x40, 0x06, 0,
+                                  ["邮件@例子.测试", "Hi", "Hello", "ming@例子.测试",
+                                   "用户@Bücher.de", "ops@xn--bcher-kva.de", "x@a\u3002b.com"]),
     }
 
 
@@ -257,6 +270,8 @@ DICT_JOB = [
     '"\\"X-"', '"X-Mailroom-"', '"2026-11-24T13:00:00Z"', '"+08:00"', '"-23:59"', '".123"',
     '"=?"', '"?="', '"=?UTF-8?B?"', '"\\xc3\\xa9"', '"\\xe6\\xbb\\xb4"', '"\\xf0\\x9f\\x98\\x80"',
     '"\\xc0\\xaf"', '"\\xed\\xa0\\x80"', '"[]"', '"{}"', '"null"', '"true"', '"0"',
+    '"xn--"', '"XN--"', '"@xn--fsqu00a.xn--0zwm56d"', '"@\\xe4\\xbe\\x8b\\xe5\\xad\\x90.com"',
+    '"b\\xc3\\xbccher"', '"\\xe3\\x80\\x82"', '"\\xc2\\x85"', '"\\xe2\\x80\\x8d"',
 ]
 
 
