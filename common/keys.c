@@ -44,7 +44,7 @@ void keys_processing(const keys_queue *k, const char *consumer, char out[KEYS_NA
     snprintf(out, KEYS_NAME_MAX, "mailroom:{%s}:processing:%s", k->queue, consumer);
 }
 
-void keys_rate(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX])
+void keys_minute(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX])
 {
-    snprintf(out, KEYS_NAME_MAX, "mailroom:{%s}:rate:%lld", k->queue, minute);
+    snprintf(out, KEYS_NAME_MAX, "mailroom:{%s}:minute:%lld", k->queue, minute);
 }

@@ -33,7 +33,9 @@ int keys_init(keys_queue *k, const char *name);
 void keys_job(const keys_queue *k, const char *id, char out[KEYS_NAME_MAX]);
 /* "mailroom:{Q}:processing:<consumer>" */
 void keys_processing(const keys_queue *k, const char *consumer, char out[KEYS_NAME_MAX]);
-/* "mailroom:{Q}:rate:<unix minute>": jobs sent in that minute (expires after 180 s) */
-void keys_rate(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX]);
+/* "mailroom:{Q}:minute:<unix minute>": a hash of the outcomes recorded in that minute,
+ * by state (sent, failed, ...); kept 48 h, the history `mailroom stats` and the
+ * dashboard read */
+void keys_minute(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX]);
 
 #endif

@@ -7,7 +7,7 @@ static const char *const names[] = {
     [MAILROOM_STATE_UNKNOWN] = "unknown",   [MAILROOM_STATE_QUEUED] = "queued",
     [MAILROOM_STATE_SENDING] = "sending",   [MAILROOM_STATE_SENT] = "sent",
     [MAILROOM_STATE_RETRYING] = "retrying", [MAILROOM_STATE_FAILED] = "failed",
-    [MAILROOM_STATE_REJECTED] = "rejected"};
+    [MAILROOM_STATE_REJECTED] = "rejected", [MAILROOM_STATE_CANCELLED] = "cancelled"};
 
 #define N_STATES (sizeof names / sizeof names[0])
 
@@ -29,5 +29,5 @@ mailroom_state mr_state_parse(const char *name)
 int mr_state_final(mailroom_state state)
 {
     return state == MAILROOM_STATE_SENT || state == MAILROOM_STATE_FAILED ||
-           state == MAILROOM_STATE_REJECTED;
+           state == MAILROOM_STATE_REJECTED || state == MAILROOM_STATE_CANCELLED;
 }

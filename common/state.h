@@ -14,7 +14,7 @@
  * else. */
 mailroom_state mr_state_parse(const char *name);
 
-/* 1 for the states a job does not leave: sent, failed, rejected. */
+/* 1 for the states a job does not leave: sent, failed, rejected, cancelled. */
 int mr_state_final(mailroom_state state);
 
 #endif

@@ -76,7 +76,7 @@ static int finish_args_for(worker *w, const task *t, const outcome *o, finish_ar
 {
     const consumer_config *cfg = w->cfg;
     clock_format_iso(o->at_ms, 1, now_iso);
-    keys_rate(&cfg->keys, o->at_ms / 60000, rate_key);
+    keys_minute(&cfg->keys, o->at_ms / 60000, rate_key);
     keys_job(&cfg->keys, o->id, job_key);
     if (o->smtp_code)
         snprintf(code, 16, "%d", o->smtp_code);
@@ -85,7 +85,7 @@ static int finish_args_for(worker *w, const task *t, const outcome *o, finish_ar
     a->v[FINISH_KEY_job] = job_key;
     a->v[FINISH_KEY_processing] = cfg->processing;
     a->v[FINISH_KEY_stats] = cfg->keys.stats;
-    a->v[FINISH_KEY_rate] = rate_key;
+    a->v[FINISH_KEY_minute] = rate_key;
     a->v[FINISH_ARG_raw] = t->raw;
     a->len[FINISH_ARG_raw] = t->len;
     a->v[FINISH_ARG_state] = mailroom_state_name(o->state);

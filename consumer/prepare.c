@@ -181,6 +181,8 @@ static void log_not_begun(const task *t, begin_result b)
     const char *id = t->job.id;
     if (b == BEGIN_DUPLICATE)
         log_msg(LOG_INFO, id, "duplicate: already sent, acknowledged");
+    else if (b == BEGIN_CANCELLED)
+        log_msg(LOG_INFO, id, "cancelled: acknowledged without sending");
     else if (b == BEGIN_INFLIGHT)
         log_msg(LOG_WARN, id, "a second copy of a job in flight on another take: dropped");
     else if (b == BEGIN_LOST)

@@ -122,12 +122,12 @@ int take_job(worker *w, task *t, take_mode mode)
 /* Reads BEGIN's answer {what, attempts[, owed, delivered]} into t. */
 static begin_result begin_reply(const redisReply *r, task *t)
 {
-    static const char *const names[] = {"sending", "duplicate", "inflight", "lost"};
+    static const char *const names[] = {"sending", "duplicate", "inflight", "lost", "cancelled"};
     begin_result res = BEGIN_FAILED;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER)
         return BEGIN_FAILED;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(r->element[0]->str, names[i]) == 0)
             res = (begin_result)i;
     t->attempt = (long)r->element[1]->integer;

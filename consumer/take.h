@@ -34,6 +34,7 @@ typedef enum begin_result {
     BEGIN_DUPLICATE,   /* already sent: acknowledged without sending */
     BEGIN_INFLIGHT,    /* a copy of a job in flight elsewhere: dropped */
     BEGIN_LOST,        /* no longer in this consumer's processing list */
+    BEGIN_CANCELLED,   /* cancelled (mailroom cancel): acknowledged without sending */
     BEGIN_FAILED       /* Redis could not be reached before a hurried shutdown */
 } begin_result;
 

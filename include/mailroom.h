@@ -193,7 +193,8 @@ typedef enum mailroom_state {
     MAILROOM_STATE_SENT,
     MAILROOM_STATE_RETRYING,
     MAILROOM_STATE_FAILED,
-    MAILROOM_STATE_REJECTED
+    MAILROOM_STATE_REJECTED,
+    MAILROOM_STATE_CANCELLED /* by an operator (mailroom cancel): never sent */
 } mailroom_state;
 
 /* "queued", "sending", ... ; "unknown" for anything else. A static string. Thread-safe. */

@@ -126,8 +126,8 @@ static int append_reads(mailroom *m, const snapshot *s)
     char due[32], key_cur[KEYS_NAME_MAX], key_prev[KEYS_NAME_MAX], proc_key[KEYS_NAME_MAX];
     long long minute = s->now_ms / 60000;
     snprintf(due, sizeof due, "%lld", s->now_ms);
-    keys_rate(k, minute, key_cur);
-    keys_rate(k, minute - 1, key_prev);
+    keys_minute(k, minute, key_cur);
+    keys_minute(k, minute - 1, key_prev);
     int bad = 0;
     bad |= redisAppendCommand(m->redis, "LLEN %s", k->pending);
     bad |= redisAppendCommand(m->redis, "ZCARD %s", k->scheduled);
@@ -135,8 +135,8 @@ static int append_reads(mailroom *m, const snapshot *s)
     bad |= redisAppendCommand(m->redis, "LLEN %s", k->dead);
     bad |= redisAppendCommand(m->redis, "ZRANGE %s 0 -1 WITHSCORES", k->consumers);
     bad |= redisAppendCommand(m->redis, "HGETALL %s", k->stats);
-    bad |= redisAppendCommand(m->redis, "GET %s", key_cur);
-    bad |= redisAppendCommand(m->redis, "GET %s", key_prev);
+    bad |= redisAppendCommand(m->redis, "HGET %s sent", key_cur);
+    bad |= redisAppendCommand(m->redis, "HGET %s sent", key_prev);
     for (size_t i = 0; i < s->n_procs; i++) {
         keys_processing(k, s->procs[i].consumer, proc_key);
         bad |= redisAppendCommand(m->redis, "LLEN %s", proc_key);

@@ -7,7 +7,8 @@
   A job no longer in this consumer's processing list is not its own any more (another
   consumer recovered it while this one was stalled, even one Redis handed to its
   blocked take meanwhile): lost. A record that says sent means a redelivered copy: it
-  is acknowledged without sending (duplicate). A record that says sending under a live
+  is acknowledged without sending (duplicate); one that says cancelled (mailroom
+  cancel) is acknowledged without sending too (cancelled). A record that says sending under a live
   lease of another take means a second copy of a job in flight: this copy is dropped
   (inflight). A BEGIN run again with the same token (its reply lost to a Redis
   restart) answers as the first did. Otherwise the attempt is counted, the record says
@@ -31,9 +32,10 @@
 
   Output:
     {'sending', attempts, owed, delivered}, {'duplicate', attempts},
-    {'inflight', attempts} or {'lost', 0}
+    {'inflight', attempts}, {'cancelled', attempts} or {'lost', 0}
 ]]
 --@include event
+--@include announce
 --@include now_ms
 --@include decoded
 --@include delivered_count
@@ -46,17 +48,18 @@ n = tonumber(n) or 0
 if state == S.sending and lease == token then
   return {S.sending, n, redis.call('HGET', job, 'owed') or '', delivered_count(job)}
 end
-if state == S.sent then
+if state == S.sent or state == S.cancelled then
   redis.call('LREM', processing, 1, raw)
-  redis.call('PUBLISH', channel, event(id, 'duplicate', n, '', '',
-    'already sent: acknowledged without sending again', consumer, now, queue))
-  return {'duplicate', n}
+  local why = state == S.sent and 'already sent: acknowledged without sending again'
+    or 'cancelled: acknowledged without sending'
+  announce(channel, event(id, 'duplicate', n, '', '', why, consumer, now, queue))
+  return {state == S.sent and 'duplicate' or 'cancelled', n}
 end
 if state == S.sending and owner then
   local beat = tonumber(redis.call('ZSCORE', consumers, owner))
   if beat and beat >= now_ms() - tonumber(dead_after) then
     redis.call('LREM', processing, 1, raw)
-    redis.call('PUBLISH', channel, event(id, 'duplicate', n, '', '',
+    announce(channel, event(id, 'duplicate', n, '', '',
       'a copy of a job in flight on consumer ' .. owner .. ': dropped', consumer, now, queue))
     return {'inflight', n}
   end
@@ -65,5 +68,5 @@ n = redis.call('HINCRBY', job, 'attempts', 1)
 redis.call('HSET', job, 'state', S.sending, 'updated_at', now, 'consumer', consumer,
   'lease', token)
 redis.call('EXPIRE', job, ttl)
-redis.call('PUBLISH', channel, event(id, S.sending, n, '', '', '', consumer, now, queue))
+announce(channel, event(id, S.sending, n, '', '', '', consumer, now, queue))
 return {S.sending, n, redis.call('HGET', job, 'owed') or '', delivered_count(job)}

@@ -25,7 +25,8 @@
     KEYS processing  mailroom:{Q}:processing:<consumer>
     KEYS stats       mailroom:{Q}:stats
     KEYS target      mailroom:{Q}:dead (failed, rejected) or mailroom:{Q}:scheduled
-    KEYS rate        mailroom:{Q}:rate:<unix minute>, jobs sent in that minute
+    KEYS minute      mailroom:{Q}:minute:<unix minute>, the outcomes of that minute by
+                     state (kept 48 h: the history of stats and the dashboard)
     ARGV raw         the raw job, exactly as taken
     ARGV state       sent, retrying, failed, rejected or queued
     ARGV code        the deciding SMTP reply code, '' when none
@@ -53,6 +54,7 @@
     but its 250 was recorded; {'already_sent', attempts} when the record said sent
 ]]
 --@include event
+--@include announce
 --@include decoded
 --@include merged_recipients
 local removed = redis.call('LREM', processing, 1, raw)
@@ -63,9 +65,16 @@ if id ~= '' then
 end
 local holds = removed == 1 and (token == '' or lease == token)
 
+-- The outcome's line in the per-minute history.
+local function count_minute(what)
+  if redis.call('HINCRBY', minute, what, 1) == 1 and redis.call('TTL', minute) < 0 then
+    redis.call('EXPIRE', minute, 172800)
+  end
+end
+
 local function count_sent()
   redis.call('HINCRBY', stats, 'sent', 1)
-  if redis.call('INCR', rate) == 1 then redis.call('EXPIRE', rate, 180) end
+  count_minute(S.sent)
 end
 
 local merged = id ~= '' and merged_recipients(job, recipients) or nil
@@ -93,7 +102,7 @@ if not holds then
   if state == S.sent and id ~= '' and record ~= S.sent then
     write_record()
     count_sent()
-    redis.call('PUBLISH', channel, event(id, state, n, code, reply,
+    announce(channel, event(id, state, n, code, reply,
       'sent by a consumer that had lost the job: another copy may be sent too',
       consumer, now, queue, extra))
     return {'lost_sent', n}
@@ -101,7 +110,7 @@ if not holds then
   return {'lost', 0}
 end
 if record == S.sent and state ~= S.rejected then
-  redis.call('PUBLISH', channel, event(id, 'duplicate', n, code, reply,
+  announce(channel, event(id, 'duplicate', n, code, reply,
     'already sent: this ' .. state .. ' outcome of another copy is not recorded',
     consumer, now, queue))
   return {'already_sent', n}
@@ -109,7 +118,10 @@ end
 if id ~= '' and record ~= S.sent then write_record() end
 local counter = ({[S.retrying] = 'retried', [S.failed] = 'failed',
   [S.rejected] = 'rejected'})[state]
-if counter then redis.call('HINCRBY', stats, counter, 1) end
+if counter then
+  redis.call('HINCRBY', stats, counter, 1)
+  count_minute(state)
+end
 if state == S.sent then count_sent() end
 if state == S.retrying or state == S.queued then
   redis.call('ZADD', target, tail, raw)
@@ -117,6 +129,6 @@ elseif state ~= S.sent then
   redis.call('LPUSH', target, tail)
   redis.call('LTRIM', target, 0, tonumber(dead_max) - 1)
 end
-redis.call('PUBLISH', channel, event(id, state, n, code, reply, why, consumer, now, queue,
+announce(channel, event(id, state, n, code, reply, why, consumer, now, queue,
   extra))
 return {'recorded', n}

@@ -34,6 +34,7 @@
     the number of jobs recovered
 ]]
 --@include event
+--@include announce
 --@include job_id
 --@include now_ms
 --@include release

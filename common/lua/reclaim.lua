@@ -21,6 +21,7 @@
     the number of jobs moved
 ]]
 --@include event
+--@include announce
 --@include job_id
 --@include release
 local n = 0

@@ -20,6 +20,7 @@
     1 when the entry was still there and went back, else 0
 ]]
 --@include event
+--@include announce
 --@include job_id
 --@include release
 if redis.call('LREM', processing, 1, raw) == 0 then return 0 end

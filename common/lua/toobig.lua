@@ -23,6 +23,7 @@
     the number of entries rejected
 ]]
 --@include event
+--@include announce
 --@include job_id
 local limit = tonumber(max_bytes)
 local n = 0
@@ -45,7 +46,7 @@ for _, raw in ipairs(redis.call('LRANGE', processing, 0, -1)) do
       attempts = tonumber(redis.call('HGET', job_prefix .. id, 'attempts')) or 0
     end
     redis.call('HINCRBY', stats, 'rejected', 1)
-    redis.call('PUBLISH', channel, event(id, S.rejected, attempts, '', '', why, consumer, now,
+    announce(channel, event(id, S.rejected, attempts, '', '', why, consumer, now,
       queue))
   end
 end

@@ -86,6 +86,7 @@ local S = {
   retrying = 'retrying',
   failed = 'failed',
   rejected = 'rejected',
+  cancelled = 'cancelled',
 }
 -- generated: the keys and arguments named by the Input block
 local job = KEYS[1]

@@ -584,9 +584,9 @@ class StatsTest(CliTestCase):
             time.sleep(60 - (before - minute * 60) + 0.1)
             before = redis_s()
             minute = int(before // 60)
-        self.r.set(f"{Q.prefix}:rate:{minute - 1}", 60, ex=180)
-        self.r.set(f"{Q.prefix}:rate:{minute}", 6, ex=180)
-        self.r.set(f"{Q.prefix}:rate:{minute - 2}", 1000, ex=180)  # too old to count
+        self.r.hset(f"{Q.prefix}:minute:{minute - 1}", "sent", 60)
+        self.r.hset(f"{Q.prefix}:minute:{minute}", "sent", 6)
+        self.r.hset(f"{Q.prefix}:minute:{minute - 2}", "sent", 1000)  # too old to count
         rate = self.stats_json()["sent_per_min"]
         after = redis_s()
         hi = 60 * (1 - (before - minute * 60) / 60) + 6

@@ -34,8 +34,8 @@ static void test_keys(void **state)
     assert_string_equal(out, "mailroom:{signup}:job:01JDQ6Z3K8P4W7X2M5N9R0T1AB");
     keys_processing(&k, "host-1:4242:3", out);
     assert_string_equal(out, "mailroom:{signup}:processing:host-1:4242:3");
-    keys_rate(&k, 29925420LL, out);
-    assert_string_equal(out, "mailroom:{signup}:rate:29925420");
+    keys_minute(&k, 29925420LL, out);
+    assert_string_equal(out, "mailroom:{signup}:minute:29925420");
 
     /* names: [A-Za-z0-9._:-]{1,64}; a refused name leaves k as it was */
     assert_true(keys_queue_valid("a.B_9:x-y"));

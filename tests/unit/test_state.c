@@ -116,7 +116,7 @@ static void test_final_states(void **state)
     for (int i = 0; i < g_count; i++) {
         const char *n = g_names[i];
         int want = strcmp(n, "sent") == 0 || strcmp(n, "failed") == 0 ||
-                   strcmp(n, "rejected") == 0;
+                   strcmp(n, "rejected") == 0 || strcmp(n, "cancelled") == 0;
         if (mr_state_final((mailroom_state)i) != want)
             fail_msg("state '%s': final %d, expected %d", n, mr_state_final((mailroom_state)i),
                      want);

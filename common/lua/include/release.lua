@@ -17,7 +17,7 @@ local function release(raw, pending, job_prefix, why, by, at, ttl, queue, channe
     state = redis.call('HGET', key, 'state')
   end
   if state == S.sent then
-    redis.call('PUBLISH', channel, event(id, 'duplicate', n, '', '',
+    announce(channel, event(id, 'duplicate', n, '', '',
       'already sent: a copy held by ' .. owner .. ' dropped', by, at, queue))
     return 0
   end
@@ -28,6 +28,6 @@ local function release(raw, pending, job_prefix, why, by, at, ttl, queue, channe
     redis.call('HDEL', key, 'consumer', 'lease')
     redis.call('EXPIRE', key, ttl)
   end
-  redis.call('PUBLISH', channel, event(id, 'recovered', n, '', '', why, by, at, queue))
+  announce(channel, event(id, 'recovered', n, '', '', why, by, at, queue))
   return 1
 end
