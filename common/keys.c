@@ -31,6 +31,10 @@ int keys_init(keys_queue *k, const char *name)
     snprintf(k->consumers, sizeof k->consumers, "mailroom:{%s}:consumers", name);
     snprintf(k->recovered, sizeof k->recovered, "mailroom:{%s}:recovered", name);
     snprintf(k->job_prefix, sizeof k->job_prefix, "mailroom:{%s}:job:", name);
+    snprintf(k->events, sizeof k->events, "mailroom:{%s}:events", name);
+    snprintf(k->paused, sizeof k->paused, "mailroom:{%s}:paused", name);
+    snprintf(k->exporter, sizeof k->exporter, "mailroom:{%s}:exporter", name);
+    snprintf(k->webhook, sizeof k->webhook, "mailroom:{%s}:webhook", name);
     return 0;
 }
 
@@ -47,4 +51,38 @@ void keys_processing(const keys_queue *k, const char *consumer, char out[KEYS_NA
 void keys_minute(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX])
 {
     snprintf(out, KEYS_NAME_MAX, "mailroom:{%s}:minute:%lld", k->queue, minute);
+}
+
+void keys_info(const keys_queue *k, const char *consumer, char out[KEYS_NAME_MAX])
+{
+    snprintf(out, KEYS_NAME_MAX, "mailroom:{%s}:info:%s", k->queue, consumer);
+}
+
+int keys_relay_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > KEYS_RELAY_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("._:-[]", c)))
+            return 0;
+    }
+    return 1;
+}
+
+void keys_relay(const char *relay, char out[KEYS_NAME_MAX])
+{
+    snprintf(out, KEYS_NAME_MAX, "mailroom:relay:{%s}", relay);
+}
+
+void keys_relay_sessions(const char *relay, char out[KEYS_NAME_MAX])
+{
+    snprintf(out, KEYS_NAME_MAX, "mailroom:relay:{%s}:sessions", relay);
+}
+
+void keys_suppress(const char *address, char out[KEYS_NAME_MAX])
+{
+    snprintf(out, KEYS_NAME_MAX, "%s%s", KEYS_SUPPRESS_PREFIX, address);
 }

@@ -23,7 +23,17 @@ typedef struct keys_queue {
     char consumers[KEYS_NAME_MAX];  /* zset: consumer id -> last heartbeat ms */
     char recovered[KEYS_NAME_MAX];  /* zset: recovered consumer id -> when, ms */
     char job_prefix[KEYS_NAME_MAX]; /* "mailroom:{Q}:job:" */
+    char events[KEYS_NAME_MAX];     /* stream: every event, kept */
+    char paused[KEYS_NAME_MAX];     /* string: present while the queue is paused */
+    char exporter[KEYS_NAME_MAX];   /* string: the consumer exporting queue metrics */
+    char webhook[KEYS_NAME_MAX];    /* hash: mailroom-webhook's delivery state */
 } keys_queue;
+
+/* The keys a deployment's queues share (docs/redis.md), each with its own hash tag. */
+#define KEYS_RELAYS "mailroom:relays"                   /* zset: relay -> last use, ms */
+#define KEYS_SUPPRESS_INDEX "mailroom:{suppress}:index" /* zset: address -> expiry, ms */
+#define KEYS_SUPPRESS_PREFIX "mailroom:{suppress}:addr:"
+#define KEYS_RELAY_MAX 128 /* a relay's name: host:port */
 
 /* 1 when name matches [A-Za-z0-9._:-]{1,64} (no braces: they would break the tag). */
 int keys_queue_valid(const char *name);
@@ -37,5 +47,18 @@ void keys_processing(const keys_queue *k, const char *consumer, char out[KEYS_NA
  * by state (sent, failed, ...); kept 48 h, the history `mailroom stats` and the
  * dashboard read */
 void keys_minute(const keys_queue *k, long long minute, char out[KEYS_NAME_MAX]);
+/* "mailroom:{Q}:info:<consumer>": what a consumer is (host, pid, lanes, relays, ...) */
+void keys_info(const keys_queue *k, const char *consumer, char out[KEYS_NAME_MAX]);
+
+/* 1 when name is a usable relay name: 1..KEYS_RELAY_MAX bytes of [A-Za-z0-9._:[]-]
+ * (a host:port, brackets for IPv6), no braces. */
+int keys_relay_valid(const char *name);
+/* "mailroom:relay:{R}": the relay's circuit and shared rate */
+void keys_relay(const char *relay, char out[KEYS_NAME_MAX]);
+/* "mailroom:relay:{R}:sessions": the relay's connection slots */
+void keys_relay_sessions(const char *relay, char out[KEYS_NAME_MAX]);
+/* "mailroom:{suppress}:addr:<address>" for an address already in its suppression form
+ * (suppress_address() of suppress.h) */
+void keys_suppress(const char *address, char out[KEYS_NAME_MAX]);
 
 #endif

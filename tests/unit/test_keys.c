@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "suppress.h"
 
 static void test_keys(void **state)
 {
@@ -63,10 +64,48 @@ static void test_keys(void **state)
     assert_int_equal(strlen(out), strlen("mailroom:{}:job:x") + 64);
 }
 
+/* The keys a deployment shares: relays and the suppression list, each its own slot. */
+static void test_shared_keys(void **state)
+{
+    (void)state;
+    keys_queue k;
+    char out[KEYS_NAME_MAX];
+    assert_int_equal(keys_init(&k, "reset"), 0);
+    assert_string_equal(k.events, "mailroom:{reset}:events");
+    assert_string_equal(k.paused, "mailroom:{reset}:paused");
+    keys_info(&k, "web1-42", out);
+    assert_string_equal(out, "mailroom:{reset}:info:web1-42");
+    assert_true(keys_relay_valid("smtp.example.com:587"));
+    assert_true(keys_relay_valid("[::1]:2525"));
+    static const char *bad[] = {"", "a{b}:25", "a b:25", "a/b", "a\nb"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (keys_relay_valid(bad[i]))
+            fail_msg("relay name accepted: '%s'", bad[i]);
+    keys_relay("127.0.0.1:2525", out);
+    assert_string_equal(out, "mailroom:relay:{127.0.0.1:2525}");
+    keys_relay_sessions("127.0.0.1:2525", out);
+    assert_string_equal(out, "mailroom:relay:{127.0.0.1:2525}:sessions");
+
+    /* one spelling per address: lower case, the domain as A-labels */
+    char addr[ADDR_SPEC_MAX + 1];
+    mr_error err = MR_ERROR_INIT;
+    const char *given = "Ming.Wang@Bücher.Example";
+    assert_int_equal(suppress_address(given, strlen(given), addr, &err), 0);
+    assert_string_equal(addr, "ming.wang@xn--bcher-kva.example");
+    keys_suppress(addr, out);
+    assert_string_equal(out, "mailroom:{suppress}:addr:ming.wang@xn--bcher-kva.example");
+    const char *utf8 = "用户@例子.广告";
+    assert_int_equal(suppress_address(utf8, strlen(utf8), addr, &err), 0);
+    assert_true(strncmp(addr, "用户@xn--", strlen("用户@xn--")) == 0);
+    assert_int_equal(suppress_address("no-at-sign", 10, addr, &err), -1);
+    assert_true(err.msg[0] != '\0');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_shared_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
