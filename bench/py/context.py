@@ -1,7 +1,7 @@
 """The context every part of the benchmarks shares (bench.py mixes the parts into one
 Bench): the Release build in build-bench/, a temp dir with the signing keys file, the
-private Redis (tests/support), consumers of that build, the queue filler and the runner
-of the C bench binaries, and the results being collected."""
+private Redis (tests/support), consumers of that build (or of --consumer-bin), the queue
+filler and the runner of the C bench binaries, and the results being collected."""
 
 from __future__ import annotations
 
@@ -66,6 +66,10 @@ class Context:
         os.chmod(self.keys, 0o600)
         self.results: dict = {}
         self.redis: BenchRedis | None = None
+        # the consumer measured: this build's, or another one's (--consumer-bin), e.g. a
+        # build of an older commit for before/after figures
+        self.consumer_bin = Path(args.consumer_bin) if getattr(args, "consumer_bin", None) \
+            else self.bin / "mailroom-consumer"
 
     # -- helpers
 
@@ -100,7 +104,7 @@ class Context:
         for i in range(procs):
             out.append(Consumer(env, "--concurrency", conc, "--block-timeout", "100ms",
                                 "--id", f"bench-{tag}-{i}", wrap=wrap or (),
-                                binary=self.bin / "mailroom-consumer",
+                                binary=self.consumer_bin,
                                 log_path=self.tmp / f"consumer-{tag}-{i}.log").start())
         return out
 
@@ -116,8 +120,11 @@ class Context:
         subprocess.run(["cmake", "-S", ROOT, "-B", self.build, "-DCMAKE_BUILD_TYPE=Release",
                         "-DMAILROOM_BUILD_TESTS=OFF", "-DMAILROOM_BUILD_BENCH=ON"],
                        check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", self.build, "-j2", "--target", "mailroom-consumer",
-                        "bench_enqueue", "bench_batch"], check=True, stdout=subprocess.DEVNULL)
+        targets = ["bench_enqueue", "bench_batch", "delay_proxy"]
+        if not self.args.consumer_bin:
+            targets.append("mailroom-consumer")
+        subprocess.run(["cmake", "--build", self.build, "-j2", "--target", *targets],
+                       check=True, stdout=subprocess.DEVNULL)
 
 
     def job_states(self) -> dict:

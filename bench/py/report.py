@@ -22,6 +22,13 @@ TARGETS = {
     "e2e": (">=", 0.6),
     "round_trips": ("<=", 3.0),
     "rss_mb": ("<=", 16.0),
+    # issue 13 (the SMTP engine): loopback and far relay
+    "e2e_16": (">=", 0.5),
+    "consumer_cpu_16": ("<=", 60.0),
+    "far_ratio": (">=", 0.85),
+    "far_vs_bullmq": (">=", 1.8),
+    "far_round_trips": ("<=", 1.1),
+    "far_rss_256_mb": ("<=", 32.0),
 }
 
 
@@ -52,6 +59,30 @@ class Report:
             if (e["procs"], e["concurrency"]) in ((1, 1), (1, 4), (1, 16), (2, 16)):
                 add(f"end to end {e['procs']} x {e['concurrency']} / smtp-source -s {e['sessions']}",
                     e["ratio"], "e2e", f"{e['rate']:.0f} vs {e['limit_rate']:.0f} emails/s")
+        for e in self.results.get("e2e", []):
+            if (e["procs"], e["concurrency"]) == (1, 16):
+                add("issue 13: end to end 1 x 16 / smtp-source -s 16", e["ratio"], "e2e_16",
+                    f"{e['rate']:.0f} vs {e['limit_rate']:.0f} emails/s")
+                add("issue 13: consumer CPU us per sent job, 1 x 16", e["consumer_cpu_us_per_job"],
+                    "consumer_cpu_16", f"Redis {e['redis_cpu_us_per_job']:.0f} us, smtp-sink "
+                    f"{e['sink_cpu_us_per_job']:.0f} us per job")
+        far = self.results.get("far_relay")
+        for c in (far or {}).get("configs", []):
+            m, s = c["mailroom"], c["sessions"]
+            add(f"far relay {far['rtt_ms']:g} ms, {s} sessions / (sessions / RTT)", m["ratio_to_limit"],
+                "far_ratio", f"{m['rate']:.0f} vs {c['limit_rate']:.0f} emails/s; smtp-source "
+                f"{c['smtp_source']['ratio_to_limit']:.2f}, ideal pipelining client "
+                f"{c['ideal']['ratio_to_limit']:.2f}, BullMQ "
+                + (f"{c['bullmq']['ratio_to_limit']:.2f}" if "rate" in c["bullmq"] else "not run"))
+            if "mailroom_vs_bullmq" in c:
+                add(f"far relay, {s} sessions: mailroom / BullMQ + nodemailer", c["mailroom_vs_bullmq"],
+                    "far_vs_bullmq", f"{m['rate']:.0f} vs {c['bullmq']['rate']:.0f} emails/s")
+            add(f"far relay, {s} sessions: round trips per message on the wire", m["steady_round_trips_per_msg"],
+                "far_round_trips", f"steady state; {m['round_trips_per_msg_all']:.2f} over the whole run "
+                f"(connecting and QUIT included)")
+            if s == 256:
+                add("far relay: consumer peak RSS at 256 sessions, MB", m["rss_peak_kb"] / 1024, "far_rss_256_mb",
+                    "VmHWM of the one consumer process")
         if "cost" in self.results:
             c = self.results["cost"]
             add("Redis round trips per sent job (consumer)", c["round_trips_per_job"], "round_trips",
@@ -81,6 +112,8 @@ class Report:
             "job_bytes": next((self.results[k]["job_bytes"] for k in ("enqueue_latency", "enqueue_throughput")
                                if k in self.results), None),
             "mode": "quick" if self.args.quick else ("long" if self.args.long else "full"),
+            "parts": self.args.only, "consumer_bin": str(self.consumer_bin),
+            "consumer_label": self.args.consumer_label,
             "runs": self.args.runs, "loadavg_start": self.load_start, "loadavg_end": os.getloadavg(),
         }
 
@@ -147,11 +180,29 @@ class Report:
         out.append("</svg>")
         path.write_text("\n".join(out) + "\n")
 
+    def merged_results(self, path: Path) -> dict:
+        """What latest.json gets: this run's results; for a run of some parts only
+        (--only), the previous file with those parts replaced, this run's conditions and
+        verdicts under conditions_<parts> and verdicts_<parts>, the earlier ones kept."""
+        if not self.args.partial or not path.exists():
+            return self.results
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            return self.results
+        tag = "_".join(self.args.only)
+        for k, val in self.results.items():
+            if k in ("conditions", "verdicts"):
+                old[f"{k}_{tag}"] = val
+            else:
+                old[k] = val
+        return old
+
     def report(self) -> int:
         v = self.verdicts()
         print("\n== summary (each ratio: median of the per-run ratios against a limit measured in the same run)")
         for x in v:
-            print(f"  {'PASS' if x['pass'] else 'MISS'}  {x['name']:<55} {x['value']:>8.3f}  "
+            print(f"  {'PASS' if x['pass'] else 'MISS'}  {x['name']:<62} {x['value']:>8.3f}  "
                   f"(target {x['target']})  {x['detail']}")
         if "e2e" in self.results:
             print("\n  end to end / scaling (emails/s, medians):")
@@ -161,11 +212,17 @@ class Report:
                 print(f"  {e['procs']:>5} x {e['concurrency']:<4} {e['rate']:>9.0f} {e['limit_rate']:>9.0f} "
                       f"{e['ratio']:>6.2f} {e['consumer_cpu_us_per_job']:>10.0f} {e['redis_cpu_us_per_job']:>10.0f} "
                       f"{e['sink_cpu_us_per_job']:>9.0f} {e['busy_cores']:>10.2f}")
+        if "far_relay" in self.results:
+            self.far_print(self.results["far_relay"])
+            md = self.build / "far-relay.md"
+            md.write_text(self.far_markdown(self.results["far_relay"]))
+            print(f"\n  the far-relay tables for docs/performance.md: {md}")
         self.results["conditions"] = self.conditions()
         self.results["verdicts"] = v
         outdir = Path(self.args.out)
         outdir.mkdir(parents=True, exist_ok=True)
-        (outdir / "latest.json").write_text(json.dumps(self.results, indent=1, sort_keys=True) + "\n")
+        (outdir / "latest.json").write_text(json.dumps(self.merged_results(outdir / "latest.json"),
+                                                       indent=1, sort_keys=True) + "\n")
         self.write_svg(outdir / "scaling.svg")
         print(f"\n  wrote {outdir / 'latest.json'}" + (f" and {outdir / 'scaling.svg'}" if "e2e" in self.results else ""))
         return 0
