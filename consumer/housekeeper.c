@@ -33,9 +33,7 @@ static int housekeeping_failed(housekeeper *h, redisReply *r)
     return 1;
 }
 
-/* Runs a housekeeping script on the housekeeper's connection; its integer reply, or
- * -1 on failure (an error reply is logged). */
-static long housekeeping_run(housekeeper *h, script_id id, const char *const *v, const size_t *len)
+int housekeeping_connect(housekeeper *h)
 {
     mr_error err = MR_ERROR_INIT;
     if (!h->redis) {
@@ -44,6 +42,14 @@ static long housekeeping_run(housekeeper *h, script_id id, const char *const *v,
             return -1;
         h->up_since_ms = clock_now_ms();
     }
+    return 0;
+}
+
+long housekeeping_run(housekeeper *h, script_id id, const char *const *v, const size_t *len)
+{
+    mr_error err = MR_ERROR_INIT;
+    if (housekeeping_connect(h) != 0)
+        return -1;
     redisReply *r = script_run(h->redis, id, v, len, &err);
     if (!r && err.rc == MAILROOM_EINVAL) {
         log_msg(LOG_ERROR, NULL, "housekeeping: %s", err.msg);
@@ -80,12 +86,19 @@ long housekeeping_promote(housekeeper *h)
     const consumer_config *cfg = h->cfg;
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
-    promote_args a = {0};
-    a.v[PROMOTE_KEY_scheduled] = cfg->keys.scheduled;
-    a.v[PROMOTE_KEY_pending] = cfg->keys.pending;
-    a.v[PROMOTE_ARG_now_ms] = now;
-    a.v[PROMOTE_ARG_batch] = PROMOTE_BATCH;
-    return housekeeping_run(h, SCRIPT_PROMOTE, a.v, a.len);
+    long moved = 0;
+    for (int i = 0; i < cfg->n_lanes; i++) {
+        promote_args a = {0};
+        a.v[PROMOTE_KEY_scheduled] = cfg->lanes[i].keys.scheduled;
+        a.v[PROMOTE_KEY_pending] = cfg->lanes[i].keys.pending;
+        a.v[PROMOTE_ARG_now_ms] = now;
+        a.v[PROMOTE_ARG_batch] = PROMOTE_BATCH;
+        long n = housekeeping_run(h, SCRIPT_PROMOTE, a.v, a.len);
+        if (n < 0)
+            return -1;
+        moved += n;
+    }
+    return moved;
 }
 
 /*
@@ -108,37 +121,52 @@ static void note_heartbeat(consumer_config *cfg)
     atomic_store(&cfg->heartbeat_ok_ms, now);
 }
 
-long housekeeping_heartbeat(housekeeper *h)
+/* The heartbeat in one lane's queue, and the recovery of its silent consumers. */
+static long heartbeat_lane(housekeeper *h, const lane *l, const char *now_iso, int recover)
 {
     const consumer_config *cfg = h->cfg;
-    char max_bytes[24], now_iso[CLOCK_ISO_MAX], processing_prefix[KEYS_NAME_MAX];
+    char max_bytes[24], processing_prefix[KEYS_NAME_MAX];
     snprintf(max_bytes, sizeof max_bytes, "%d", JOB_MAX_BYTES);
-    clock_format_iso(clock_now_ms(), 1, now_iso);
-    keys_processing(&cfg->keys, "", processing_prefix);
-    int recover = h->redis && clock_now_ms() - h->up_since_ms >= RECOVERY_GRACE_MS;
+    keys_processing(&l->keys, "", processing_prefix);
     heartbeat_args a = {0};
-    a.v[HEARTBEAT_KEY_consumers] = cfg->keys.consumers;
-    a.v[HEARTBEAT_KEY_recovered] = cfg->keys.recovered;
-    a.v[HEARTBEAT_KEY_pending] = cfg->keys.pending;
-    a.v[HEARTBEAT_KEY_stats] = cfg->keys.stats;
+    a.v[HEARTBEAT_KEY_consumers] = l->keys.consumers;
+    a.v[HEARTBEAT_KEY_recovered] = l->keys.recovered;
+    a.v[HEARTBEAT_KEY_pending] = l->keys.pending;
+    a.v[HEARTBEAT_KEY_stats] = l->keys.stats;
     a.v[HEARTBEAT_ARG_consumer] = cfg->id;
     a.v[HEARTBEAT_ARG_dead_after] = cfg->dead_after_arg;
     a.v[HEARTBEAT_ARG_forget_after] = FORGET_AFTER_MS;
     a.v[HEARTBEAT_ARG_max_bytes] = max_bytes;
     a.v[HEARTBEAT_ARG_recover] = recover ? "1" : "0";
-    a.v[HEARTBEAT_ARG_queue] = cfg->keys.queue;
-    a.v[HEARTBEAT_ARG_channel] = cfg->keys.status;
+    a.v[HEARTBEAT_ARG_queue] = l->keys.queue;
+    a.v[HEARTBEAT_ARG_channel] = l->keys.status;
     a.v[HEARTBEAT_ARG_processing_prefix] = processing_prefix;
-    a.v[HEARTBEAT_ARG_job_prefix] = cfg->keys.job_prefix;
+    a.v[HEARTBEAT_ARG_job_prefix] = l->keys.job_prefix;
     a.v[HEARTBEAT_ARG_now] = now_iso;
     a.v[HEARTBEAT_ARG_ttl] = cfg->ttl_arg;
     long n = housekeeping_run(h, SCRIPT_HEARTBEAT, a.v, a.len);
-    if (n >= 0)
-        note_heartbeat(h->cfg);
     if (n > 0)
-        log_msg(LOG_WARN, NULL, "recovered %ld jobs from consumers silent for over %lld ms", n,
-                (long long)cfg->dead_after_ms);
+        log_msg(LOG_WARN, NULL,
+                "recovered %ld jobs of queue %s from consumers silent for over %lld ms", n,
+                l->keys.queue, (long long)cfg->dead_after_ms);
     return n;
+}
+
+long housekeeping_heartbeat(housekeeper *h)
+{
+    const consumer_config *cfg = h->cfg;
+    char now_iso[CLOCK_ISO_MAX];
+    clock_format_iso(clock_now_ms(), 1, now_iso);
+    int recover = h->redis && clock_now_ms() - h->up_since_ms >= RECOVERY_GRACE_MS;
+    long recovered = 0;
+    for (int i = 0; i < cfg->n_lanes; i++) {
+        long n = heartbeat_lane(h, &cfg->lanes[i], now_iso, recover);
+        if (n < 0)
+            return -1;
+        recovered += n;
+    }
+    note_heartbeat(h->cfg);
+    return recovered;
 }
 
 long housekeeping_reclaim(housekeeper *h, const char *why)
@@ -147,19 +175,27 @@ long housekeeping_reclaim(housekeeper *h, const char *why)
     char max_bytes[24], now_iso[CLOCK_ISO_MAX];
     snprintf(max_bytes, sizeof max_bytes, "%d", JOB_MAX_BYTES);
     clock_format_iso(clock_now_ms(), 1, now_iso);
-    reclaim_args a = {0};
-    a.v[RECLAIM_KEY_processing] = cfg->processing;
-    a.v[RECLAIM_KEY_pending] = cfg->keys.pending;
-    a.v[RECLAIM_KEY_consumers] = cfg->keys.consumers;
-    a.v[RECLAIM_ARG_consumer] = cfg->id;
-    a.v[RECLAIM_ARG_why] = why;
-    a.v[RECLAIM_ARG_queue] = cfg->keys.queue;
-    a.v[RECLAIM_ARG_channel] = cfg->keys.status;
-    a.v[RECLAIM_ARG_job_prefix] = cfg->keys.job_prefix;
-    a.v[RECLAIM_ARG_now] = now_iso;
-    a.v[RECLAIM_ARG_ttl] = cfg->ttl_arg;
-    a.v[RECLAIM_ARG_max_bytes] = max_bytes;
-    return housekeeping_run(h, SCRIPT_RECLAIM, a.v, a.len);
+    long back = 0;
+    for (int i = 0; i < cfg->n_lanes; i++) {
+        const lane *l = &cfg->lanes[i];
+        reclaim_args a = {0};
+        a.v[RECLAIM_KEY_processing] = l->processing;
+        a.v[RECLAIM_KEY_pending] = l->keys.pending;
+        a.v[RECLAIM_KEY_consumers] = l->keys.consumers;
+        a.v[RECLAIM_ARG_consumer] = cfg->id;
+        a.v[RECLAIM_ARG_why] = why;
+        a.v[RECLAIM_ARG_queue] = l->keys.queue;
+        a.v[RECLAIM_ARG_channel] = l->keys.status;
+        a.v[RECLAIM_ARG_job_prefix] = l->keys.job_prefix;
+        a.v[RECLAIM_ARG_now] = now_iso;
+        a.v[RECLAIM_ARG_ttl] = cfg->ttl_arg;
+        a.v[RECLAIM_ARG_max_bytes] = max_bytes;
+        long n = housekeeping_run(h, SCRIPT_RECLAIM, a.v, a.len);
+        if (n < 0)
+            return -1;
+        back += n;
+    }
+    return back;
 }
 
 void housekeeping_close(housekeeper *h)
@@ -183,49 +219,49 @@ static int take_held(uint64_t *held, int n, uint64_t hash)
     return 0;
 }
 
-static int64_t suspect_since(const housekeeper *h, uint64_t hash, int64_t now)
+static int64_t suspect_since(const housekeeper *h, int in_lane, uint64_t hash, int64_t now)
 {
-    for (int i = 0; i < h->n_suspects; i++)
-        if (h->suspects[i].hash == hash)
-            return h->suspects[i].first_seen_ms;
+    for (int i = 0; i < h->n_suspects[in_lane]; i++)
+        if (h->suspects[in_lane][i].hash == hash)
+            return h->suspects[in_lane][i].first_seen_ms;
     return now;
 }
 
-/* Rejects the entries of this consumer's processing list over the size limit (an
- * oversized entry whose worker was interrupted before it could): the toobig script.
- * Returns how many, or -1 when Redis failed. */
-static long housekeeping_toobig(housekeeper *h)
+/* Rejects the entries of this consumer's processing list of lane l over the size
+ * limit (an oversized entry whose worker was interrupted before it could): the toobig
+ * script. Returns how many, or -1 when Redis failed. */
+static long housekeeping_toobig(housekeeper *h, const lane *l)
 {
     char max[24], now_iso[CLOCK_ISO_MAX];
     toobig_args a = {0};
-    take_toobig_args(h->cfg, &a, max, now_iso);
+    take_toobig_args(h->cfg, l, &a, max, now_iso);
     return housekeeping_run(h, SCRIPT_TOOBIG, a.v, a.len);
 }
 
-/* Returns one orphan to pending (REQUEUE): 1, 0 when it was gone already, -1 when
- * Redis failed. */
-static long requeue_orphan(housekeeper *h, const redisReply *entry)
+/* Returns one orphan of lane l to pending (REQUEUE): 1, 0 when it was gone already,
+ * -1 when Redis failed. */
+static long requeue_orphan(housekeeper *h, const lane *l, const redisReply *entry)
 {
     const consumer_config *cfg = h->cfg;
     char now_iso[CLOCK_ISO_MAX], max_bytes[24];
     clock_format_iso(clock_now_ms(), 1, now_iso);
     snprintf(max_bytes, sizeof max_bytes, "%d", JOB_MAX_BYTES);
     requeue_args a = {0};
-    a.v[REQUEUE_KEY_processing] = cfg->processing;
-    a.v[REQUEUE_KEY_pending] = cfg->keys.pending;
-    a.v[REQUEUE_KEY_stats] = cfg->keys.stats;
+    a.v[REQUEUE_KEY_processing] = l->processing;
+    a.v[REQUEUE_KEY_pending] = l->keys.pending;
+    a.v[REQUEUE_KEY_stats] = l->keys.stats;
     a.v[REQUEUE_ARG_raw] = entry->str;
     a.len[REQUEUE_ARG_raw] = entry->len;
     a.v[REQUEUE_ARG_consumer] = cfg->id;
-    a.v[REQUEUE_ARG_queue] = cfg->keys.queue;
-    a.v[REQUEUE_ARG_channel] = cfg->keys.status;
-    a.v[REQUEUE_ARG_job_prefix] = cfg->keys.job_prefix;
+    a.v[REQUEUE_ARG_queue] = l->keys.queue;
+    a.v[REQUEUE_ARG_channel] = l->keys.status;
+    a.v[REQUEUE_ARG_job_prefix] = l->keys.job_prefix;
     a.v[REQUEUE_ARG_now] = now_iso;
     a.v[REQUEUE_ARG_ttl] = cfg->ttl_arg;
     a.v[REQUEUE_ARG_max_bytes] = max_bytes;
     long n = housekeeping_run(h, SCRIPT_REQUEUE, a.v, a.len);
     if (n > 0)
-        log_msg(LOG_WARN, NULL, "returned an orphaned job of %s to pending", cfg->processing);
+        log_msg(LOG_WARN, NULL, "returned an orphaned job of %s to pending", l->processing);
     return n;
 }
 
@@ -239,14 +275,14 @@ static int held_now(const housekeeper *h, uint64_t held[WORKER_MAX * WORKER_HELD
     return n;
 }
 
-/* This consumer's processing list, each entry over the size limit given as "" (the
- * held script): 0 and *out (caller frees), or -1 when Redis failed. */
-static int read_processing(housekeeper *h, redisReply **out)
+/* This consumer's processing list of lane l, each entry over the size limit given as
+ * "" (the held script): 0 and *out (caller frees), or -1 when Redis failed. */
+static int read_processing(housekeeper *h, const lane *l, redisReply **out)
 {
     char max_bytes[24];
     snprintf(max_bytes, sizeof max_bytes, "%d", JOB_MAX_BYTES);
     held_args a = {0};
-    a.v[HELD_KEY_processing] = h->cfg->processing;
+    a.v[HELD_KEY_processing] = l->processing;
     a.v[HELD_ARG_max_bytes] = max_bytes;
     mr_error err = MR_ERROR_INIT;
     redisReply *r = script_run(h->redis, SCRIPT_HELD, a.v, a.len, &err);
@@ -260,11 +296,13 @@ static int read_processing(housekeeper *h, redisReply **out)
     return 0;
 }
 
-long housekeeping_orphans(housekeeper *h)
+/* The orphan check of one lane's processing list (see housekeeping_orphans). */
+static long orphans_of_lane(housekeeper *h, int lane_index)
 {
     const consumer_config *cfg = h->cfg;
+    const lane *l = &cfg->lanes[lane_index];
     redisReply *r = NULL;
-    if (!h->redis || read_processing(h, &r) != 0)
+    if (!h->redis || read_processing(h, l, &r) != 0)
         return -1;
     uint64_t held[WORKER_MAX * WORKER_HELD_MAX];
     int n_held = held_now(h, held);
@@ -280,17 +318,29 @@ long housekeeping_orphans(housekeeper *h)
         uint64_t hash = e->len == 0 ? 0 : worker_job_hash(e->str, e->len);
         if (hash && take_held(held, n_held, hash))
             continue;
-        int64_t since = suspect_since(h, hash, now);
+        int64_t since = suspect_since(h, lane_index, hash, now);
         if (now - since > patience) {
-            long n = hash ? requeue_orphan(h, e) : housekeeping_toobig(h);
+            long n = hash ? requeue_orphan(h, l, e) : housekeeping_toobig(h, l);
             if (n < 0)
                 break; /* Redis failed: the connection is dropped; next tick again */
             requeued += n;
         } else if (n_next < HOUSEKEEPING_MAX_SUSPECTS)
             next[n_next++] = (orphan_suspect){hash, since};
     }
-    memcpy(h->suspects, next, sizeof next[0] * (size_t)n_next);
-    h->n_suspects = n_next;
+    memcpy(h->suspects[lane_index], next, sizeof next[0] * (size_t)n_next);
+    h->n_suspects[lane_index] = n_next;
     freeReplyObject(r);
+    return requeued;
+}
+
+long housekeeping_orphans(housekeeper *h)
+{
+    long requeued = 0;
+    for (int i = 0; i < h->cfg->n_lanes; i++) {
+        long n = orphans_of_lane(h, i);
+        if (n < 0)
+            return -1;
+        requeued += n;
+    }
     return requeued;
 }

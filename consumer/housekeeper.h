@@ -11,7 +11,9 @@
 
 #include <stdint.h>
 
+#include "clock.h"
 #include "config.h"
+#include "script.h"
 #include "worker.h"
 
 #define HOUSEKEEPING_MAX_SUSPECTS 64
@@ -28,8 +30,12 @@ typedef struct housekeeper {
     int64_t up_since_ms;  /* when the current connection was made */
     worker *workers;      /* borrowed: the running workers, read for what they hold */
     int n_workers;
-    orphan_suspect suspects[HOUSEKEEPING_MAX_SUSPECTS];
-    int n_suspects;
+    orphan_suspect suspects[LANE_MAX][HOUSEKEEPING_MAX_SUSPECTS]; /* per lane */
+    int n_suspects[LANE_MAX];
+    int64_t sent_ring[RELAY_MAX][10]; /* each relay's sent count, one a second: the
+                                         recent send rate (mirror.c) */
+    unsigned ticks;
+    char started_at[CLOCK_ISO_MAX]; /* when this consumer started, RFC 3339 */
 } housekeeper;
 
 /* With Sentinel: when the sentinels name a master other than the one this housekeeper
@@ -52,5 +58,11 @@ long housekeeping_reclaim(housekeeper *h, const char *why);
 long housekeeping_orphans(housekeeper *h);
 /* Closes the connection. Accepts NULL. */
 void housekeeping_close(housekeeper *h);
+
+/* Runs a script on the housekeeper's connection (connecting first when needed); its
+ * integer reply, or -1 on failure (an error reply is logged). For mirror.c. */
+long housekeeping_run(housekeeper *h, script_id id, const char *const *v, const size_t *len);
+/* Connects the housekeeper when it is not: 0, or -1. */
+int housekeeping_connect(housekeeper *h);
 
 #endif

@@ -24,8 +24,11 @@
 #include "clock.h"
 #include "config.h"
 #include "housekeeper.h"
+#include "lanes.h"
 #include "log.h"
+#include "mirror.h"
 #include "options.h"
+#include "schedule.h"
 #include "worker.h"
 
 /* Waits up to ms for SIGTERM/SIGINT; returns the signal or 0. */
@@ -44,6 +47,8 @@ static void housekeeping_tick(housekeeper *h, int *redis_down)
     long promoted = beat >= 0 ? housekeeping_promote(h) : -1;
     if (promoted >= 0)
         housekeeping_orphans(h);
+    if (promoted >= 0)
+        mirror_refresh(h);
     if ((beat < 0 || promoted < 0) && !*redis_down)
         log_msg(LOG_WARN, NULL,
                 "housekeeping: Redis unavailable or refusing; retrying every second");
@@ -55,7 +60,7 @@ static void housekeeping_tick(housekeeper *h, int *redis_down)
 /* Every minute: what this process did in that minute and since it started. */
 typedef struct summary {
     int64_t next_ms;
-    long sent, retried, failed, rejected; /* totals at the previous line */
+    long sent, retried, failed, rejected, put_back; /* totals at the previous line */
 } summary;
 
 static void summary_tick(consumer_config *cfg, summary *sm)
@@ -69,12 +74,14 @@ static void summary_tick(consumer_config *cfg, summary *sm)
     }
     long sent = atomic_load(&cfg->n_sent), retried = atomic_load(&cfg->n_retried);
     long failed = atomic_load(&cfg->n_failed), rejected = atomic_load(&cfg->n_rejected);
+    long put_back = atomic_load(&cfg->n_throttled) + atomic_load(&cfg->n_unreachable);
     log_msg(LOG_INFO, NULL,
-            "summary: last minute sent %ld (%.1f/s), retried %ld, failed %ld, rejected %ld; "
-            "since start sent %ld, retried %ld, failed %ld, rejected %ld",
+            "summary: last minute sent %ld (%.1f/s), retried %ld, failed %ld, rejected %ld, "
+            "put back uncounted %ld; since start sent %ld, retried %ld, failed %ld, rejected %ld",
             sent - sm->sent, (double)(sent - sm->sent) / 60.0, retried - sm->retried,
-            failed - sm->failed, rejected - sm->rejected, sent, retried, failed, rejected);
-    *sm = (summary){now + 60000, sent, retried, failed, rejected};
+            failed - sm->failed, rejected - sm->rejected, put_back - sm->put_back, sent, retried,
+            failed, rejected);
+    *sm = (summary){now + 60000, sent, retried, failed, rejected, put_back};
 }
 
 /*
@@ -97,6 +104,28 @@ static void drain(consumer_config *cfg, housekeeper *h, const sigset_t *set, int
             next_tick = clock_now_ms() + 1000;
         }
     }
+}
+
+/* The line that says the consumer runs: its lanes, workers, relays and id. */
+static void log_ready(const consumer_config *cfg)
+{
+    char lanes[LANE_MAX * (KEYS_QUEUE_MAX + 8)], relays[RELAY_MAX * 320] = "", rate[64] = "";
+    lanes_describe(cfg, lanes, sizeof lanes);
+    for (int r = 0, at = 0; r < cfg->n_relays; r++) {
+        const smtp_config *s = &cfg->relays[r].smtp;
+        at += snprintf(relays + at, sizeof relays - (size_t)at, "%s%s (tls %s%s)",
+                       r ? ", then " : "", s->url,
+                       strncmp(s->url, "smtps://", 8) == 0 ? "implicit"
+                       : s->tls_required                   ? "required"
+                                                           : "none",
+                       s->user ? ", auth" : "");
+    }
+    if (cfg->rate_max > 0)
+        snprintf(rate, sizeof rate, ", rate %.6g/s per relay", cfg->rate_max);
+    log_msg(LOG_INFO, NULL, "ready: queue%s %s%s, %d workers, smtp %s%s, consumer %s",
+            cfg->n_lanes > 1 ? "s" : "", lanes,
+            cfg->n_lanes > 1 ? (cfg->weighted ? " (by weight)" : " (in strict order)") : "",
+            cfg->concurrency, relays, rate, cfg->id);
 }
 
 /*
@@ -151,14 +180,9 @@ static int run(consumer_config *cfg)
     housekeeping_tick(&h, &redis_down);
     if (start_workers(cfg, &h, &started) != 0)
         goto join;
-    if (cfg->smtp.insecure)
+    if (cfg->relays[0].smtp.insecure)
         log_msg(LOG_WARN, NULL, "SMTP server certificates are NOT verified (--smtp-insecure)");
-    log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s (tls %s%s), consumer %s",
-            cfg->keys.queue, cfg->concurrency, cfg->smtp.url,
-            strncmp(cfg->smtp.url, "smtps://", 8) == 0 ? "implicit"
-            : cfg->smtp.tls_required                   ? "required"
-                                                       : "none",
-            cfg->smtp.user ? ", auth" : "", cfg->id);
+    log_ready(cfg);
     int sig = 0;
     summary sm = {0};
     while (!(sig = wait_signal(&set, 1000))) {
@@ -198,11 +222,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "mailroom-consumer: out of memory\n");
         return 1;
     }
+    /* Block the stop signals first, in every thread to come: main() takes them with
+     * sigtimedwait, so a SIGTERM that comes while the consumer is still starting is
+     * kept and answered by a clean stop, not by dying. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     options_result parsed = options_parse(argc, argv, &opts, &err);
     if (parsed != OPTIONS_RUN) {
         if (parsed == OPTIONS_USAGE)
             fprintf(stderr, "mailroom-consumer: %s (see --help)\n", err.msg);
         rc = parsed == OPTIONS_EXIT ? 0 : 64;
+        goto out;
+    }
+    if (opts.retry_table) {
+        schedule_print(stdout, &opts);
+        rc = 0;
         goto out;
     }
     if (config_load(cfg, &opts, &err) != 0) {
@@ -213,12 +250,6 @@ int main(int argc, char **argv)
     /* Up to 256 threads would each get a malloc arena of their own; four keep the
      * memory they churn (messages, replies) shared, and the process small. */
     mallopt(M_ARENA_MAX, 4);
-    /* Block the stop signals in every thread; main() takes them with sigtimedwait. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = run(cfg);
 out:

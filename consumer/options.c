@@ -21,10 +21,29 @@ const option_spec options_table[] = {
      F(redis),
      "redis://[user@]host:port/db or redis-sentinel://host:port[,...]/master[/db]; "
      "a password only in the environment's URL or MAILROOM_REDIS_PASSWORD_FILE"},
-    {"queue", "MAILROOM_QUEUE", K_STRING, "NAME", "default", NULL, 0, 0, F(queue),
-     "queue name, [A-Za-z0-9._:-]{1,64}"},
+    {"queue", "MAILROOM_QUEUE", K_STRING, "LIST", "default", NULL, 0, 0, F(queue),
+     "the queues served, most urgent first: a,b,c (strict order) or a:6,b:1 (by weight); "
+     "names [A-Za-z0-9._:-]{1,64}, at most 8"},
     {"smtp", "MAILROOM_SMTP_URL", K_STRING, "URL", "smtp://127.0.0.1:25", NULL, 0, 0, F(smtp),
-     "smtp://host:port (STARTTLS) or smtps://host:port (implicit TLS)"},
+     "smtp://host:port (STARTTLS) or smtps://host:port (implicit TLS); repeat the option "
+     "(or give a comma list) for fallback relays, in order, at most 4"},
+    {"rate", "MAILROOM_RATE", K_STRING, "RATE", NULL, NULL, 0, 0, F(rate),
+     "the most messages per relay, shared by every consumer of it: N/s, N/m or N/h "
+     "(default none: adaptive only, once the relay throttles)"},
+    {"rate-floor", "MAILROOM_RATE_FLOOR", K_STRING, "RATE", NULL, NULL, 0, 0, F(rate_floor),
+     "the lowest a relay's throttling may cut its rate to (default --rate / 50, at least 1/m)"},
+    {"relay-connections", "MAILROOM_RELAY_CONNECTIONS", K_LONG, "N", "0", NULL, 0, 100000,
+     F(relay_connections), "the most SMTP connections to a relay, across consumers; 0: no cap"},
+    {"circuit-failures", "MAILROOM_CIRCUIT_FAILURES", K_LONG, "N", "5", NULL, 1, 1000,
+     F(circuit_failures),
+     "consecutive connection, TLS or greeting failures of a relay that open its circuit"},
+    {"circuit-probe-max", "MAILROOM_CIRCUIT_PROBE_MAX", K_DURATION, "DUR", "10s", NULL, SEC, DAY,
+     F(circuit_probe_max), "the longest wait between two probes of a relay whose circuit is open"},
+    {"suppress-on", "MAILROOM_SUPPRESS_ON", K_STRING, "LIST", "5.1.*", NULL, 0, 0, F(suppress_on),
+     "RCPT refusals that put the address on the suppression list: enhanced codes (5.1.1, "
+     "5.1.*) and reply codes (550), comma separated; none to turn it off"},
+    {"suppress-for", "MAILROOM_SUPPRESS_FOR", K_DURATION, "DUR", "30d", NULL, SEC, YEARS,
+     F(suppress_for), "how long an address stays suppressed"},
     {"smtp-tls", "MAILROOM_SMTP_TLS", K_STRING, "POLICY", NULL, "required|none", 0, 0, F(smtp_tls),
      "STARTTLS for smtp://: required, or none (the default for a loopback host "
      "only)"},
@@ -42,13 +61,13 @@ const option_spec options_table[] = {
      "consumer id, unique per process (default host-pid-random)"},
     {"accept-alg", "MAILROOM_ACCEPT_ALG", K_STRING, "LIST", "hmac-sha1,hmac-sha256", NULL, 0, 0,
      F(accept_alg), "signature algorithms accepted, comma separated"},
-    {"max-attempts", "MAILROOM_MAX_ATTEMPTS", K_LONG, "N", "10", NULL, 1, 1000, F(max_attempts),
-     "attempts before a job fails"},
-    {"backoff-base", "MAILROOM_BACKOFF_BASE", K_DURATION, "DUR", "10s", NULL, 1, YEARS,
+    {"max-attempts", "MAILROOM_MAX_ATTEMPTS", K_LONG, "N", "0", NULL, 0, 1000000, F(max_attempts),
+     "attempts before a job fails; 0: no cap but --max-lifetime"},
+    {"backoff-base", "MAILROOM_BACKOFF_BASE", K_DURATION, "DUR", "5m", NULL, 1, YEARS,
      F(backoff_base), "first retry delay, doubled at each retry"},
-    {"backoff-max", "MAILROOM_BACKOFF_MAX", K_DURATION, "DUR", "1h", NULL, 1, YEARS, F(backoff_max),
-     "longest retry delay"},
-    {"max-lifetime", "MAILROOM_MAX_LIFETIME", K_DURATION, "DUR", "24h", NULL, 0, YEARS,
+    {"backoff-max", "MAILROOM_BACKOFF_MAX", K_DURATION, "DUR", "4000s", NULL, 1, YEARS,
+     F(backoff_max), "longest retry delay"},
+    {"max-lifetime", "MAILROOM_MAX_LIFETIME", K_DURATION, "DUR", "5d", NULL, 0, YEARS,
      F(max_lifetime),
      "give a job up this long after its created_at (or its send_at when "
      "later); must stay below --status-ttl"},
@@ -78,6 +97,8 @@ const option_spec options_table[] = {
      F(log_format), "log lines as text or JSON"},
     {"log-level", "MAILROOM_LOG_LEVEL", K_STRING, "LEVEL", "info", "debug|info|warn|error", 0, 0,
      F(log_level), "the least severe lines logged"},
+    {"retry-table", "MAILROOM_RETRY_TABLE", K_FLAG, NULL, NULL, NULL, 0, 0, F(retry_table),
+     "print the retry schedule the other options give, as a Markdown table, and exit"},
     {"help", NULL, K_HELP, NULL, NULL, NULL, 0, 0, 0, "this text"},
     {"version", NULL, K_VERSION, NULL, NULL, NULL, 0, 0, 0, "the version"},
 };
@@ -166,6 +187,19 @@ static int apply_defaults_and_env(consumer_options *o, mr_error *err)
     return 0;
 }
 
+/* --smtp given again: its URL joins the earlier ones (a comma list, as the
+ * environment's MAILROOM_SMTP_URL may also give), in order. */
+static int append_smtp(consumer_options *o, const char *url, mr_error *err)
+{
+    size_t have = o->smtp_seen ? strlen(o->smtp_list) : 0;
+    int n = snprintf(o->smtp_list + have, sizeof o->smtp_list - have, "%s%s", have ? "," : "", url);
+    if (n < 0 || (size_t)n >= sizeof o->smtp_list - have)
+        return mr_fail(err, MAILROOM_EINVAL, "--smtp: the relays' URLs are too long");
+    o->smtp_seen = 1;
+    o->smtp = o->smtp_list;
+    return 0;
+}
+
 static void build_longopts(struct option *longopts)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -209,6 +243,8 @@ options_result options_parse(int argc, char **argv, consumer_options *out, mr_er
             return OPTIONS_USAGE;
         }
         out->redis_on_command_line |= s->offset == F(redis);
+        if (s->offset == F(smtp) && append_smtp(out, optarg, err) != 0)
+            return OPTIONS_USAGE;
     }
     if (optind < argc) {
         mr_fail(err, MAILROOM_EINVAL, "unexpected argument '%.80s'", argv[optind]);

@@ -23,12 +23,16 @@
 typedef struct consumer_options {
     const char *redis, *queue, *smtp, *smtp_tls, *smtp_ca_file, *smtp_user, *id;
     const char *accept_alg, *log_format, *log_level, *ehlo_name;
-    int smtp_insecure;
+    const char *rate, *rate_floor, *suppress_on;
+    int smtp_insecure, retry_table;
     long concurrency, max_attempts, dead_max, max_per_connection;
+    long relay_connections, circuit_failures;
     int64_t backoff_base, backoff_max, max_lifetime, dead_after, shutdown_timeout;
     int64_t status_ttl, smtp_timeout, smtp_connect_timeout, smtp_idle, block_timeout;
-    int64_t max_clock_skew;
+    int64_t max_clock_skew, circuit_probe_max, suppress_for;
     int redis_on_command_line; /* --redis was given: it must not hold a password */
+    int smtp_seen;             /* --smtp was given: a second one joins smtp_list */
+    char smtp_list[2048];      /* the --smtp URLs given, comma separated */
 } consumer_options;
 
 typedef enum options_result {

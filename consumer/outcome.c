@@ -48,15 +48,24 @@ static void count_outcome(consumer_config *cfg, mailroom_state state)
     }
 }
 
+/* The put-backs (throttled, unreachable) counted apart. */
+static void count_put_back(consumer_config *cfg, const char *uncounted)
+{
+    if (uncounted && strcmp(uncounted, "throttled") == 0)
+        atomic_fetch_add(&cfg->n_throttled, 1);
+    else if (uncounted)
+        atomic_fetch_add(&cfg->n_unreachable, 1);
+}
+
 /* FINISH's target and tail: scheduled and the due ms (retrying, queued), nothing
  * (sent), or the dead list and its entry (failed, rejected). 0, or -1 out of memory. */
 static int finish_tail(worker *w, const task *t, const outcome *o, const char *now_iso,
                        char due[32], finish_args *a)
 {
-    const consumer_config *cfg = w->cfg;
-    a->v[FINISH_KEY_target] = cfg->keys.dead;
+    const lane *l = &w->cfg->lanes[t->lane];
+    a->v[FINISH_KEY_target] = l->keys.dead;
     if (o->state == MAILROOM_STATE_RETRYING || o->state == MAILROOM_STATE_QUEUED) {
-        a->v[FINISH_KEY_target] = cfg->keys.scheduled;
+        a->v[FINISH_KEY_target] = l->keys.scheduled;
         snprintf(due, 32, "%lld", (long long)o->due_ms);
         a->v[FINISH_ARG_tail] = due;
     } else if (o->state == MAILROOM_STATE_SENT) {
@@ -75,16 +84,17 @@ static int finish_args_for(worker *w, const task *t, const outcome *o, finish_ar
                            char *job_key, char *rate_key, char *now_iso, char *code, char *due)
 {
     const consumer_config *cfg = w->cfg;
+    const lane *l = &cfg->lanes[t->lane];
     clock_format_iso(o->at_ms, 1, now_iso);
-    keys_minute(&cfg->keys, o->at_ms / 60000, rate_key);
-    keys_job(&cfg->keys, o->id, job_key);
+    keys_minute(&l->keys, o->at_ms / 60000, rate_key);
+    keys_job(&l->keys, o->id, job_key);
     if (o->smtp_code)
         snprintf(code, 16, "%d", o->smtp_code);
     if (finish_tail(w, t, o, now_iso, due, a) != 0)
         return -1;
     a->v[FINISH_KEY_job] = job_key;
-    a->v[FINISH_KEY_processing] = cfg->processing;
-    a->v[FINISH_KEY_stats] = cfg->keys.stats;
+    a->v[FINISH_KEY_processing] = l->processing;
+    a->v[FINISH_KEY_stats] = l->keys.stats;
     a->v[FINISH_KEY_minute] = rate_key;
     a->v[FINISH_ARG_raw] = t->raw;
     a->len[FINISH_ARG_raw] = t->len;
@@ -94,8 +104,8 @@ static int finish_args_for(worker *w, const task *t, const outcome *o, finish_ar
     a->v[FINISH_ARG_why] = o->error;
     a->v[FINISH_ARG_now] = now_iso;
     a->v[FINISH_ARG_consumer] = cfg->id;
-    a->v[FINISH_ARG_queue] = cfg->keys.queue;
-    a->v[FINISH_ARG_channel] = cfg->keys.status;
+    a->v[FINISH_ARG_queue] = l->keys.queue;
+    a->v[FINISH_ARG_channel] = l->keys.status;
     a->v[FINISH_ARG_ttl] = cfg->ttl_arg;
     a->v[FINISH_ARG_id] = o->id;
     a->v[FINISH_ARG_dead_max] = cfg->dead_max_arg;
@@ -103,6 +113,8 @@ static int finish_args_for(worker *w, const task *t, const outcome *o, finish_ar
     a->v[FINISH_ARG_relay_id] = o->relay_id ? o->relay_id : "";
     a->v[FINISH_ARG_recipients] = o->recipients ? o->recipients : "";
     a->v[FINISH_ARG_owed] = o->owed ? o->owed : "";
+    a->v[FINISH_ARG_relay] = t->token[0] ? cfg->relays[t->relay].name : "";
+    a->v[FINISH_ARG_uncounted] = o->uncounted ? o->uncounted : "";
     return 0;
 }
 
@@ -132,21 +144,23 @@ void outcome_finish_carrying(worker *w, task *t, const outcome *o, int carry)
     if (finish_args_for(w, t, o, &a, job_key, rate_key, now_iso, code, due) != 0) {
         log_msg(LOG_ERROR, o->id,
                 "out of memory building the dead-list entry; the job stays in %s for recovery",
-                w->cfg->processing);
+                w->cfg->lanes[t->lane].processing);
         return;
     }
     redisReply *r = wr_run(w, SCRIPT_FINISH, a.v, a.len, o->id, carry);
     if (!r) {
         log_msg(LOG_ERROR, o->id, "outcome %s not recorded; the job stays in %s for recovery",
-                mailroom_state_name(o->state), w->cfg->processing);
+                mailroom_state_name(o->state), w->cfg->lanes[t->lane].processing);
         return;
     }
     const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
                                r->element[0]->type == REDIS_REPLY_STRING
                            ? r->element[0]->str
                            : "recorded";
-    if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0)
+    if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0) {
         count_outcome(w->cfg, o->state);
+        count_put_back(w->cfg, o->uncounted);
+    }
     log_finished(t, o, kind);
     freeReplyObject(r);
 }

@@ -16,7 +16,8 @@
 
 /* What FINISH records for a task's job. */
 typedef struct outcome {
-    mailroom_state state; /* sent, retrying, failed, rejected; queued: deferred, uncounted */
+    mailroom_state state; /* sent, retrying, failed, rejected; queued: deferred or put
+                             back, uncounted */
     const char *id;       /* "" when the job had no readable id */
     int smtp_code;        /* 0: none */
     const char *reply;
@@ -26,6 +27,8 @@ typedef struct outcome {
     const char *relay_id;   /* NULL: none */
     const char *recipients; /* this attempt's answers, a JSON object; NULL: none */
     const char *owed;       /* the addresses a retry must still reach, a JSON array */
+    const char *uncounted;  /* queued only: "throttled" or "unreachable" for an attempt
+                               put back without counting; NULL otherwise */
 } outcome;
 
 /* Records o for the job in t (its token "" before BEGIN) and logs it; the next take
@@ -41,8 +44,16 @@ void outcome_finish(worker *w, task *t, const outcome *o);
  * leaves recipients owed for a retry (with backoff, within --max-attempts and
  * --max-lifetime). A job ends sent when any of its recipients got it, over all its
  * attempts; failed when none did. An ABORTED transaction records nothing (the job goes
- * back to pending at the shutdown). carry as for outcome_finish_carrying.
+ * back to pending at the shutdown). An attempt the relay throttled or that never
+ * reached it is put back uncounted (queued, due in a second or two). A refusal that
+ * matches --suppress-on puts the address on the suppression list. carry as for
+ * outcome_finish_carrying.
  */
 void outcome_of_txn(worker *w, task *t, int carry);
+
+/* Records a job whose every recipient is on the suppression list (t->suppressed) as
+ * failed, before any lease and without a connection; each recipient's answer says
+ * suppressed and why. carry as for outcome_finish_carrying. */
+void outcome_all_suppressed(worker *w, task *t, int carry);
 
 #endif

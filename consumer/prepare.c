@@ -12,12 +12,14 @@
 #include "log.h"
 #include "mime.h"
 #include "outcome.h"
+#include "suppression.h"
 #include "take.h"
 
 /* Records a rejection (invalid, forged or stale job), before any lease. */
 static void reject(worker *w, task *t, const char *id, const char *reason, int carry)
 {
-    outcome o = {MAILROOM_STATE_REJECTED, id, 0, "", reason, 0, clock_now_ms(), NULL, NULL, NULL};
+    outcome o = {MAILROOM_STATE_REJECTED, id,   0,    "",   reason, 0,
+                 clock_now_ms(),          NULL, NULL, NULL, NULL};
     outcome_finish_carrying(w, t, &o, carry);
 }
 
@@ -48,12 +50,14 @@ static int settled_by_time(worker *w, task *t, int64_t now, int carry)
                  j->send_at_ms > j->created_ms ? j->send_at : j->created_at,
                  (long long)(cfg->max_lifetime_ms / 1000));
     } else if (j->expires_ms && now >= j->expires_ms) {
-        outcome o = {MAILROOM_STATE_FAILED, j->id, 0, "", "expired", 0, now, NULL, NULL, NULL};
+        outcome o = {
+            MAILROOM_STATE_FAILED, j->id, 0, "", "expired", 0, now, NULL, NULL, NULL, NULL};
         outcome_finish_carrying(w, t, &o, carry);
         return 1;
     } else if (j->send_at_ms > now + 1000) {
         /* pushed onto pending before its time by a producer that did not schedule it */
-        outcome o = {MAILROOM_STATE_QUEUED, j->id, 0, "", "", j->send_at_ms, now, NULL, NULL, NULL};
+        outcome o = {
+            MAILROOM_STATE_QUEUED, j->id, 0, "", "", j->send_at_ms, now, NULL, NULL, NULL, NULL};
         outcome_finish_carrying(w, t, &o, carry);
         return 1;
     } else {
@@ -120,7 +124,8 @@ static long envelope(task *t)
             addr_mailbox mb;
             if (addr_parse(lists[l][i], strlen(lists[l][i]), &mb, NULL) != 0)
                 continue; /* cannot happen: validated by job_decode */
-            if ((owed && !is_owed(owed, mb.spec)) || listed(t, n, mb.envelope))
+            if ((owed && !is_owed(owed, mb.spec)) || listed(t, n, mb.envelope) ||
+                suppression_listed(t, mb.envelope))
                 continue;
             if (add_rcpt(t, offsets, &n, &mb) != 0)
                 goto out;
@@ -169,10 +174,24 @@ static int build(worker *w, task *t, int carry)
     }
     char error[MR_ERROR_MAX + 32];
     snprintf(error, sizeof error, "cannot build the message: %s", err.msg);
-    outcome o = {MAILROOM_STATE_FAILED, t->job.id, 0,    "",  error, 0,
-                 clock_now_ms(),        NULL,      NULL, NULL};
+    outcome o = {MAILROOM_STATE_FAILED, t->job.id, 0,    "",   error, 0,
+                 clock_now_ms(),        NULL,      NULL, NULL, NULL};
     outcome_finish_carrying(w, t, &o, carry);
     return -1;
+}
+
+/* Looks the job's recipients up on the suppression list (while it has entries): 1
+ * when every one is listed, the job then failed here without a lease or a connection.
+ * Otherwise the listed ones are left out of the envelope (t->suppressed). */
+static int suppressed_all(worker *w, task *t, int carry)
+{
+    buf_reset(&t->suppressed);
+    t->n_suppressed = 0;
+    if (!atomic_load(&w->cfg->suppress_any) || suppression_lookup(w, t) <= 0 ||
+        t->n_suppressed < t->n_distinct)
+        return 0;
+    outcome_all_suppressed(w, t, carry);
+    return 1;
 }
 
 /* Logs what BEGIN said when it was not "send". */
@@ -206,7 +225,7 @@ int prepare_task(worker *w, task *t, int carry)
         reject(w, t, t->job.id, err.msg, carry);
         return 0;
     }
-    if (settled_by_time(w, t, clock_now_ms(), carry))
+    if (settled_by_time(w, t, clock_now_ms(), carry) || suppressed_all(w, t, carry))
         return 0;
     begin_result b = take_begin(w, t);
     if (b != BEGIN_SENDING) {

@@ -14,6 +14,8 @@
 #include "clock.h"
 #include "log.h"
 #include "outcome.h"
+#include "relay.h"
+#include "suppression.h"
 #include "worker_redis.h"
 
 /* One recipient's fate in this attempt. */
@@ -55,13 +57,27 @@ static json_object *answer(const char *state, int code, const char *reply)
     return a;
 }
 
+/* The answers of the recipients skipped as suppressed: {"state":"suppressed",...}. */
+static int add_suppressed(const task *t, json_object *answers)
+{
+    const char *p = t->suppressed.data;
+    for (size_t i = 0; i < t->n_suppressed; i++) {
+        const char *shown = p + strlen(p) + 1, *why = shown + strlen(shown) + 1;
+        json_object *a = answer("suppressed", 0, why);
+        if (!a || json_object_object_add(answers, shown, a))
+            return -1;
+        p = why + strlen(why) + 1;
+    }
+    return 0;
+}
+
 /* Sorts every recipient of t's transaction into the tally. 0, or -1 out of memory. */
 static int count(const task *t, tally *y)
 {
     const smtp_txn *x = &t->txn;
     y->answers = json_object_new_object();
     y->owed_list = json_object_new_array();
-    if (!y->answers || !y->owed_list)
+    if (!y->answers || !y->owed_list || add_suppressed(t, y->answers) != 0)
         return -1;
     for (size_t i = 0; i < x->n_rcpt; i++) {
         rcpt_fate f = fate_of(x, i);
@@ -114,17 +130,20 @@ static void decide(worker *w, task *t, tally *y, outcome *o, char *error, size_t
     int delivered = y->sent > 0 || t->delivered_before > 0;
     int64_t due = j->send_at_ms > j->created_ms ? j->send_at_ms : j->created_ms;
     if (y->owed > 0) {
-        if (t->attempt >= cfg->max_attempts)
-            mr_text_printf(error, cap, "attempts exhausted (%ld): %s", t->attempt,
-                           t->txn.error[0] ? t->txn.error : t->txn.reply);
-        else if (o->at_ms - due >= cfg->max_lifetime_ms)
-            mr_text_printf(error, cap, "lifetime exceeded: %s",
-                           t->txn.error[0] ? t->txn.error : t->txn.reply);
+        int64_t delay = worker_backoff_ms((int)t->attempt, cfg->backoff_base_ms,
+                                          cfg->backoff_max_ms, wr_random(w));
+        const char *why = t->txn.error[0] ? t->txn.error : t->txn.reply;
+        if (cfg->max_attempts > 0 && t->attempt >= cfg->max_attempts)
+            mr_text_printf(error, cap, "attempts exhausted (%ld): %s", t->attempt, why);
+        else if (o->at_ms + delay - due > cfg->max_lifetime_ms)
+            mr_text_printf(error, cap,
+                           "lifetime exceeded (the next retry would come after "
+                           "--max-lifetime): %s",
+                           why);
         else {
             o->state = MAILROOM_STATE_RETRYING;
-            o->due_ms = o->at_ms + worker_backoff_ms((int)t->attempt, cfg->backoff_base_ms,
-                                                     cfg->backoff_max_ms, wr_random(w));
-            mr_text_printf(error, cap, "%s", t->txn.error[0] ? t->txn.error : t->txn.reply);
+            o->due_ms = o->at_ms + delay;
+            mr_text_printf(error, cap, "%s", why);
             return;
         }
         give_up_owed(y, error);
@@ -148,6 +167,52 @@ static long append_json(worker *w, json_object *v)
     return (long)at;
 }
 
+/*
+ * An attempt the relay throttled, or that never reached it (no connection, TLS or
+ * greeting failure), is put back without counting: state queued, due in a second or
+ * two (jittered), the recipients still owed unchanged, the relay's name in the record.
+ * It costs the job time, not an attempt.
+ */
+static void put_back(worker *w, task *t, relay_verdict v, int carry)
+{
+    const smtp_txn *x = &t->txn;
+    const char *relay_name = w->cfg->relays[t->relay].name;
+    char error[MR_ERROR_MAX];
+    mr_text_printf(error, sizeof error, "%s %s: %s; put back, the attempt not counted",
+                   v == RELAY_THROTTLED ? "throttled by relay" : "could not reach relay",
+                   relay_name, x->reply[0] ? x->reply : x->error);
+    int64_t now = clock_now_ms();
+    outcome o = {MAILROOM_STATE_QUEUED,
+                 t->job.id,
+                 x->code,
+                 x->reply,
+                 error,
+                 now + 1000 + (int64_t)(wr_random(w) % 1000),
+                 now,
+                 NULL,
+                 NULL,
+                 t->owed.len ? t->owed.data : NULL,
+                 v == RELAY_THROTTLED ? "throttled" : "unreachable"};
+    outcome_finish_carrying(w, t, &o, carry);
+}
+
+void outcome_all_suppressed(worker *w, task *t, int carry)
+{
+    char error[MR_ERROR_MAX];
+    const char *shown = t->suppressed.data + strlen(t->suppressed.data) + 1;
+    const char *why = shown + strlen(shown) + 1;
+    mr_text_printf(error, sizeof error, "every recipient is on the suppression list (%s)", why);
+    outcome o = {MAILROOM_STATE_FAILED, t->job.id, 0,    "",   error, 0,
+                 clock_now_ms(),        NULL,      NULL, NULL, NULL};
+    buf_reset(&w->results);
+    json_object *answers = json_object_new_object();
+    long at = answers && add_suppressed(t, answers) == 0 ? append_json(w, answers) : -1;
+    if (at >= 0)
+        o.recipients = w->results.data + at;
+    outcome_finish_carrying(w, t, &o, carry);
+    json_object_put(answers);
+}
+
 void outcome_of_txn(worker *w, task *t, int carry)
 {
     const smtp_txn *x = &t->txn;
@@ -155,6 +220,12 @@ void outcome_of_txn(worker *w, task *t, int carry)
         log_msg(LOG_WARN, t->job.id, "send abandoned by shutdown; the job goes back to pending");
         return;
     }
+    relay_verdict v = relay_verdict_of(x);
+    if (x->verdict == SMTP_TEMPORARY && (v == RELAY_THROTTLED || v == RELAY_UNREACHABLE)) {
+        put_back(w, t, v, carry);
+        return;
+    }
+    suppression_add_refused(w, t);
     tally y = {0};
     char error[MR_ERROR_MAX] = "";
     outcome o = {MAILROOM_STATE_FAILED,
@@ -165,6 +236,7 @@ void outcome_of_txn(worker *w, task *t, int carry)
                  0,
                  clock_now_ms(),
                  x->relay_id[0] ? x->relay_id : NULL,
+                 NULL,
                  NULL,
                  NULL};
     buf_reset(&w->results);

@@ -5,35 +5,37 @@
 #include <string.h>
 
 #include "clock.h"
+#include "lanes.h"
 #include "log.h"
 #include "worker_redis.h"
 
-void take_toobig_args(const consumer_config *cfg, toobig_args *a, char max[24],
+void take_toobig_args(const consumer_config *cfg, const lane *l, toobig_args *a, char max[24],
                       char now_iso[CLOCK_ISO_MAX])
 {
     snprintf(max, 24, "%d", JOB_MAX_BYTES);
     clock_format_iso(clock_now_ms(), 1, now_iso);
-    a->v[TOOBIG_KEY_processing] = cfg->processing;
-    a->v[TOOBIG_KEY_dead] = cfg->keys.dead;
-    a->v[TOOBIG_KEY_stats] = cfg->keys.stats;
+    a->v[TOOBIG_KEY_processing] = l->processing;
+    a->v[TOOBIG_KEY_dead] = l->keys.dead;
+    a->v[TOOBIG_KEY_stats] = l->keys.stats;
     a->v[TOOBIG_ARG_max_bytes] = max;
     a->v[TOOBIG_ARG_keep_bytes] = max;
     a->v[TOOBIG_ARG_consumer] = cfg->id;
-    a->v[TOOBIG_ARG_queue] = cfg->keys.queue;
-    a->v[TOOBIG_ARG_channel] = cfg->keys.status;
-    a->v[TOOBIG_ARG_job_prefix] = cfg->keys.job_prefix;
+    a->v[TOOBIG_ARG_queue] = l->keys.queue;
+    a->v[TOOBIG_ARG_channel] = l->keys.status;
+    a->v[TOOBIG_ARG_job_prefix] = l->keys.job_prefix;
     a->v[TOOBIG_ARG_now] = now_iso;
     a->v[TOOBIG_ARG_ttl] = cfg->ttl_arg;
     a->v[TOOBIG_ARG_dead_max] = cfg->dead_max_arg;
 }
 
-/* The toobig script over this consumer's processing list: its entries over the size
- * limit are dead-listed (first 256 KiB only) and their records closed as rejected. */
-static void reject_oversized(worker *w, long long announced)
+/* The toobig script over this consumer's processing list of a lane: its entries over
+ * the size limit are dead-listed (first 256 KiB only) and their records closed as
+ * rejected. */
+static void reject_oversized(worker *w, int li, long long announced)
 {
     char max[24], now_iso[CLOCK_ISO_MAX];
     toobig_args a = {0};
-    take_toobig_args(w->cfg, &a, max, now_iso);
+    take_toobig_args(w->cfg, &w->cfg->lanes[li], &a, max, now_iso);
     redisReply *r = wr_run(w, SCRIPT_TOOBIG, a.v, a.len, NULL, 0);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
         log_msg(LOG_WARN, NULL,
@@ -44,8 +46,9 @@ static void reject_oversized(worker *w, long long announced)
 }
 
 /* Puts a taken reply into t and marks it held. */
-static int hold(worker *w, task *t, redisReply *r)
+static int hold(worker *w, task *t, redisReply *r, int li)
 {
+    t->lane = li;
     t->reply = r;
     t->raw = r->str;
     t->len = r->len;
@@ -54,12 +57,14 @@ static int hold(worker *w, task *t, redisReply *r)
     return 1;
 }
 
-/* A take of our own (BLMOVE or LMOVE), bounded. Returns the reply holding a job, or
- * NULL (*too_big set when it met an oversized entry). */
-static redisReply *own_take(worker *w, take_mode mode, long long *too_big)
+/* A take of our own (BLMOVE or LMOVE) from one lane, bounded. Returns the reply
+ * holding a job, or NULL (*too_big set when it met an oversized entry). */
+static redisReply *own_take(worker *w, int li, take_mode mode, long long *too_big)
 {
     redisReply *r = NULL;
-    const char **argv = mode == TAKE_BLOCK ? w->cfg->take_argv : w->cfg->poll_argv;
+    const lane *l = &w->cfg->lanes[li];
+    const char **argv =
+        mode == TAKE_BLOCK ? (const char **)l->take_argv : (const char **)l->poll_argv;
     int argc = mode == TAKE_BLOCK ? TAKE_ARGC : POLL_ARGC;
     if (redisAppendCommandArgv(w->redis, argc, argv, NULL) != REDIS_OK)
         return NULL;
@@ -90,33 +95,62 @@ static redisReply *own_take(worker *w, take_mode mode, long long *too_big)
     return r;
 }
 
-int take_job(worker *w, task *t, take_mode mode)
+/* One take from one lane: 1 with the job in t; 0 when none came (an oversized entry
+ * met is rejected here, and *stop set: the connection went with it). */
+static int take_from(worker *w, task *t, int li, take_mode mode, int *stop)
 {
     long long too_big = -1;
+    redisReply *r = own_take(w, li, mode, &too_big);
+    if (r)
+        return hold(w, t, r, li);
+    if (too_big >= 0)
+        reject_oversized(w, li, too_big);
+    *stop = too_big >= 0 || !w->redis;
+    return 0;
+}
+
+/* Nothing to take from: every lane is paused. Waits as a blocking take would. */
+static int all_paused(worker *w, take_mode mode)
+{
+    if (mode == TAKE_BLOCK)
+        wr_sleep_ms(w->cfg->block_timeout_ms < 1000 ? w->cfg->block_timeout_ms : 1000);
+    return 0;
+}
+
+int take_job(worker *w, task *t, take_mode mode)
+{
+    consumer_config *cfg = w->cfg;
+    int stop = 0;
     if (w->next_too_big) {
-        too_big = w->next_too_big;
+        long long too_big = w->next_too_big;
         w->next_too_big = 0;
-        reject_oversized(w, too_big);
+        reject_oversized(w, w->next_lane, too_big);
         return 0;
     }
     if (w->next) {
         redisReply *r = w->next;
         w->next = NULL;
         atomic_store(&w->held[2], 0);
-        return hold(w, t, r);
+        return hold(w, t, r, w->next_lane);
     }
-    if (w->redis && w->epoch != atomic_load(&w->cfg->master_epoch)) {
+    if (w->redis && w->epoch != atomic_load(&cfg->master_epoch)) {
         redisFree(w->redis); /* Sentinel named a new master: go there */
         w->redis = NULL;
     }
     if (!w->redis && wr_connect(w, 0) != 0)
         return 0;
-    redisReply *r = own_take(w, mode, &too_big);
-    if (r)
-        return hold(w, t, r);
-    if (too_big >= 0)
-        reject_oversized(w, too_big);
-    return 0;
+    int order[LANE_MAX], n = lanes_order(cfg, wr_random(w), order);
+    if (n == 0)
+        return all_paused(w, mode);
+    /* every lane in order without blocking, unless one lane alone may just block */
+    if (mode == TAKE_POLL || cfg->n_lanes > 1)
+        for (int k = 0; k < n && !stop; k++)
+            if (take_from(w, t, order[k], TAKE_POLL, &stop))
+                return 1;
+    if (mode == TAKE_POLL || stop)
+        return 0;
+    int watch = lanes_watch(cfg, w->index, w->turn++);
+    return watch >= 0 && take_from(w, t, watch, TAKE_BLOCK, &stop);
 }
 
 /* Reads BEGIN's answer {what, attempts[, owed, delivered]} into t. */
@@ -145,20 +179,21 @@ static begin_result begin_reply(const redisReply *r, task *t)
 begin_result take_begin(worker *w, task *t)
 {
     const consumer_config *cfg = w->cfg;
+    const lane *l = &cfg->lanes[t->lane];
     char now_iso[CLOCK_ISO_MAX], job_key[KEYS_NAME_MAX];
     clock_format_iso(clock_now_ms(), 1, now_iso);
-    keys_job(&cfg->keys, t->job.id, job_key);
+    keys_job(&l->keys, t->job.id, job_key);
     snprintf(t->token, sizeof t->token, "%s:%d:%llu", cfg->id, w->index, ++w->takes);
     begin_args a = {0};
     a.v[BEGIN_KEY_job] = job_key;
-    a.v[BEGIN_KEY_processing] = cfg->processing;
-    a.v[BEGIN_KEY_consumers] = cfg->keys.consumers;
+    a.v[BEGIN_KEY_processing] = l->processing;
+    a.v[BEGIN_KEY_consumers] = l->keys.consumers;
     a.v[BEGIN_ARG_raw] = t->raw;
     a.len[BEGIN_ARG_raw] = t->len;
     a.v[BEGIN_ARG_now] = now_iso;
     a.v[BEGIN_ARG_consumer] = cfg->id;
-    a.v[BEGIN_ARG_queue] = cfg->keys.queue;
-    a.v[BEGIN_ARG_channel] = cfg->keys.status;
+    a.v[BEGIN_ARG_queue] = l->keys.queue;
+    a.v[BEGIN_ARG_channel] = l->keys.status;
     a.v[BEGIN_ARG_ttl] = cfg->ttl_arg;
     a.v[BEGIN_ARG_id] = t->job.id;
     a.v[BEGIN_ARG_token] = t->token;
@@ -181,10 +216,10 @@ int take_lease_holds(worker *w, const task *t)
         atomic_load(&cfg->stall_epoch) == t->stall_epoch)
         return 1;
     char job_key[KEYS_NAME_MAX];
-    keys_job(&cfg->keys, t->job.id, job_key);
+    keys_job(&cfg->lanes[t->lane].keys, t->job.id, job_key);
     lease_args a = {0};
     a.v[LEASE_KEY_job] = job_key;
-    a.v[LEASE_KEY_processing] = cfg->processing;
+    a.v[LEASE_KEY_processing] = cfg->lanes[t->lane].processing;
     a.v[LEASE_ARG_raw] = t->raw;
     a.len[LEASE_ARG_raw] = t->len;
     a.v[LEASE_ARG_token] = t->token;

@@ -17,15 +17,18 @@
 /* How a take waits: blocking up to --block-timeout, or not at all. */
 typedef enum take_mode { TAKE_BLOCK = 1, TAKE_POLL = 2 } take_mode;
 
-/* Takes the next job into t (raw and len set, its hash held). 1 when a job was
- * taken; 0 when none came (the block timed out, the queue was empty, an oversized
- * entry was rejected, Redis failed or refused: handled and logged here, with
- * backoff). A job a FINISH carried comes first, whatever the mode. */
+/* Takes the next job into t (raw, len and lane set, its hash held). A job a FINISH
+ * carried comes first, whatever the mode; then every lane not paused, in the order of
+ * lanes_order(), without blocking; then (TAKE_BLOCK) a blocking take on the lane
+ * lanes_watch() gives this worker (one lane alone: that blocking take only). 1 when
+ * a job was taken; 0 when none came (the block timed out, the queues were empty or
+ * paused, an oversized entry was rejected, Redis failed or refused: handled and
+ * logged here, with backoff). */
 int take_job(worker *w, task *t, take_mode mode);
 
-/* The toobig script's arguments for this consumer (its processing list, the size
- * limit, now), formatted into max and now_iso. Also the housekeeper's. */
-void take_toobig_args(const consumer_config *cfg, toobig_args *a, char max[24],
+/* The toobig script's arguments for this consumer's processing list of lane l (the
+ * size limit, now), formatted into max and now_iso. Also the housekeeper's. */
+void take_toobig_args(const consumer_config *cfg, const lane *l, toobig_args *a, char max[24],
                       char now_iso[CLOCK_ISO_MAX]);
 
 /* What BEGIN said. */

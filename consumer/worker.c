@@ -22,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lanes.h"
 #include "log.h"
 #include "outcome.h"
 #include "prepare.h"
+#include "relay.h"
 #include "take.h"
 #include "worker_redis.h"
 
@@ -60,20 +62,138 @@ void task_release(worker *w, task *t)
     t->token[0] = '\0';
     t->attempt = t->delivered_before = 0;
     t->begun_ms = 0;
+    buf_reset(&t->suppressed);
+    t->n_suppressed = t->n_distinct = 0;
     memset(&t->txn, 0, sizeof t->txn);
     atomic_store(&w->held[t->slot], 0);
+}
+
+/* Whether the next take must first pass its relay's gate: a rate (configured, or set
+ * by a throttling relay), a cap on connections, or a circuit not closed. */
+static int gated(const worker *w)
+{
+    const consumer_config *cfg = w->cfg;
+    if (cfg->rate_max > 0 || cfg->relay_connections > 0)
+        return 1;
+    for (int r = 0; r < cfg->n_relays; r++)
+        if (atomic_load(&cfg->relays[r].circuit) != CIRCUIT_CLOSED ||
+            atomic_load(&cfg->relays[r].rate_milli) != 0)
+            return 1;
+    return 0;
+}
+
+/* The relay for the next job, with its connection slot and a permit of its rate: its
+ * index, or -1 when not now (*wait: how long waiting is worth). */
+static int pass_gate(worker *w, int64_t *wait)
+{
+    *wait = 250;
+    int r = relay_choose(w);
+    if (r < 0 || !relay_slot_acquire(w, r) || !relay_permit(w, r, wait))
+        return -1;
+    return r;
+}
+
+/* The gate for a job already in hand (a blocking take, or one a FINISH carried): waits
+ * until it passes; -1 when the shutdown began meanwhile. */
+static int gate_in_hand(worker *w)
+{
+    int64_t wait = 0;
+    int r;
+    while ((r = pass_gate(w, &wait)) < 0 && !wr_stopping(w))
+        wr_sleep_ms(wait < 1000 ? wait : 1000);
+    return r;
+}
+
+/* How many of the worker's sessions hold a connection, for the housekeeper. */
+static void count_connections(worker *w)
+{
+    int n = 0;
+    for (int r = 0; r < w->cfg->n_relays; r++)
+        n += smtp_session_connected(w->sessions[r]);
+    atomic_store(&w->connections, n);
+}
+
+/* Nothing to do: connection slots go back, so that busy consumers may use them. */
+static void go_idle(worker *w)
+{
+    for (int r = 0; r < w->cfg->n_relays && w->cfg->relay_connections > 0; r++)
+        relay_slot_release(w, r);
+    count_connections(w);
+}
+
+/*
+ * A job taken: without a gate (no rate, no cap, every circuit closed) the take comes
+ * first and may block, and the relay is the first. With one, the gate comes first, so
+ * that the relay's rate and connections go to whatever is most urgent at that moment:
+ * then a take that does not block; and when it finds nothing, the permit is given back
+ * and (nothing else in hand) the worker blocks on its lane, gating the job it gets.
+ * Returns the relay, or -1 when no job was taken.
+ */
+static int take_gated(worker *w, task *t, take_mode mode)
+{
+    int64_t wait = 0;
+    if (!w->next && gated(w)) {
+        int r = pass_gate(w, &wait);
+        if (r < 0) {
+            if (mode == TAKE_BLOCK)
+                wr_sleep_ms(wait < 1000 ? wait : 1000);
+            return -1;
+        }
+        if (take_job(w, t, TAKE_POLL))
+            return r;
+        relay_refund(w, r);
+        if (mode == TAKE_POLL)
+            return -1;
+        go_idle(w);
+    }
+    if (!take_job(w, t, mode))
+        return -1;
+    int r = gated(w) ? gate_in_hand(w) : relay_choose(w);
+    if (r < 0)
+        task_release(w, t); /* stopping: the job stays in the processing list, which the
+                               shutdown returns to pending */
+    return r;
 }
 
 /* Takes and prepares the next job into t; 1 when its transaction is ready to send.
  * carry: what the FINISH of a job settled here carries (see prepare_task). */
 static int next_job(worker *w, task *t, take_mode mode, int carry)
 {
-    if (!take_job(w, t, mode))
+    int r = take_gated(w, t, mode);
+    if (r < 0)
         return 0;
+    t->relay = r;
     if (prepare_task(w, t, carry))
         return 1;
     task_release(w, t);
     return 0;
+}
+
+/*
+ * The take a FINISH may carry (wanted: TAKE_POLL or TAKE_BLOCK): none under a rate (its
+ * permit must come first), a non-blocking one when several lanes are served (the next
+ * turn visits them all), from the lane a take would visit first.
+ */
+static int carry_for(worker *w, int wanted)
+{
+    consumer_config *cfg = w->cfg;
+    int order[LANE_MAX];
+    if (!wanted || gated(w) || lanes_order(cfg, wr_random(w), order) == 0)
+        return 0;
+    w->carry_lane = order[0];
+    return cfg->n_lanes > 1 ? TAKE_POLL : wanted;
+}
+
+/* What a finished transaction tells about its relay, then its outcome. */
+static void finish_txn(worker *w, task *t, int carry)
+{
+    relay *rl = &w->cfg->relays[t->relay];
+    if (t->txn.verdict == SMTP_SENT)
+        atomic_fetch_add(&rl->sent, 1);
+    relay_observe(w, t->relay, relay_verdict_of(&t->txn),
+                  t->txn.reply[0] ? t->txn.reply : t->txn.error);
+    outcome_of_txn(w, t, carry);
+    task_release(w, t);
 }
 
 /*
@@ -85,15 +205,11 @@ static int next_job(worker *w, task *t, take_mode mode, int carry)
 static task *settle(worker *w, task *prev, task *next)
 {
     task *ready = next && next->txn.state == SMTP_TXN_DATA_READY ? next : NULL;
-    int carry = wr_stopping(w) ? 0 : ready ? TAKE_POLL : TAKE_BLOCK;
-    if (prev) {
-        outcome_of_txn(w, prev, next && !ready ? 0 : carry);
-        task_release(w, prev);
-    }
-    if (next && !ready) {
-        outcome_of_txn(w, next, carry);
-        task_release(w, next);
-    }
+    int carry = carry_for(w, wr_stopping(w) ? 0 : ready ? TAKE_POLL : TAKE_BLOCK);
+    if (prev)
+        finish_txn(w, prev, next && !ready ? 0 : carry);
+    if (next && !ready)
+        finish_txn(w, next, carry);
     return ready;
 }
 
@@ -104,7 +220,7 @@ static void drop_lost(worker *w, task *t)
     log_msg(LOG_WARN, t->job.id,
             "lost: the lease lapsed while this consumer was stalled and another consumer "
             "holds the job now; not sent, dropped");
-    smtp_txn_cancel(w->smtp, &t->txn);
+    smtp_txn_cancel(w->sessions[t->relay], &t->txn);
     task_release(w, t);
 }
 
@@ -122,11 +238,20 @@ void *worker_main(void *arg)
             drop_lost(w, cur);
             cur = NULL;
         }
+        if (cur && ready && cur->relay != nxt->relay) {
+            /* the next job goes to another relay: cur's content goes alone */
+            smtp_exchange(w->sessions[cur->relay], &cur->txn, NULL);
+            finish_txn(w, cur, 0);
+            cur = NULL;
+        }
         if (!cur && !ready)
             continue;
-        smtp_exchange(w->smtp, cur ? &cur->txn : NULL, ready ? &nxt->txn : NULL);
+        smtp_exchange(w->sessions[cur ? cur->relay : nxt->relay], cur ? &cur->txn : NULL,
+                      ready ? &nxt->txn : NULL);
+        count_connections(w);
         cur = settle(w, cur, ready ? nxt : NULL);
     }
+    go_idle(w);
     atomic_fetch_sub(&w->cfg->running, 1);
     return NULL;
 }
@@ -141,10 +266,13 @@ int worker_init(worker *w, int index, consumer_config *cfg)
     w->tasks[1].slot = 1;
     if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
         w->rng = 0x9E3779B9u ^ (unsigned)index;
-    w->smtp = smtp_session_new(&cfg->smtp, &err);
-    if (!w->smtp) {
-        log_msg(LOG_ERROR, NULL, "worker %d: %s", index, err.msg);
-        return -1;
+    snprintf(w->who, sizeof w->who, "%s:%d", cfg->id, index);
+    for (int r = 0; r < cfg->n_relays; r++) {
+        w->sessions[r] = smtp_session_new(&cfg->relays[r].smtp, &err);
+        if (!w->sessions[r]) {
+            log_msg(LOG_ERROR, NULL, "worker %d: %s", index, err.msg);
+            return -1;
+        }
     }
     return 0;
 }
@@ -156,6 +284,7 @@ static void task_free(worker *w, task *t)
     buf_free(&t->message);
     buf_free(&t->owed);
     buf_free(&t->rcpt);
+    buf_free(&t->suppressed);
     free(t->rcpt_replies);
     t->rcpt_replies = NULL;
     t->rcpt_cap = 0;
@@ -172,8 +301,10 @@ void worker_free(worker *w)
     w->next = NULL;
     task_free(w, &w->tasks[0]);
     task_free(w, &w->tasks[1]);
-    smtp_session_free(w->smtp);
-    w->smtp = NULL;
+    for (int r = 0; r < RELAY_MAX; r++) {
+        smtp_session_free(w->sessions[r]);
+        w->sessions[r] = NULL;
+    }
     buf_free(&w->scratch);
     buf_free(&w->dead_entry);
     buf_free(&w->results);

@@ -43,6 +43,8 @@ typedef struct task {
     const char *raw;   /* reply->str */
     size_t len;
     int slot;              /* its index in worker.held */
+    int lane;              /* the queue it came from: cfg->lanes[lane] */
+    int relay;             /* the relay it goes to: cfg->relays[relay] */
     char token[TOKEN_MAX]; /* "" until BEGIN */
     long attempt;          /* from BEGIN */
     long delivered_before; /* recipients earlier attempts delivered to, from BEGIN */
@@ -59,6 +61,10 @@ typedef struct task {
     char from_envelope[ADDR_SPEC_MAX + 1]; /* MAIL FROM: the envelope form of from */
     smtp_rcpt_reply *rcpt_replies;         /* owned: n_rcpt of them, grown to need */
     size_t rcpt_cap;
+    buf suppressed;      /* the job's recipients on the suppression list, each as three
+                            NUL-terminated strings: envelope form, as given, the reason */
+    size_t n_suppressed; /* how many */
+    size_t n_distinct;   /* the job's distinct recipients, when they were looked up */
     smtp_txn txn;
 } task;
 
@@ -66,14 +72,20 @@ typedef struct worker {
     int index;
     consumer_config *cfg; /* borrowed; outlives the worker */
     pthread_t thread;
-    redisContext *redis;     /* owned; NULL while disconnected */
-    int epoch;               /* cfg->master_epoch when redis was connected */
-    rconn_write_guard guard; /* Sentinel: the write check's state */
-    smtp_session *smtp;      /* owned */
-    task tasks[2];           /* the one whose content goes next, and the next one */
-    redisReply *next;        /* owned: a job taken along with the last FINISH; NULL */
-    long long next_too_big;  /* that take met an entry over the size limit: its announced
+    redisContext *redis;               /* owned; NULL while disconnected */
+    int epoch;                         /* cfg->master_epoch when redis was connected */
+    rconn_write_guard guard;           /* Sentinel: the write check's state */
+    smtp_session *sessions[RELAY_MAX]; /* owned: one per relay, connected when used */
+    atomic_int slot[RELAY_MAX];        /* holds one of the relay's --relay-connections */
+    atomic_int connections;            /* SMTP connections open now (for the info hash) */
+    char who[KEYS_NAME_MAX];           /* "<consumer>:<index>": this worker in Redis */
+    task tasks[2];                     /* the one whose content goes next, and the next one */
+    redisReply *next;                  /* owned: a job taken along with the last FINISH; NULL */
+    long long next_too_big;            /* that take met an entry over the size limit: its announced
                                  length; 0 when none */
+    int carry_lane;                    /* the lane a take carried by a script takes from */
+    int next_lane;                     /* the lane of next (or next_too_big) */
+    unsigned turn;                     /* moves the lane a blocking take waits on (lanes_watch) */
     buf scratch, dead_entry, results;
     sig_mac mac;                            /* verifies every job's signature */
     unsigned rng;                           /* jitter state */

@@ -116,8 +116,10 @@ static int read_carried_take(redisContext *c, void *ctx, redisReply **reply)
     worker *w = ctx;
     long long announced = 0;
     rconn_read_result rr = rconn_read_bounded(c, JOB_MAX_BYTES, reply, &announced);
-    if (rr == RCONN_READ_TOOBIG)
+    if (rr == RCONN_READ_TOOBIG) {
         w->next_too_big = announced;
+        w->next_lane = w->carry_lane;
+    }
     return rr == RCONN_READ_OK ? 0 : -1;
 }
 
@@ -131,6 +133,7 @@ static void keep_carried(worker *w, const redisReply *script, redisReply *next)
 {
     if (next && next->type == REDIS_REPLY_STRING && script && script->type != REDIS_REPLY_ERROR) {
         w->next = next;
+        w->next_lane = w->carry_lane;
         atomic_store(&w->held[2], worker_job_hash(next->str, next->len));
         return;
     }
@@ -156,10 +159,11 @@ static redisReply *run_once(worker *w, script_id id, const char *const *v, const
                             int carry, long *acked, int replicas, mr_error *err)
 {
     redisReply *r, *next = NULL;
+    lane *l = &w->cfg->lanes[w->carry_lane];
     if (carry)
         r = script_run_then(w->redis, id, v, len, carry == 1 ? TAKE_ARGC : POLL_ARGC,
-                            carry == 1 ? w->cfg->take_argv : w->cfg->poll_argv, NULL,
-                            read_carried_take, w, &next, err);
+                            carry == 1 ? l->take_argv : l->poll_argv, NULL, read_carried_take, w,
+                            &next, err);
     else
         r = script_run_acked(w->redis, id, v, len, replicas, WAIT_TIMEOUT_MS, acked, err);
     keep_carried(w, r, next);
@@ -218,4 +222,23 @@ redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *
         }
         return r;
     }
+}
+
+redisReply *wr_try(worker *w, script_id id, const char *const *v, const size_t *len)
+{
+    if (!w->redis && wr_connect(w, 0) != 0)
+        return NULL;
+    mr_error err = MR_ERROR_INIT;
+    redisReply *r = script_run(w->redis, id, v, len, &err);
+    if (!r || rconn_transient_error(r)) {
+        wr_drop(w, r ? r->str : script_table[id].name);
+        freeReplyObject(r);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        wr_log_refusal(script_table[id].name, NULL, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
 }

@@ -47,4 +47,9 @@ void wr_log_refusal(const char *step, const char *job_id, const char *reply);
 redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *len,
                    const char *job_id, int carry_take);
 
+/* One try of a script that holds up no job (the relays' policy, the suppression
+ * list): its reply (caller frees), or NULL when Redis failed or refused (the
+ * connection dropped after a failure; the job's own steps reconnect). */
+redisReply *wr_try(worker *w, script_id id, const char *const *v, const size_t *len);
+
 #endif

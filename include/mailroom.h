@@ -168,6 +168,12 @@ typedef struct mailroom_email {
 MAILROOM_EXPORT int mailroom_send(mailroom *m, const mailroom_email *e,
                                   char id_out[MAILROOM_ID_MAX]);
 
+/* mailroom_send() into the named queue instead of the handle's (a lane: a password
+ * reset to "reset", a receipt to "receipts", on one handle). NULL: the handle's queue.
+ * MAILROOM_EINVAL when the name does not match [A-Za-z0-9._:-]{1,64}. */
+MAILROOM_EXPORT int mailroom_send_to(mailroom *m, const char *queue, const mailroom_email *e,
+                                     char id_out[MAILROOM_ID_MAX]);
+
 /* Checks an email exactly as mailroom_send() would, without a key or Redis: it also
  * works on the handle of a mailroom_open() that could not connect. */
 MAILROOM_EXPORT int mailroom_validate(mailroom *m, const mailroom_email *e);
@@ -221,7 +227,8 @@ MAILROOM_EXPORT int mailroom_status(mailroom *m, const char *id, mailroom_job_st
 typedef struct mailroom_recipient {
     const char *address; /* the envelope address */
     const char *state;   /* "sent", "rejected" (refused for good), "retrying" (owed a
-                            retry), "failed" (given up) */
+                            retry), "failed" (given up), "suppressed" (on the
+                            suppression list: skipped, docs/relays.md) */
     int code;            /* the SMTP reply code that decided it; 0 when none */
     const char *reply;   /* that reply, or why; "" when none */
 } mailroom_recipient;

@@ -74,8 +74,8 @@ static int batch_append(batch *b, size_t i, int eval)
     enqueue_args a;
     char job_key[KEYS_NAME_MAX];
     const batch_item *it = &b->items[i];
-    send_enqueue_args(b->m, &a, job_key, b->ids[i], b->raws.data + it->off, it->len, b->now_iso,
-                      it->due);
+    send_enqueue_args(b->m, &b->m->keys, &a, job_key, b->ids[i], b->raws.data + it->off, it->len,
+                      b->now_iso, it->due);
     return script_append(b->m->redis, SCRIPT_ENQUEUE, eval, a.v, a.len, &b->m->err);
 }
 

@@ -199,15 +199,15 @@ out:
     return r;
 }
 
-void send_enqueue_args(const mailroom *m, enqueue_args *a, char job_key[KEYS_NAME_MAX],
-                       const char *id, const char *raw, size_t raw_len, const char *now_iso,
-                       const char *due)
+void send_enqueue_args(const mailroom *m, const keys_queue *k, enqueue_args *a,
+                       char job_key[KEYS_NAME_MAX], const char *id, const char *raw, size_t raw_len,
+                       const char *now_iso, const char *due)
 {
-    keys_job(&m->keys, id, job_key);
+    keys_job(k, id, job_key);
     memset(a, 0, sizeof *a);
     a->v[ENQUEUE_KEY_job] = job_key;
-    a->v[ENQUEUE_KEY_pending] = m->keys.pending;
-    a->v[ENQUEUE_KEY_scheduled] = m->keys.scheduled;
+    a->v[ENQUEUE_KEY_pending] = k->pending;
+    a->v[ENQUEUE_KEY_scheduled] = k->scheduled;
     a->v[ENQUEUE_ARG_raw] = raw;
     a->len[ENQUEUE_ARG_raw] = raw_len;
     a->v[ENQUEUE_ARG_now] = now_iso;
@@ -231,13 +231,13 @@ int send_enqueue_reply(mailroom *m, const redisReply *r, const char *id)
  * Returns 0, or -1 with m->err set: MAILROOM_EDUPLICATE, or a Redis failure (the
  * connection is then dropped when it cannot be trusted further).
  */
-static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
+static int enqueue_once(mailroom *m, const keys_queue *k, const prepared *p, const char *now_iso)
 {
     if (handle_connect(m) != 0)
         return -1;
     enqueue_args a;
     char job_key[KEYS_NAME_MAX];
-    send_enqueue_args(m, &a, job_key, p->id, p->raw, p->raw_len, now_iso, p->due);
+    send_enqueue_args(m, k, &a, job_key, p->id, p->raw, p->raw_len, now_iso, p->due);
     long acked = 0;
     int replicas = rconn_replicas_needed(&m->url, &m->guard);
     redisReply *r = script_run_acked(m->redis, SCRIPT_ENQUEUE, a.v, a.len, replicas,
@@ -267,26 +267,32 @@ static int enqueue_once(mailroom *m, const prepared *p, const char *now_iso)
  * (Redis restarted since the last call). If that retry finds the id already recorded
  * and the id is one we generated, the first attempt reached Redis: that is success.
  */
-static int enqueue(mailroom *m, const prepared *p, int generated_id, const char *now_iso)
+static int enqueue(mailroom *m, const keys_queue *k, const prepared *p, int generated_id,
+                   const char *now_iso)
 {
     int had_connection = m->redis != NULL;
-    int r = enqueue_once(m, p, now_iso);
+    int r = enqueue_once(m, k, p, now_iso);
     if (r != 0 && m->err.rc == MAILROOM_EREDIS && had_connection && !m->redis) {
-        r = enqueue_once(m, p, now_iso);
+        r = enqueue_once(m, k, p, now_iso);
         if (r != 0 && m->err.rc == MAILROOM_EDUPLICATE && generated_id)
             r = 0;
     }
     return r;
 }
 
-/* mailroom_send (mailroom.h): key, prepare (sign), enqueue; the id is written only on
- * success. */
-int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_MAX])
+/* mailroom_send_to (mailroom.h): key, prepare (sign), enqueue into the queue named (or
+ * the handle's); the id is written only on success. */
+int mailroom_send_to(mailroom *m, const char *queue, const mailroom_email *e,
+                     char id_out[MAILROOM_ID_MAX])
 {
+    keys_queue named;
     if (!m)
         return MAILROOM_EINVAL;
     if (!e || !id_out)
         return handle_result(m, mr_fail(&m->err, MAILROOM_EINVAL, "email and id_out are required"));
+    if (queue && keys_init(&named, queue) != 0)
+        return handle_result(
+            m, mr_fail(&m->err, MAILROOM_EINVAL, "queue name must match [A-Za-z0-9._:-]{1,64}"));
     if (handle_need_key(m) != 0)
         return handle_result(m, -1);
     prepared p;
@@ -296,11 +302,16 @@ int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_
     clock_format_iso(now, 0, created);
     int r = send_prepare(m, e, now, created, 1, &p);
     if (r == 0)
-        r = enqueue(m, &p, e->id == NULL, now_iso);
+        r = enqueue(m, queue ? &named : &m->keys, &p, e->id == NULL, now_iso);
     if (r == 0)
         memcpy(id_out, p.id, strlen(p.id) + 1);
     job_clear(&p.j);
     return handle_result(m, r);
+}
+
+int mailroom_send(mailroom *m, const mailroom_email *e, char id_out[MAILROOM_ID_MAX])
+{
+    return mailroom_send_to(m, NULL, e, id_out);
 }
 
 /* mailroom_validate (mailroom.h): prepare without signing, which counts the bytes the

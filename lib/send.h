@@ -31,11 +31,12 @@ typedef struct prepared {
 int send_prepare(mailroom *m, const mailroom_email *e, int64_t now, const char *created, int sign,
                  prepared *p);
 
-/* Fills the ENQUEUE arguments of a job: job_key is the caller's buffer for the record's
- * key name, which a->v points into, as it points into raw, now_iso and due. */
-void send_enqueue_args(const mailroom *m, enqueue_args *a, char job_key[KEYS_NAME_MAX],
-                       const char *id, const char *raw, size_t raw_len, const char *now_iso,
-                       const char *due);
+/* Fills the ENQUEUE arguments of a job for queue k: job_key is the caller's buffer for
+ * the record's key name, which a->v points into, as it points into raw, now_iso, due
+ * and k. */
+void send_enqueue_args(const mailroom *m, const keys_queue *k, enqueue_args *a,
+                       char job_key[KEYS_NAME_MAX], const char *id, const char *raw, size_t raw_len,
+                       const char *now_iso, const char *due);
 
 /* Maps a non-transient ENQUEUE reply for job id to 0 (enqueued) or -1 with m->err set
  * (MAILROOM_EDUPLICATE, MAILROOM_EREDIS, MAILROOM_EPROTO). */

@@ -18,7 +18,10 @@
   nothing, so counters and events are not doubled.
   Each recipient's answer is merged into the record's recipients map, the addresses
   still owed kept for the retry, and the relay's queue id kept; the event carries
-  relay_id and the merged recipients after its usual members.
+  relay, relay_id and the merged recipients after its usual members.
+  An attempt the relay throttled, or that could not reach it (no connection, TLS or
+  greeting failure), is put back uncounted: state queued, due soon, the attempt BEGIN
+  counted taken back, its own counter bumped instead (throttled, unreachable).
 
   Input:
     KEYS job         mailroom:{Q}:job:<id>
@@ -47,6 +50,9 @@
                      (merged into the record's); '' when none
     ARGV owed        the addresses a retry must still reach, a JSON array
                      (retrying); '' otherwise
+    ARGV relay       the relay that took (or refused) the mail, host:port; '' when none
+    ARGV uncounted   throttled or unreachable: a put-back whose attempt does not count
+                     (state queued); '' otherwise
 
   Output:
     {'recorded', attempts}; {'again', attempts} for a FINISH run twice; {'lost', 0}
@@ -79,12 +85,14 @@ end
 
 local merged = id ~= '' and merged_recipients(job, recipients) or nil
 local extra = ''
-if relay_id ~= '' then extra = ',"relay_id":' .. cjson.encode(relay_id) end
+if relay ~= '' then extra = ',"relay":' .. cjson.encode(relay) end
+if relay_id ~= '' then extra = extra .. ',"relay_id":' .. cjson.encode(relay_id) end
 if merged then extra = extra .. ',"recipients":' .. merged end
 
 local function write_record()
   redis.call('HSET', job, 'state', state, 'smtp_code', code, 'smtp_reply', reply,
     'error', why, 'updated_at', now, 'consumer', consumer)
+  if relay ~= '' then redis.call('HSET', job, 'relay', relay) end
   if relay_id ~= '' then redis.call('HSET', job, 'relay_id', relay_id) end
   if merged then redis.call('HSET', job, 'recipients', merged) end
   if owed ~= '' then
@@ -115,12 +123,15 @@ if record == S.sent and state ~= S.rejected then
     consumer, now, queue))
   return {'already_sent', n}
 end
-if id ~= '' and record ~= S.sent then write_record() end
+if id ~= '' and record ~= S.sent then
+  write_record()
+  if uncounted ~= '' and token ~= '' then n = redis.call('HINCRBY', job, 'attempts', -1) end
+end
 local counter = ({[S.retrying] = 'retried', [S.failed] = 'failed',
-  [S.rejected] = 'rejected'})[state]
+  [S.rejected] = 'rejected'})[state] or (uncounted ~= '' and uncounted or nil)
 if counter then
   redis.call('HINCRBY', stats, counter, 1)
-  count_minute(state)
+  count_minute(uncounted ~= '' and uncounted or state)
 end
 if state == S.sent then count_sent() end
 if state == S.retrying or state == S.queued then

@@ -114,6 +114,21 @@ int smtp_url_is_loopback(const char *url)
     return smtp_url_parse(url, &u, NULL) == 0 && smtp_host_is_loopback(&u);
 }
 
+int smtp_url_name(const char *url, char *out, size_t cap, mr_error *err)
+{
+    smtp_url u;
+    if (smtp_url_parse(url, &u, err) != 0)
+        return -1;
+    int ipv6 = strchr(u.host, ':') != NULL;
+    int n = snprintf(out, cap, "%s%s%s:%s", ipv6 ? "[" : "", u.host, ipv6 ? "]" : "", u.port);
+    if (n < 0 || (size_t)n >= cap)
+        return mr_fail(err, MAILROOM_EINVAL, "host name too long for a relay name");
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
 /* An EHLO name: a domain or address literal, printable, no space. */
 static int ehlo_name_ok(const char *name)
 {

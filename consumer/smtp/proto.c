@@ -92,7 +92,7 @@ static smtp_step refuse(smtp_proto *p, unsigned flags, const smtp_reply *r, cons
         return SMTP_STEP_FAILED;
     char line[SMTP_REPLY_MAX];
     smtp_reply_format(r, line, sizeof line);
-    if (smtp_reply_is_throttle(r->code, line))
+    if (!(flags & SMTP_FLAG_TLS) && smtp_reply_is_throttle(r->code, line))
         flags |= SMTP_FLAG_THROTTLED;
     if (r->code == 421)
         flags |= SMTP_FLAG_GREETING;

@@ -397,3 +397,31 @@ void smtp_txn_cancel(smtp_session *s, smtp_txn *t)
     settle(s, t, "cancelled before its content was sent");
     disconnect(s, 0);
 }
+
+int smtp_session_connected(const smtp_session *s)
+{
+    return s && s->connected;
+}
+
+void smtp_session_close(smtp_session *s)
+{
+    if (s)
+        disconnect(s, 1);
+}
+
+int smtp_session_open(smtp_session *s, unsigned *flags, char *why, size_t cap)
+{
+    *flags = 0;
+    if (s->connected && !must_recycle(s) && check_idle(s) == 0)
+        return 0;
+    disconnect(s, 1);
+    if (aborted(s)) {
+        snprintf(why, cap, "aborted by shutdown");
+        return -1;
+    }
+    if (open_connection(s) != SMTP_STEP_FAILED)
+        return 0;
+    *flags = s->proto.fail.flags;
+    snprintf(why, cap, "%s", s->proto.fail.error);
+    return -1;
+}

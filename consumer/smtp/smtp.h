@@ -56,6 +56,10 @@ int smtp_config_check(const smtp_config *cfg, mr_error *err);
 /* 1 when the URL parses and its host is 127.0.0.0/8, ::1 or "localhost". */
 int smtp_url_is_loopback(const char *url);
 
+/* A relay's name from its URL: "host:port" in lower case, the port the URL's or the
+ * scheme's default, an IPv6 address in brackets. 0, or -1 with err. */
+int smtp_url_name(const char *url, char *out, size_t cap, mr_error *err);
+
 typedef struct smtp_session smtp_session;
 
 /* A session without a connection (no network I/O: the TLS context and CA file are
@@ -151,8 +155,29 @@ void smtp_exchange(smtp_session *s, smtp_txn *prev, smtp_txn *next);
  * (ABORTED when the abort flag is set). Ignores a t that is not DATA_READY. */
 void smtp_txn_cancel(smtp_session *s, smtp_txn *t);
 
-/* 1 when a reply means the relay throttles us: code 421, 451 or 454, or a text saying
- * "rate", "too many" or "throttl" (any case). text may be NULL. */
+/*
+ * Opens a connection when the session has no usable one, exactly as smtp_exchange()
+ * would before a message (connect, greeting, EHLO, STARTTLS, AUTH), and keeps it warm
+ * for the next message: how a relay whose circuit is open is probed. 0, or -1 with
+ * the SMTP_FLAG_* of the failure in *flags and its reason in why.
+ */
+int smtp_session_open(smtp_session *s, unsigned *flags, char *why, size_t cap);
+
+/* 1 while the session holds a connection (0 for NULL). */
+int smtp_session_connected(const smtp_session *s);
+
+/* Closes the connection, with a QUIT when between transactions. Accepts NULL. */
+void smtp_session_close(smtp_session *s);
+
+/*
+ * 1 when a reply means the relay throttles us, not the message: a 4xx whose text says
+ * "rate" (as a word's start), "too many", "throttl", "quota" or "limit exceeded" (any
+ * case: SES' "454 Throttling failure: Maximum sending rate exceeded", Gmail's "421
+ * 4.7.28 ... unusual rate", "451 4.7.1 Too many messages"), or a 454 outside STARTTLS
+ * (where RFC 3207 gives it its own meaning; the caller leaves those out). A 5xx never
+ * throttles (it is permanent), nor does a bare 421/451 ("try again later" is also
+ * what greylisting says). text may be NULL.
+ */
 int smtp_reply_is_throttle(int code, const char *text);
 
 #endif

@@ -53,12 +53,13 @@ static int says_rate(const char *text)
 
 int smtp_reply_is_throttle(int code, const char *text)
 {
-    if (code >= 200 && code < 400)
+    if (code < 400 || code >= 500)
         return 0;
-    if (code == 421 || code == 451 || code == 454)
+    if (code == 454)
         return 1;
     return text &&
-           (says_rate(text) || find_nocase(text, "too many") || find_nocase(text, "throttl"));
+           (says_rate(text) || find_nocase(text, "too many") || find_nocase(text, "throttl") ||
+            find_nocase(text, "quota") || find_nocase(text, "limit exceeded"));
 }
 
 void smtp_txn_finish(smtp_txn *t, smtp_verdict verdict, unsigned flags, const char *fmt, ...)

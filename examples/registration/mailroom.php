@@ -333,19 +333,24 @@ LUA . "\n";
      * from_name, reply_to, html, headers (name => value: List-Unsubscribe,
      * List-Unsubscribe-Post, List-Id, X-*), send_at and expires_at (DateTimeInterface,
      * Unix time or RFC 3339 string) are optional. Mailboxes are "addr@example.com" or
-     * "Display Name <addr@example.com>".
+     * "Display Name <addr@example.com>". $queue sends it to another queue than the
+     * constructor's (a lane: "reset" for a password reset, "receipts" for a receipt).
      *
      * @throws MailroomInvalidException   the email is invalid (nothing enqueued)
      * @throws MailroomDuplicateException a job with this id is already recorded
      * @throws MailroomException          Redis failed
      */
-    public function send(array $email, ?string $id = null): string
+    public function send(array $email, ?string $id = null, ?string $queue = null): string
     {
         $now = new DateTimeImmutable('now', new DateTimeZone('UTC'));
         $nowMs = (int)$now->format('Uv');
         if ($id !== null && !preg_match(self::ID_RE, $id)) {
             throw new MailroomInvalidException('id must match [A-Za-z0-9._:-]{1,128}');
         }
+        if ($queue !== null && !preg_match(self::QUEUE_RE, $queue)) {
+            throw new MailroomInvalidException('queue name must match [A-Za-z0-9._:-]{1,64}');
+        }
+        $prefix = $queue === null ? $this->prefix : 'mailroom:{' . $queue . '}:';
         $job = $this->buildJob($email, $id ?? self::ulid($nowMs), $now->format('Y-m-d\TH:i:s\Z'));
         $due = '';                                   // '' = now, else send_at in ms
         if (isset($job['send_at'])) {
@@ -368,7 +373,7 @@ LUA . "\n";
             throw new MailroomInvalidException('job is ' . strlen($raw) . ' bytes, over the limit of '
                 . self::JOB_MAX_BYTES);
         }
-        $this->enqueue($job['id'], $raw, $now->format('Y-m-d\TH:i:s.v\Z'), $due);
+        $this->enqueue($prefix, $job['id'], $raw, $now->format('Y-m-d\TH:i:s.v\Z'), $due);
         return $job['id'];
     }
 
@@ -420,7 +425,8 @@ LUA . "\n";
     }
 
     /** Runs ENQUEUE: EVALSHA, and EVAL when Redis does not have the script yet. */
-    private function enqueue(string $id, string $raw, string $nowIso, string $due): void
+    private function enqueue(string $prefix, string $id, string $raw, string $nowIso,
+                             string $due): void
     {
         // phpredis would prefix the KEYS and serialize or compress the ARGV of EVAL:
         // the key names and the raw job must reach Redis exactly as written here.
@@ -431,7 +437,7 @@ LUA . "\n";
             throw new MailroomInvalidException(
                 'use a Redis connection without OPT_PREFIX, OPT_SERIALIZER or OPT_COMPRESSION');
         }
-        $args = [$this->prefix . 'job:' . $id, $this->prefix . 'pending', $this->prefix . 'scheduled',
+        $args = [$prefix . 'job:' . $id, $prefix . 'pending', $prefix . 'scheduled',
                  $raw, $nowIso, (string)$this->statusTtl, $due];
         $reply = $this->run('evalSha', sha1(self::ENQUEUE), $args);
         if ($reply === 'NOSCRIPT') {

@@ -29,7 +29,9 @@ PR_SET_PDEATHSIG, so they die with this process however it dies):
   - smtp-sink is restarted on its port to answer 450 to RCPT, to drop the connection
     after DATA, to answer 450 to DATA, to answer 421 and disconnect at MAIL -- each for
     5-7 s, with normal service in between (every restart also refuses connections for
-    a moment);
+    a moment); and for 7 s the port is served by a relay with a quota instead, which
+    accepts 100 messages a second and answers the rest 454 (SES' throttling reply):
+    the consumers must slow down together and no job may fail or spend an attempt on it;
   - once a second (and just before each kill) every processing list is read: a job
     that stays in one for over STUCK_AFTER s, or whose record still does not say
     `sending` after ORPHAN_AFTER s, was lost track of by its consumer (nothing recovers
@@ -75,6 +77,7 @@ from support.jobs import new_secret, push_jobs, sign_job, signer  # noqa: E402
 from support.paths import CONSUMER, binaries_missing  # noqa: E402
 from support.procs import kill_leftovers  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
+from support.smtp_receiver import Receiver  # noqa: E402
 from support.smtp_sink import SmtpSink  # noqa: E402
 from support.state import Keys, processing_lengths, stats  # noqa: E402
 
@@ -87,6 +90,7 @@ ID_RE = re.compile(r"chaos-(\d{6})\Z")
 MSGID_RE = re.compile(r"^message-id:\s*<([^>]*)>", re.IGNORECASE | re.MULTILINE)
 
 N_CONSUMERS = 3
+THROTTLE_ABOVE = 100  # messages a second the throttling relay phase accepts
 CONSUMER_ARGS = [
     "--concurrency", "8", "--dead-after", "3s", "--backoff-base", "200ms",
     "--backoff-max", "2s", "--max-attempts", "50", "--smtp-timeout", "5s",
@@ -308,6 +312,8 @@ class Chaos:
         self.consumers: list = []   # every ConsumerProc ever started
         self.kills = 0
         self.stalls = 0
+        self.throttler = None
+        self.throttled = 0  # 454 replies of the throttling relay
         self.term_restarts = 0
         self.redis_restarts = 0
         self.crashed: list = []     # consumers that exited without being told to
@@ -411,8 +417,23 @@ class Chaos:
         self.note(f"redis-server restarted (exit {rc}, down {time.monotonic() - t:.2f}s)")
 
     def sink_mode(self, mode: str) -> None:
+        if self.throttler:
+            self.throttler.stop()
+            self.throttled += self.throttler.throttled
+            self.throttler = None
+            start_server(self.sink.start, "smtp-sink")
         start_server(lambda: self.sink.restart(*SINK_MODES[mode]), "smtp-sink")
         self.note(f"smtp-sink now {mode}")
+
+    def throttle(self) -> None:
+        """The relay on the sink's port becomes one with a quota: at most THROTTLE_ABOVE
+        messages a second, 454 to the others (what SES answers); what it accepts is
+        dumped with smtp-sink's, to be counted alike."""
+        self.sink.stop()
+        self.throttler = Receiver(port=self.sink.port, throttle_above=THROTTLE_ABOVE,
+                                  dump_dir=str(self.sink.dump_dir))
+        start_server(self.throttler.start, "throttling relay")
+        self.note(f"relay now throttles above {THROTTLE_ABOVE}/s")
 
     def owner(self, processing_key: str):
         """The ConsumerProc of a processing list (default consumer ids are
@@ -532,7 +553,9 @@ class Chaos:
         ev += [
             (8 * f, "sink", lambda: self.sink_mode("4xx-rcpt")),
             (15 * f, "sink", lambda: self.sink_mode("normal")),
+            (16 * f, "sink", self.throttle),
             (20 * f, "term", self.term_random),
+            (23 * f, "sink", lambda: self.sink_mode("normal")),
             (26 * f - 0.3, "burst", lambda: self.burst(1000)),
             (26 * f, "redis", self.restart_redis),
             (34 * f, "sink", lambda: self.sink_mode("drop-data")),
@@ -694,7 +717,7 @@ class Chaos:
 
         print()
         print(f"lost={len(lost)} duplicates={duplicates} kills={self.kills} stalls={self.stalls} "
-              f"redis_restarts={self.redis_restarts}")
+              f"redis_restarts={self.redis_restarts} throttled={self.throttled}")
         print(f"jobs={len(self.ids)} sent={by_state['sent']} failed={by_state['failed']} "
               f"rejected={by_state['rejected']} not_terminal={len(not_terminal)} "
               f"{dict((s, n) for s, n in by_state.items() if s not in TERMINAL)}")
@@ -812,6 +835,8 @@ class Chaos:
     def cleanup(self) -> None:
         for c in self.consumers:
             c.c.kill()
+        if self.throttler:
+            self.throttler.stop()
         self.sink.stop()
         self.redis.cleanup()
         kill_leftovers()

@@ -468,17 +468,22 @@ class SmtpErrorTest(PipelineTestCase):
         self.assertEqual(states, ["sending", "retrying", "sending", "failed"])
         self.assert_queue_drained(r)
 
-    def test_refused_connection_is_retried_later(self):
+    def test_refused_connection_costs_no_attempt(self):
+        """A relay nobody answers for: the job waits, queued, with the reason, and no
+        attempt is spent (docs/relays.md: an outage costs time, not attempts)."""
         rs = self.redis()
         r = rs.client()
         env = mailroom_env(rs, secret=SECRET, smtp=f"smtp://127.0.0.1:{free_port()}")
         self.consumer(env, "--id", "c1")
         job_id = self.send(env, subject="nobody listens")
-        h = self.wait_state(r, job_id, "retrying")
-        self.assertTrue(h.get("error"), f"no error recorded: {h}")
-        wait_for(lambda: r.zcard(Q.scheduled) == 1, 5, message="job in the scheduled zset")
+        wait_for(lambda: "could not reach relay" in (r.hget(Q.job(job_id), "error") or ""), 10,
+                 message="the put-back recorded")
+        h = r.hgetall(Q.job(job_id))
+        self.assertEqual((h.get("state"), h.get("attempts")), ("queued", "0"), h)
         self.assertEqual(r.llen(Q.dead), 0)
-        self.assertEqual(stats(r).get("retried"), 1)
+        st = stats(r)
+        self.assertFalse(st.get("retried"), st)
+        self.assertGreaterEqual(st.get("unreachable", 0), 1, st)
 
 
 # --------------------------------------------------------------------------- scheduling

@@ -28,7 +28,7 @@ from support.case import ServerTestCase  # noqa: E402
 from support.consumer import Consumer, mailroom_env, run_cli  # noqa: E402
 from support.jobs import enqueue_raw, job_json, make_job, new_secret, sign_job  # noqa: E402
 from support.messages import job_id_of  # noqa: E402
-from support.procs import free_port, wait_for  # noqa: E402
+from support.procs import wait_for  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
 from support.smtp_receiver import SmtpServer  # noqa: E402
 from support.state import dead_entries, Keys, stats  # noqa: E402
@@ -424,16 +424,17 @@ class ExpiryTest(ReliabilityTestCase):
 
 class AttemptsExhaustedTest(ReliabilityTestCase):
 
-    def test_refused_connection_until_attempts_exhausted(self):
+    def test_temporary_refusals_until_attempts_exhausted(self):
         rs = self.redis()
         r = rs.client()
-        env = mailroom_env(rs, secret=SECRET, smtp=f"smtp://127.0.0.1:{free_port()}")
+        rx = self.receiver(fail_first=100)  # every attempt: 451 4.3.0 try later
+        env = mailroom_env(rs, secret=SECRET, smtp=rx)
         listener = self.listener(rs)
-        self.consumer(env, "--id", "c1", "--max-attempts", "2", "--backoff-base", "200ms",
-                      "--smtp-connect-timeout", "2s")
-        job_id = self.send(env, subject="nobody listens")
+        self.consumer(env, "--id", "c1", "--max-attempts", "2", "--backoff-base", "200ms")
+        job_id = self.send(env, subject="never accepted")
         h = self.wait_state(r, job_id, "failed", timeout=10)
         self.assertTrue(h.get("error", "").startswith("attempts exhausted (2)"), h)
+        self.assertEqual(len(rx.attempts(job_id)), 2)
         self.assertEqual(h.get("attempts"), "2", h)
         dead = dead_entries(r)
         self.assertEqual(len(dead), 1, dead)
@@ -517,21 +518,25 @@ class GracefulShutdownTest(ReliabilityTestCase):
         self._setup(delay=2.0)
         r, rx = self.r, self.rx
         c = self.consumer(self.env, "--id", "G", "--concurrency", "2", "--shutdown-timeout", "5s")
-        jobs = [self.send(self.env, subject=f"job {i}") for i in range(4)]
+        jobs = [self.send(self.env, subject=f"job {i}") for i in range(6)]
         elapsed = self._sigterm_and_wait(c, 2, 5.0)
 
+        # in hand at the signal: each worker's message in DATA, and the next one when
+        # its envelope went out pipelined with it (timing decides): 2 to 4 finish
         where = self._where(jobs)
-        self.assertEqual(collections.Counter(where.values()), {"sent": 2, "pending": 2}, where)
+        counts = collections.Counter(where.values())
+        self.assertEqual(set(counts) | {"sent", "pending"}, {"sent", "pending"}, where)
+        self.assertTrue(2 <= counts["sent"] <= 4 and counts["pending"] >= 2, where)
         self.assertEqual(r.llen(Q.processing("G")), 0, "jobs left in processing:G")
         self.assertIsNone(r.zscore(Q.consumers, "G"), "G still in the consumers zset")
-        self.assertEqual(len(rx.accepted()), 2)
+        self.assertEqual(len(rx.accepted()), counts["sent"])
 
         rx.data_delay = 0.0
         self.consumer(self.env, "--id", "H", "--concurrency", "2")
         for j in jobs:
             self.wait_state(r, j, "sent")
         self.assertEqual(rx.copies(), {j: 1 for j in jobs}, "a job was delivered twice")
-        self.assertEqual(stats(r).get("sent"), 4)
+        self.assertEqual(stats(r).get("sent"), 6)
         self.assert_queue_drained(r)
         self.note(f"exited {elapsed:.2f}s after SIGTERM")
 

@@ -660,7 +660,7 @@ class FailureTest(unittest.TestCase):
             results, err, rc = send(srv.url)
         r = results[0]
         self.assertEqual((r["verdict"], r["code"]), ("temporary", 421))
-        self.assertEqual(r["flags"], ["greeting", "throttled"])
+        self.assertEqual(r["flags"], ["greeting"])
 
         def old(conn, n):
             serve(conn, on=lambda cmd, line: b"502 5.5.2 no EHLO here\r\n"
@@ -720,7 +720,7 @@ class HostileServerTest(unittest.TestCase):
         "354_to_mail": ("temporary", ["protocol"], "354 in reply to MAIL FROM"),
         "more_replies": ("temporary", ["protocol"], "nobody asked for"),
         "257_lines": ("temporary", ["protocol"], "more than 256 lines"),
-        "421_mid_transaction": ("temporary", ["greeting", "throttled"], "closes the connection"),
+        "421_mid_transaction": ("temporary", ["greeting"], "closes the connection"),
         "starttls_injection": ("temporary", ["tls", "protocol"], "before TLS began"),
         "nul_in_reply": ("sent", [], "250 2.0.0 Ok? queued as X?Y"),
     }

@@ -10,6 +10,7 @@ import contextlib
 import email
 import email.policy
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,9 +32,9 @@ class SmtpServer:
     Controller subclass."""
 
     def __init__(self, handler, *, scheme: str = "smtp", controller_class=Controller,
-                 **controller_kw):
+                 port: int | None = None, **controller_kw):
         self.host = LOOPBACK
-        self.port = free_port()
+        self.port = port or free_port()
         self.scheme = scheme
         self.controller = controller_class(handler, hostname=self.host, port=self.port,
                                            ready_timeout=10, **controller_kw)
@@ -75,6 +76,13 @@ class _RecordingHandler:
     def __init__(self, receiver: "Receiver"):
         self.receiver = receiver
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        rx = self.receiver
+        with rx._cond:
+            rx.sessions += 1
+        session.host_name = hostname
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         rx = self.receiver
         with rx._cond:
@@ -94,7 +102,7 @@ class _RecordingHandler:
         rx = self.receiver
         if rx.data_delay:
             await asyncio.sleep(rx.data_delay)
-        refusal = rx._take_refusal(envelope)
+        refusal = rx._take_refusal(envelope) or rx._throttle()
         if refusal:
             return refusal
         n = rx._record(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos),
@@ -112,12 +120,25 @@ class Receiver(SmtpServer):
     has sent no message). .rcpt_seen counts the RCPT commands received.
     refuse_first: answer the first N messages with refuse_reply instead of accepting
     them (they are counted in .refused, not recorded as messages).
-    rcpt_refusals: address -> the replies its next RCPTs get, in order (then 250)."""
+    rcpt_refusals: address -> the replies its next RCPTs get, in order (then 250).
+    throttle_above: accept at most this many messages in any second, answering the
+    others throttle_reply (counted in .throttled), as a relay with a quota does.
+    port: listen there (default a free port). .sessions counts the EHLOs received.
+    dump_dir: also write each accepted message there as a file, complete before the 250
+    (LF line ends, ending in an empty line: the form smtp-sink's dumps have), so a test
+    that counts smtp-sink's dumps counts these too."""
 
     def __init__(self, data_delay: float = 0.0, refuse_first: int = 0,
                  refuse_reply: str = "451 4.3.0 Try again later", rcpt_delay: float = 0.0,
-                 rcpt_refusals: dict | None = None):
-        super().__init__(_RecordingHandler(self))
+                 rcpt_refusals: dict | None = None, throttle_above: int = 0,
+                 throttle_reply: str = "454 4.7.0 Throttling failure: Maximum sending rate "
+                                       "exceeded", port: int | None = None, dump_dir=None):
+        super().__init__(_RecordingHandler(self), port=port)
+        self.dump_dir = dump_dir
+        self.throttle_above = throttle_above
+        self.throttle_reply = throttle_reply
+        self.throttled = 0
+        self.sessions = 0
         self.rcpt_refusals = {k: list(v) for k, v in (rcpt_refusals or {}).items()}
         self.data_delay = data_delay
         self.rcpt_delay = rcpt_delay
@@ -136,11 +157,30 @@ class Receiver(SmtpServer):
                 return self.refuse_reply
         return None
 
+    def _throttle(self):
+        """The throttle reply when throttle_above messages were accepted in the last
+        second, else None."""
+        if not self.throttle_above:
+            return None
+        with self._cond:
+            now = time.monotonic()
+            recent = sum(1 for m in self._messages[-self.throttle_above:] if now - m.at < 1.0)
+            if recent >= self.throttle_above:
+                self.throttled += 1
+                return self.throttle_reply
+        return None
+
     def _record(self, msg: ReceivedMessage) -> int:
         with self._cond:
             self._messages.append(msg)
             self._cond.notify_all()
-            return len(self._messages)
+            n = len(self._messages)
+        if self.dump_dir:
+            path = os.path.join(self.dump_dir, f"r.{os.getpid()}.{self.port}.{n}")
+            with open(path + ".tmp", "wb") as f:
+                f.write(msg.raw.replace(b"\r\n", b"\n") + b"\n")
+            os.rename(path + ".tmp", path)
+        return n
 
     def messages(self) -> list:
         with self._cond:

@@ -27,6 +27,8 @@ class Keys:
         self.scheduled = f"{p}:scheduled"
         self.consumers = f"{p}:consumers"
         self.status = f"{p}:status"
+        self.events = f"{p}:events"
+        self.paused = f"{p}:paused"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

@@ -1,0 +1,79 @@
+--[[
+  relay_rate: the send rate one relay allows, shared by every consumer of it: a GCRA
+  limiter (a virtual clock, tat, that each message granted moves on by 1/rate), so that
+  three consumers with --rate 10/s send 10 messages a second in all, evenly spaced. A
+  message asked for less than half an interval after its turn keeps the schedule (the
+  askers' own latency does not slow the rate down); after an idle spell the clock
+  restarts from now.
+
+  The rate adapts. A throttling reply (421/451/454 that says so) halves it, at most
+  once a second (the replies of messages already on their way would otherwise cut it
+  again and again), down to the floor; after 2 quiet seconds it grows back by a tenth
+  of the rate the last cut left, every 2 seconds, up to the ceiling: the configured
+  rate, or, when none is configured, the rate the throttled consumer was sending at
+  when the relay first throttled (the limiter then turns itself off once it is back
+  there). Multiplicative decrease, additive increase, as TCP and KumoMTA do.
+
+  Input:
+    KEYS relay     mailroom:relay:{R}
+    ARGV op        take (may a message go now?), refund (a granted message was not
+                   sent after all) or throttle (the relay throttled us)
+    ARGV rate_max  the configured rate, messages per second; '' for none
+    ARGV floor     the lowest rate a cut may reach, messages per second
+    ARGV seen      throttle: the rate this consumer was sending at, messages per second
+
+  Output:
+    take: 0 when the message may go now, else the ms to wait before asking again;
+    refund: 0; throttle: the rate now, in messages per 1000 seconds
+]]
+--@include now_ms
+local QUIET_MS, CUT_EVERY_MS = 2000, 1000
+local now = now_ms()
+local f = redis.call('HMGET', relay, 'rate', 'ceiling', 'tat', 'throttled_at', 'raised_at',
+  'step')
+local rate, ceiling, tat = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]) or 0
+local max = tonumber(rate_max)
+if max then
+  if ceiling ~= max then
+    ceiling = max
+    redis.call('HSET', relay, 'ceiling', max, 'rate_max', max)
+  end
+  if not rate or rate > max then
+    rate = max
+    redis.call('HSET', relay, 'rate', rate)
+  end
+end
+
+if op == 'throttle' then
+  if not rate then
+    rate = math.max(tonumber(seen) or 0, tonumber(floor))
+    ceiling = rate
+    redis.call('HSET', relay, 'ceiling', ceiling)
+  end
+  if now - (tonumber(f[4]) or 0) >= CUT_EVERY_MS then
+    rate = math.max(tonumber(floor), rate / 2)
+    redis.call('HSET', relay, 'rate', rate, 'throttled_at', now, 'step', rate / 10,
+      'tat', now + 1000 / rate)
+    redis.call('HINCRBY', relay, 'throttles', 1)
+  end
+  return math.floor(rate * 1000)
+end
+if not rate then return 0 end
+if op == 'refund' then
+  redis.call('HSET', relay, 'tat', math.max(now, tat - 1000 / rate))
+  return 0
+end
+
+-- additive recovery after a quiet spell
+local quiet_since = math.max(tonumber(f[4]) or 0, tonumber(f[5]) or 0)
+if ceiling and rate < ceiling and now - quiet_since >= QUIET_MS then
+  rate = math.min(ceiling, rate + (tonumber(f[6]) or ceiling / 10))
+  if not max and rate >= ceiling then
+    redis.call('HDEL', relay, 'rate', 'ceiling', 'tat', 'step', 'raised_at')
+    return 0
+  end
+  redis.call('HSET', relay, 'rate', rate, 'raised_at', now)
+end
+if tat > now then return math.ceil(tat - now) end
+redis.call('HSET', relay, 'tat', math.max(tat, now - 500 / rate) + 1000 / rate)
+return 0
