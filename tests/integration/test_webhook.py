@@ -159,7 +159,7 @@ class DeliveryTest(WebhookTestCase):
         rx = self.hook_receiver(fail_first=10**6)
         hook = self.webhook(rx.url, *FAST, "--max-age", "2s")
         stream_id = self.xadd(event("j-old", "failed", error="550 no such user"))
-        failed = wait_for(lambda: self.r.lrange(Q.webhook_failed, 0, -1), 15,
+        failed = wait_for(lambda: self.r.lrange(Q.webhook_failed, 0, -1), 30,
                           message="a given-up record")
         entry = json.loads(failed[0])
         self.assertEqual((entry["stream_id"], entry["delivery_id"], entry["id"], entry["state"]),
@@ -255,7 +255,7 @@ class AclTest(WebhookTestCase):
                  self.state().get("lag") == "0", 10, message="state written")
         rx.fail_first = 10**6
         self.xadd(event("j-lost", "failed"))
-        wait_for(lambda: self.r.llen(Q.webhook_failed) == 1, 15, message="a given-up record")
+        wait_for(lambda: self.r.llen(Q.webhook_failed) == 1, 30, message="a given-up record")
         self.assertNotIn("NOPERM", hook.log())
         self.assertNotIn("cannot write", hook.log())
         role = self.rs.client()
