@@ -29,6 +29,8 @@ class Keys:
         self.status = f"{p}:status"
         self.events = f"{p}:events"
         self.paused = f"{p}:paused"
+        self.webhook = f"{p}:webhook"
+        self.webhook_failed = f"{p}:webhook:failed"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
