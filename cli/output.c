@@ -105,10 +105,12 @@ static json_object *status_json(const mailroom_job_status *st, const char *queue
     return o;
 }
 
-/* Adds "relay_id" (when known) and "recipients" {address: {state, code, reply}} (when
- * any) of d to o. 0, or -1 out of memory. */
+/* Adds "relay" and "relay_id" (when known) and "recipients" {address: {state, code,
+ * reply}} (when any) of d to o. 0, or -1 out of memory. */
 static int add_detail(json_object *o, const mailroom_job_detail *d)
 {
+    if (d->relay[0] && json_add_str(o, "relay", d->relay, strlen(d->relay)) != 0)
+        return -1;
     if (d->relay_id[0] && json_add_str(o, "relay_id", d->relay_id, strlen(d->relay_id)) != 0)
         return -1;
     if (d->n_recipients == 0)

@@ -97,6 +97,10 @@ static void print_event_text(const mailroom_event *ev, int colour)
         fputs("  ", stdout);
         out_clean(detail, stdout);
     }
+    if (ev->relay) {
+        fputs("  via ", stdout);
+        out_clean(ev->relay, stdout);
+    }
     if (ev->relay_id) {
         fputs("  relay id ", stdout);
         out_clean(ev->relay_id, stdout);

@@ -62,11 +62,25 @@ static int set_flag(const char *text, int *dst, mr_error *err)
     return 0;
 }
 
-/* Stores one option's value, given as text (a flag's presence is "1"). */
-static int set_value(const opttable_spec *s, const char *text, void *base, mr_error *err)
+/* A list's value: replaced, or (append) extended after a comma. */
+static int set_list(const char *text, char *dst, int append, mr_error *err)
+{
+    size_t have = append ? strlen(dst) : 0;
+    int n = snprintf(dst + have, OPTTABLE_LIST_MAX - have, "%s%s", have ? "," : "", text);
+    if (n < 0 || (size_t)n >= OPTTABLE_LIST_MAX - have)
+        return mr_fail(err, MAILROOM_EINVAL, "the list is longer than %d bytes",
+                       OPTTABLE_LIST_MAX - 1);
+    return 0;
+}
+
+/* Stores one option's value, given as text (a flag's presence is "1"); append: a list
+ * option given again. */
+static int set_value(const opttable_spec *s, const char *text, void *base, int append,
+                     mr_error *err)
 {
     void *dst = (char *)base + s->offset;
     switch (s->kind) {
+    case OPT_LIST: return set_list(text, dst, append, err);
     case OPT_STRING:
         if (s->choices && !among(text, s->choices))
             return mr_fail(err, MAILROOM_EINVAL, "'%.40s' is not one of %s", text, s->choices);
@@ -84,10 +98,10 @@ static int apply_defaults_and_env(const opttable *t, void *base, mr_error *err)
 {
     for (size_t i = 0; i < t->n; i++) {
         const opttable_spec *s = &t->specs[i];
-        if (s->def && set_value(s, s->def, base, err) != 0)
+        if (s->def && set_value(s, s->def, base, 0, err) != 0)
             return mr_prefix(err, "default of --%s", s->name);
         const char *env = s->env ? getenv(s->env) : NULL;
-        if (env && *env && set_value(s, env, base, err) != 0)
+        if (env && *env && set_value(s, env, base, 0, err) != 0)
             return mr_prefix(err, "%s", s->env);
     }
     return 0;
@@ -123,6 +137,7 @@ opttable_result opttable_parse(const opttable *t, int argc, char **argv, void *b
         return OPTTABLE_USAGE;
     }
     build_longopts(t, longopts);
+    uint64_t seen = 0;
     if (given)
         *given = 0;
     if (apply_defaults_and_env(t, base, err) != 0)
@@ -143,13 +158,15 @@ opttable_result opttable_parse(const opttable *t, int argc, char **argv, void *b
             printf("%s %s\n", t->program, MAILROOM_VERSION_STRING);
             return OPTTABLE_EXIT;
         }
-        if (set_value(s, s->kind == OPT_FLAG ? "1" : optarg, base, err) != 0) {
+        int again = (seen >> row) & 1;
+        if (set_value(s, s->kind == OPT_FLAG ? "1" : optarg, base, again, err) != 0) {
             mr_prefix(err, "--%s", s->name);
             return OPTTABLE_USAGE;
         }
-        if (given)
-            *given |= (uint64_t)1 << row;
+        seen |= (uint64_t)1 << row;
     }
+    if (given)
+        *given = seen;
     if (optind < argc) {
         mr_fail(err, MAILROOM_EINVAL, "unexpected argument '%.80s'", argv[optind]);
         return OPTTABLE_USAGE;
@@ -193,4 +210,21 @@ void opttable_usage(const opttable *t, FILE *out)
         put_wrapped(out, right, 31, 96);
     }
     fputs(t->footer, out);
+}
+
+void opttable_value_text(const opttable_spec *s, const void *base, char *out, size_t cap)
+{
+    const void *field = (const char *)base + s->offset;
+    switch (s->kind) {
+    case OPT_STRING: {
+        const char *v = *(const char *const *)field;
+        snprintf(out, cap, "%s", v ? v : "");
+        break;
+    }
+    case OPT_LIST: snprintf(out, cap, "%s", (const char *)field); break;
+    case OPT_FLAG: snprintf(out, cap, "%d", *(const int *)field); break;
+    case OPT_LONG: snprintf(out, cap, "%ld", *(const long *)field); break;
+    case OPT_DURATION: snprintf(out, cap, "%lld", (long long)*(const int64_t *)field); break;
+    default: snprintf(out, cap, "%s", ""); break;
+    }
 }

@@ -18,11 +18,18 @@
 
 #include "error.h"
 
+/* OPT_LIST: a comma list that a repeated option extends (--smtp A --smtp B is "A,B").
+ * Its field is a char array of OPTTABLE_LIST_MAX: the default or the environment's
+ * value is copied there; the option's first use on the command line replaces it, and
+ * each further use is appended after a comma. */
+#define OPTTABLE_LIST_MAX 2048
+
 typedef enum opttable_kind {
     OPT_STRING,
     OPT_FLAG,
     OPT_LONG,
     OPT_DURATION,
+    OPT_LIST,
     OPT_HELP,
     OPT_VERSION
 } opttable_kind;
@@ -68,5 +75,10 @@ opttable_result opttable_parse(const opttable *t, int argc, char **argv, void *b
 /* Prints --help, generated from the table: each option, its value, its variable and
  * its default. */
 void opttable_usage(const opttable *t, FILE *out);
+
+/* The value of row s in the structure at base as text: a string or list as set ("" when
+ * unset), a flag 0 or 1, a number in its base unit (durations in ms). For tests and
+ * diagnostics. */
+void opttable_value_text(const opttable_spec *s, const void *base, char *out, size_t cap);
 
 #endif

@@ -1,318 +1,138 @@
-/* options: see options.h. options_table below is the only description of an option. */
-#define _GNU_SOURCE
+/* options: see options.h. options_table below is the only description of an option;
+ * common/opttable.c parses it. */
 #include "options.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "duration.h"
-#include "mailroom_version.h"
 
 #define F(field) offsetof(consumer_options, field)
 #define SEC 1000LL
 #define DAY (86400 * SEC)
 #define YEARS (100 * 365 * DAY)
 
-const option_spec options_table[] = {
-    {"redis", "MAILROOM_REDIS_URL", K_STRING, "URL", "redis://127.0.0.1:6379/0", NULL, 0, 0,
+const opttable_spec options_table[] = {
+    {"redis", "MAILROOM_REDIS_URL", OPT_STRING, "URL", "redis://127.0.0.1:6379/0", NULL, 0, 0,
      F(redis),
      "redis://[user@]host:port/db or redis-sentinel://host:port[,...]/master[/db]; "
      "a password only in the environment's URL or MAILROOM_REDIS_PASSWORD_FILE"},
-    {"queue", "MAILROOM_QUEUE", K_STRING, "LIST", "default", NULL, 0, 0, F(queue),
+    {"queue", "MAILROOM_QUEUE", OPT_STRING, "LIST", "default", NULL, 0, 0, F(queue),
      "the queues served, most urgent first: a,b,c (strict order) or a:6,b:1 (by weight); "
      "names [A-Za-z0-9._:-]{1,64}, at most 8"},
-    {"smtp", "MAILROOM_SMTP_URL", K_STRING, "URL", "smtp://127.0.0.1:25", NULL, 0, 0, F(smtp),
+    {"smtp", "MAILROOM_SMTP_URL", OPT_LIST, "URL", "smtp://127.0.0.1:25", NULL, 0, 0, F(smtp),
      "smtp://host:port (STARTTLS) or smtps://host:port (implicit TLS); repeat the option "
      "(or give a comma list) for fallback relays, in order, at most 4"},
-    {"rate", "MAILROOM_RATE", K_STRING, "RATE", NULL, NULL, 0, 0, F(rate),
+    {"rate", "MAILROOM_RATE", OPT_STRING, "RATE", NULL, NULL, 0, 0, F(rate),
      "the most messages per relay, shared by every consumer of it: N/s, N/m or N/h "
      "(default none: adaptive only, once the relay throttles)"},
-    {"rate-floor", "MAILROOM_RATE_FLOOR", K_STRING, "RATE", NULL, NULL, 0, 0, F(rate_floor),
+    {"rate-floor", "MAILROOM_RATE_FLOOR", OPT_STRING, "RATE", NULL, NULL, 0, 0, F(rate_floor),
      "the lowest a relay's throttling may cut its rate to (default --rate / 50, at least 1/m)"},
-    {"relay-connections", "MAILROOM_RELAY_CONNECTIONS", K_LONG, "N", "0", NULL, 0, 100000,
+    {"relay-connections", "MAILROOM_RELAY_CONNECTIONS", OPT_LONG, "N", "0", NULL, 0, 100000,
      F(relay_connections), "the most SMTP connections to a relay, across consumers; 0: no cap"},
-    {"circuit-failures", "MAILROOM_CIRCUIT_FAILURES", K_LONG, "N", "5", NULL, 1, 1000,
+    {"circuit-failures", "MAILROOM_CIRCUIT_FAILURES", OPT_LONG, "N", "5", NULL, 1, 1000,
      F(circuit_failures),
      "consecutive connection, TLS or greeting failures of a relay that open its circuit"},
-    {"circuit-probe-max", "MAILROOM_CIRCUIT_PROBE_MAX", K_DURATION, "DUR", "10s", NULL, SEC, DAY,
+    {"circuit-probe-max", "MAILROOM_CIRCUIT_PROBE_MAX", OPT_DURATION, "DUR", "10s", NULL, SEC, DAY,
      F(circuit_probe_max), "the longest wait between two probes of a relay whose circuit is open"},
-    {"suppress-on", "MAILROOM_SUPPRESS_ON", K_STRING, "LIST", "5.1.*", NULL, 0, 0, F(suppress_on),
+    {"suppress-on", "MAILROOM_SUPPRESS_ON", OPT_STRING, "LIST", "5.1.*", NULL, 0, 0, F(suppress_on),
      "RCPT refusals that put the address on the suppression list: enhanced codes (5.1.1, "
      "5.1.*) and reply codes (550), comma separated; none to turn it off"},
-    {"suppress-for", "MAILROOM_SUPPRESS_FOR", K_DURATION, "DUR", "30d", NULL, SEC, YEARS,
+    {"suppress-for", "MAILROOM_SUPPRESS_FOR", OPT_DURATION, "DUR", "30d", NULL, SEC, YEARS,
      F(suppress_for), "how long an address stays suppressed"},
-    {"smtp-tls", "MAILROOM_SMTP_TLS", K_STRING, "POLICY", NULL, "required|none", 0, 0, F(smtp_tls),
+    {"smtp-tls", "MAILROOM_SMTP_TLS", OPT_STRING, "POLICY", NULL, "required|none", 0, 0,
+     F(smtp_tls),
      "STARTTLS for smtp://: required, or none (the default for a loopback host "
      "only)"},
-    {"smtp-ca-file", "MAILROOM_SMTP_CA_FILE", K_STRING, "PATH", NULL, NULL, 0, 0, F(smtp_ca_file),
+    {"smtp-ca-file", "MAILROOM_SMTP_CA_FILE", OPT_STRING, "PATH", NULL, NULL, 0, 0, F(smtp_ca_file),
      "private CA bundle for the SMTP server's certificate"},
-    {"smtp-insecure", "MAILROOM_SMTP_INSECURE", K_FLAG, NULL, NULL, NULL, 0, 0, F(smtp_insecure),
+    {"smtp-insecure", "MAILROOM_SMTP_INSECURE", OPT_FLAG, NULL, NULL, NULL, 0, 0, F(smtp_insecure),
      "do not verify the SMTP server's certificate (logged at every start)"},
-    {"smtp-user", "MAILROOM_SMTP_USER", K_STRING, "USER", NULL, NULL, 0, 0, F(smtp_user),
+    {"smtp-user", "MAILROOM_SMTP_USER", OPT_STRING, "USER", NULL, NULL, 0, 0, F(smtp_user),
      "AUTH user; the password from MAILROOM_SMTP_PASSWORD_FILE"},
-    {"ehlo-name", "MAILROOM_EHLO_NAME", K_STRING, "NAME", NULL, NULL, 0, 0, F(ehlo_name),
+    {"ehlo-name", "MAILROOM_EHLO_NAME", OPT_STRING, "NAME", NULL, NULL, 0, 0, F(ehlo_name),
      "the name this host gives in EHLO (default its FQDN)"},
-    {"concurrency", "MAILROOM_CONCURRENCY", K_LONG, "N", "8", NULL, 1, 256, F(concurrency),
+    {"concurrency", "MAILROOM_CONCURRENCY", OPT_LONG, "N", "8", NULL, 1, 256, F(concurrency),
      "worker threads, each with its own pipelined SMTP session"},
-    {"id", "MAILROOM_CONSUMER_ID", K_STRING, "ID", NULL, NULL, 0, 0, F(id),
+    {"id", "MAILROOM_CONSUMER_ID", OPT_STRING, "ID", NULL, NULL, 0, 0, F(id),
      "consumer id, unique per process (default host-pid-random)"},
-    {"accept-alg", "MAILROOM_ACCEPT_ALG", K_STRING, "LIST", "hmac-sha1,hmac-sha256", NULL, 0, 0,
+    {"accept-alg", "MAILROOM_ACCEPT_ALG", OPT_STRING, "LIST", "hmac-sha1,hmac-sha256", NULL, 0, 0,
      F(accept_alg), "signature algorithms accepted, comma separated"},
-    {"max-attempts", "MAILROOM_MAX_ATTEMPTS", K_LONG, "N", "0", NULL, 0, 1000000, F(max_attempts),
+    {"max-attempts", "MAILROOM_MAX_ATTEMPTS", OPT_LONG, "N", "0", NULL, 0, 1000000, F(max_attempts),
      "attempts before a job fails; 0: no cap but --max-lifetime"},
-    {"backoff-base", "MAILROOM_BACKOFF_BASE", K_DURATION, "DUR", "5m", NULL, 1, YEARS,
+    {"backoff-base", "MAILROOM_BACKOFF_BASE", OPT_DURATION, "DUR", "5m", NULL, 1, YEARS,
      F(backoff_base), "first retry delay, doubled at each retry"},
-    {"backoff-max", "MAILROOM_BACKOFF_MAX", K_DURATION, "DUR", "4000s", NULL, 1, YEARS,
+    {"backoff-max", "MAILROOM_BACKOFF_MAX", OPT_DURATION, "DUR", "4000s", NULL, 1, YEARS,
      F(backoff_max), "longest retry delay"},
-    {"max-lifetime", "MAILROOM_MAX_LIFETIME", K_DURATION, "DUR", "5d", NULL, 0, YEARS,
+    {"max-lifetime", "MAILROOM_MAX_LIFETIME", OPT_DURATION, "DUR", "5d", NULL, 0, YEARS,
      F(max_lifetime),
      "give a job up this long after its created_at (or its send_at when "
      "later); must stay below --status-ttl"},
-    {"max-clock-skew", "MAILROOM_MAX_CLOCK_SKEW", K_DURATION, "DUR", "5m", NULL, 0, DAY,
+    {"max-clock-skew", "MAILROOM_MAX_CLOCK_SKEW", OPT_DURATION, "DUR", "5m", NULL, 0, DAY,
      F(max_clock_skew), "refuse a job whose created_at is further in the future than this"},
-    {"dead-after", "MAILROOM_DEAD_AFTER", K_DURATION, "DUR", "30s", NULL, 2 * SEC, YEARS,
+    {"dead-after", "MAILROOM_DEAD_AFTER", OPT_DURATION, "DUR", "30s", NULL, 2 * SEC, YEARS,
      F(dead_after), "recover the jobs of consumers silent this long (at least 2s)"},
-    {"shutdown-timeout", "MAILROOM_SHUTDOWN_TIMEOUT", K_DURATION, "DUR", "30s", NULL, 0, YEARS,
+    {"shutdown-timeout", "MAILROOM_SHUTDOWN_TIMEOUT", OPT_DURATION, "DUR", "30s", NULL, 0, YEARS,
      F(shutdown_timeout), "how long jobs in hand may finish after SIGTERM"},
-    {"status-ttl", "MAILROOM_STATUS_TTL", K_DURATION, "DUR", "7d", NULL, SEC, YEARS, F(status_ttl),
-     "lifetime of a job's status record after its last change"},
-    {"dead-max", "MAILROOM_DEAD_MAX", K_LONG, "N", "100000", NULL, 1, 100000000, F(dead_max),
+    {"status-ttl", "MAILROOM_STATUS_TTL", OPT_DURATION, "DUR", "7d", NULL, SEC, YEARS,
+     F(status_ttl), "lifetime of a job's status record after its last change"},
+    {"dead-max", "MAILROOM_DEAD_MAX", OPT_LONG, "N", "100000", NULL, 1, 100000000, F(dead_max),
      "dead-letter list cap, oldest trimmed"},
-    {"smtp-timeout", "MAILROOM_SMTP_TIMEOUT", K_DURATION, "DUR", "60s", NULL, 1, DAY,
+    {"smtp-timeout", "MAILROOM_SMTP_TIMEOUT", OPT_DURATION, "DUR", "60s", NULL, 1, DAY,
      F(smtp_timeout),
      "deadline of every SMTP read and write; a connection that misses it "
      "is closed, never reused"},
-    {"smtp-connect-timeout", "MAILROOM_SMTP_CONNECT_TIMEOUT", K_DURATION, "DUR", "10s", NULL, 1,
+    {"smtp-connect-timeout", "MAILROOM_SMTP_CONNECT_TIMEOUT", OPT_DURATION, "DUR", "10s", NULL, 1,
      DAY, F(smtp_connect_timeout), "SMTP connect timeout"},
-    {"max-per-connection", "MAILROOM_MAX_PER_CONNECTION", K_LONG, "N", "100", NULL, 1, 1000000,
+    {"max-per-connection", "MAILROOM_MAX_PER_CONNECTION", OPT_LONG, "N", "100", NULL, 1, 1000000,
      F(max_per_connection), "messages before an SMTP connection is recycled"},
-    {"smtp-idle", "MAILROOM_SMTP_IDLE", K_DURATION, "DUR", "30s", NULL, 0, DAY, F(smtp_idle),
+    {"smtp-idle", "MAILROOM_SMTP_IDLE", OPT_DURATION, "DUR", "30s", NULL, 0, DAY, F(smtp_idle),
      "do not reuse an SMTP connection idle longer"},
-    {"block-timeout", "MAILROOM_BLOCK_TIMEOUT", K_DURATION, "DUR", "1s", NULL, 10, 60 * SEC,
+    {"block-timeout", "MAILROOM_BLOCK_TIMEOUT", OPT_DURATION, "DUR", "1s", NULL, 10, 60 * SEC,
      F(block_timeout), "how long one take from Redis waits (10ms to 60s)"},
-    {"log-format", "MAILROOM_LOG_FORMAT", K_STRING, "FORMAT", "text", "text|json", 0, 0,
+    {"log-format", "MAILROOM_LOG_FORMAT", OPT_STRING, "FORMAT", "text", "text|json", 0, 0,
      F(log_format), "log lines as text or JSON"},
-    {"log-level", "MAILROOM_LOG_LEVEL", K_STRING, "LEVEL", "info", "debug|info|warn|error", 0, 0,
+    {"log-level", "MAILROOM_LOG_LEVEL", OPT_STRING, "LEVEL", "info", "debug|info|warn|error", 0, 0,
      F(log_level), "the least severe lines logged"},
-    {"retry-table", "MAILROOM_RETRY_TABLE", K_FLAG, NULL, NULL, NULL, 0, 0, F(retry_table),
+    {"retry-table", "MAILROOM_RETRY_TABLE", OPT_FLAG, NULL, NULL, NULL, 0, 0, F(retry_table),
      "print the retry schedule the other options give, as a Markdown table, and exit"},
-    {"help", NULL, K_HELP, NULL, NULL, NULL, 0, 0, 0, "this text"},
-    {"version", NULL, K_VERSION, NULL, NULL, NULL, 0, 0, 0, "the version"},
+    {"help", NULL, OPT_HELP, NULL, NULL, NULL, 0, 0, 0, "this text"},
+    {"version", NULL, OPT_VERSION, NULL, NULL, NULL, 0, 0, 0, "the version"},
 };
 
 #define N_OPTIONS (sizeof options_table / sizeof options_table[0])
 const size_t options_count = N_OPTIONS;
 
-/* 1 when value is one of the '|'-separated choices. */
-static int among(const char *value, const char *choices)
-{
-    size_t n = strlen(value);
-    for (const char *p = choices; p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && strncmp(p, value, n) == 0)
-            return 1;
-        p = bar ? bar + 1 : NULL;
-    }
-    return 0;
-}
-
-static int set_long(const option_spec *s, const char *text, long *dst, mr_error *err)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < s->min || v > s->max)
-        return mr_fail(err, MAILROOM_EINVAL, "'%.40s' is not a whole number from %lld to %lld",
-                       text, (long long)s->min, (long long)s->max);
-    *dst = v;
-    return 0;
-}
-
-static int set_duration(const option_spec *s, const char *text, int64_t *dst, mr_error *err)
-{
-    int64_t ms;
-    if (mr_duration_parse(text, &ms, err) != 0)
-        return -1;
-    if (ms < s->min || ms > s->max)
-        return mr_fail(err, MAILROOM_EINVAL, "'%.40s' is out of range (%lld ms to %lld ms)", text,
-                       (long long)s->min, (long long)s->max);
-    *dst = ms;
-    return 0;
-}
-
-static int set_flag(const char *text, int *dst, mr_error *err)
-{
-    if (among(text, "1|true|yes|on"))
-        *dst = 1;
-    else if (among(text, "0|false|no|off"))
-        *dst = 0;
-    else
-        return mr_fail(err, MAILROOM_EINVAL, "'%.40s' is not 1 or 0", text);
-    return 0;
-}
-
-/* Stores one option's value, given as text (a flag's presence is "1"). */
-static int set_value(const option_spec *s, const char *text, consumer_options *o, mr_error *err)
-{
-    void *dst = (char *)o + s->offset;
-    switch (s->kind) {
-    case K_STRING:
-        if (s->choices && !among(text, s->choices))
-            return mr_fail(err, MAILROOM_EINVAL, "'%.40s' is not one of %s", text, s->choices);
-        *(const char **)dst = text;
-        return 0;
-    case K_FLAG: return set_flag(text, dst, err);
-    case K_LONG: return set_long(s, text, dst, err);
-    case K_DURATION: return set_duration(s, text, dst, err);
-    default: return 0;
-    }
-}
-
-/* Defaults, then the environment. */
-static int apply_defaults_and_env(consumer_options *o, mr_error *err)
-{
-    memset(o, 0, sizeof *o);
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const option_spec *s = &options_table[i];
-        if (s->def && set_value(s, s->def, o, err) != 0)
-            return mr_prefix(err, "default of --%s", s->name);
-        const char *env = s->env ? getenv(s->env) : NULL;
-        if (env && *env && set_value(s, env, o, err) != 0)
-            return mr_prefix(err, "%s", s->env);
-    }
-    return 0;
-}
-
-/* --smtp given again: its URL joins the earlier ones (a comma list, as the
- * environment's MAILROOM_SMTP_URL may also give), in order. */
-static int append_smtp(consumer_options *o, const char *url, mr_error *err)
-{
-    size_t have = o->smtp_seen ? strlen(o->smtp_list) : 0;
-    int n = snprintf(o->smtp_list + have, sizeof o->smtp_list - have, "%s%s", have ? "," : "", url);
-    if (n < 0 || (size_t)n >= sizeof o->smtp_list - have)
-        return mr_fail(err, MAILROOM_EINVAL, "--smtp: the relays' URLs are too long");
-    o->smtp_seen = 1;
-    o->smtp = o->smtp_list;
-    return 0;
-}
-
-static void build_longopts(struct option *longopts)
-{
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        int has_arg = options_table[i].kind == K_FLAG || options_table[i].kind >= K_HELP
-                          ? no_argument
-                          : required_argument;
-        longopts[i] = (struct option){options_table[i].name, has_arg, NULL, 256 + (int)i};
-    }
-    longopts[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
-}
+static const opttable consumer_table = {
+    options_table, N_OPTIONS, "mailroom-consumer",
+    "usage: mailroom-consumer [options]\n"
+    "Takes signed email jobs from Redis, sends them over SMTP, reports outcomes.\n"
+    "Each option may also be set by its environment variable; the command line wins.\n\n",
+    "\nDurations: a number with ms, s, m, h or d (a plain number is seconds).\n"
+    "Secrets, from the environment only:\n"
+    "  MAILROOM_KEYS_FILE           signing keys, lines \"kid secret\" (or MAILROOM_SECRET)\n"
+    "  MAILROOM_SMTP_PASSWORD_FILE  the SMTP AUTH password\n"
+    "  MAILROOM_REDIS_PASSWORD_FILE the Redis password\n"
+    "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0; a second\n"
+    "signal abandons sends in progress (their jobs go back to pending).\n"};
 
 options_result options_parse(int argc, char **argv, consumer_options *out, mr_error *err)
 {
-    struct option longopts[N_OPTIONS + 1];
-    build_longopts(longopts);
-    if (apply_defaults_and_env(out, err) != 0)
-        return OPTIONS_USAGE;
-    int opt;
-    opterr = 0;
-    optind = 0; /* 0, not 1: glibc's getopt then forgets a cluster left half read */
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (opt < 256 || opt >= 256 + (int)N_OPTIONS) {
-            if (optopt > 0 && optopt < 256)
-                mr_fail(err, MAILROOM_EINVAL, "unknown option -%c", optopt);
-            else
-                mr_fail(err, MAILROOM_EINVAL, "unknown option or missing value: %.80s",
-                        argv[optind - 1]);
-            return OPTIONS_USAGE;
-        }
-        const option_spec *s = &options_table[opt - 256];
-        if (s->kind == K_HELP) {
-            options_usage(stdout);
-            return OPTIONS_EXIT;
-        }
-        if (s->kind == K_VERSION) {
-            printf("mailroom-consumer %s\n", MAILROOM_VERSION_STRING);
-            return OPTIONS_EXIT;
-        }
-        if (set_value(s, s->kind == K_FLAG ? "1" : optarg, out, err) != 0) {
-            mr_prefix(err, "--%s", s->name);
-            return OPTIONS_USAGE;
-        }
-        out->redis_on_command_line |= s->offset == F(redis);
-        if (s->offset == F(smtp) && append_smtp(out, optarg, err) != 0)
-            return OPTIONS_USAGE;
-    }
-    if (optind < argc) {
-        mr_fail(err, MAILROOM_EINVAL, "unexpected argument '%.80s'", argv[optind]);
-        return OPTIONS_USAGE;
-    }
+    uint64_t given = 0;
+    memset(out, 0, sizeof *out);
+    opttable_result r = opttable_parse(&consumer_table, argc, argv, out, &given, err);
+    if (r != OPTTABLE_RUN)
+        return r == OPTTABLE_EXIT ? OPTIONS_EXIT : OPTIONS_USAGE;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options_table[i].offset == F(redis) && options_table[i].kind == OPT_STRING)
+            out->redis_on_command_line = (int)((given >> i) & 1);
     return OPTIONS_RUN;
-}
-
-/* Writes text from column `indent` (the cursor is there), wrapped at spaces before
- * column `width`, continuation lines indented; then a newline. */
-static void put_wrapped(FILE *out, const char *text, int indent, int width)
-{
-    int col = indent;
-    for (const char *p = text; *p;) {
-        size_t word = strcspn(p, " ");
-        if (col > indent && col + 1 + (int)word > width) {
-            fprintf(out, "\n%*s", indent, "");
-            col = indent;
-        } else if (col > indent) {
-            fputc(' ', out);
-            col++;
-        }
-        fprintf(out, "%.*s", (int)word, p);
-        col += (int)word;
-        p += word;
-        p += strspn(p, " ");
-    }
-    fputc('\n', out);
-}
-
-void options_value_text(const consumer_options *o, const option_spec *spec, char *out, size_t cap)
-{
-    const void *field = (const char *)o + spec->offset;
-    switch (spec->kind) {
-    case K_STRING: {
-        const char *v = *(const char *const *)field;
-        snprintf(out, cap, "%s", v ? v : "");
-        break;
-    }
-    case K_FLAG: snprintf(out, cap, "%d", *(const int *)field); break;
-    case K_LONG: snprintf(out, cap, "%ld", *(const long *)field); break;
-    case K_DURATION: snprintf(out, cap, "%lld", (long long)*(const int64_t *)field); break;
-    default: snprintf(out, cap, "%s", ""); break;
-    }
 }
 
 void options_usage(FILE *out)
 {
-    fprintf(out, "usage: mailroom-consumer [options]\n"
-                 "Takes signed email jobs from Redis, sends them over SMTP, reports outcomes.\n"
-                 "Each option may also be set by its environment variable; the command line "
-                 "wins.\n\n");
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const option_spec *s = &options_table[i];
-        char left[64], right[512];
-        snprintf(left, sizeof left, "--%s%s%s", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
-        snprintf(right, sizeof right, "%s%s%s%s%s%s", s->help, s->env ? " (" : "",
-                 s->env ? s->env : "", s->def ? ", default " : "", s->def ? s->def : "",
-                 s->env ? ")" : "");
-        fprintf(out, "  %-28s ", left);
-        put_wrapped(out, right, 31, 96);
-    }
-    fprintf(out, "\nDurations: a number with ms, s, m, h or d (a plain number is seconds).\n"
-                 "Secrets, from the environment only:\n"
-                 "  MAILROOM_KEYS_FILE           signing keys, lines \"kid secret\" (or "
-                 "MAILROOM_SECRET)\n"
-                 "  MAILROOM_SMTP_PASSWORD_FILE  the SMTP AUTH password\n"
-                 "  MAILROOM_REDIS_PASSWORD_FILE the Redis password\n"
-                 "SIGTERM/SIGINT: finish the jobs in hand, return the rest, exit 0; a second\n"
-                 "signal abandons sends in progress (their jobs go back to pending).\n");
+    opttable_usage(&consumer_table, out);
+}
+
+void options_value_text(const consumer_options *o, const opttable_spec *spec, char *out, size_t cap)
+{
+    opttable_value_text(spec, o, out, cap);
 }

@@ -130,6 +130,7 @@ static void log_finished(const task *t, const outcome *o, const char *kind)
                            ? " (recorded although this consumer had lost the job: another "
                              "copy may be sent too)"
                        : strcmp(kind, "already_sent") == 0 ? " (not recorded: already sent)"
+                       : strcmp(kind, "cancelled") == 0    ? " (not recorded: cancelled)"
                                                            : "";
     log_outcome_line(o->error[0] || note[0] ? LOG_WARN : LOG_INFO, &lo, "%s%s%s%s%s%s",
                      mailroom_state_name(o->state), o->reply[0] ? " " : "", o->reply,

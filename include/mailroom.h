@@ -241,6 +241,7 @@ typedef struct mailroom_job_detail {
                              mail's name in the relay's own logs */
     const mailroom_recipient *recipients;
     size_t n_recipients; /* 0 before the first attempt */
+    const char *relay;   /* the relay of the last attempt, host:port ("" when none) */
 } mailroom_job_detail;
 
 /* Reads a job's relay id and recipients into a new *out. MAILROOM_ENOTFOUND when

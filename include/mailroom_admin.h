@@ -203,6 +203,8 @@ typedef struct mailroom_event {
     const char *relay_id;
     const mailroom_recipient *recipients;
     size_t n_recipients;
+    const char *relay; /* from an outcome's event: the relay that took or refused the
+                          mail, host:port (docs/relays.md); NULL when absent */
 } mailroom_event;
 
 /*

@@ -61,6 +61,7 @@ void event_parse_take(event_parse *p, const char *payload, size_t len)
     ev->attempts = jint(o, "attempts");
     ev->smtp_code = jint(o, "smtp_code");
     ev->relay_id = jstr(o, "relay_id");
+    ev->relay = jstr(o, "relay");
     json_object *map = NULL;
     size_t n = 0;
     if (json_object_object_get_ex(o, "recipients", &map) &&

@@ -91,6 +91,7 @@ typedef struct detail {
     json_object *map;
     mailroom_recipient *recipients;
     char relay_id[256];
+    char relay[256];
 } detail;
 
 void mailroom_job_detail_free(mailroom_job_detail *d)
@@ -120,12 +121,15 @@ static int take_detail(mailroom *m, const redisReply *r, const char *id, detail 
             continue;
         if (strcmp(k->str, "relay_id") == 0)
             snprintf(x->relay_id, sizeof x->relay_id, "%s", v->str);
+        else if (strcmp(k->str, "relay") == 0)
+            snprintf(x->relay, sizeof x->relay, "%s", v->str);
         else if (strcmp(k->str, "recipients") == 0 && !x->map)
             x->map = job_parse_strict(v->str, v->len, NULL);
     }
     if (recipients_read(x->map, &x->recipients, &n) != 0)
         return mr_fail(&m->err, MAILROOM_ENOMEM, "out of memory");
     x->pub.relay_id = x->relay_id;
+    x->pub.relay = x->relay;
     x->pub.recipients = x->recipients;
     x->pub.n_recipients = n;
     return 0;

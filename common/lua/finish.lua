@@ -13,6 +13,8 @@
   is never turned into anything else, and the sent counter counts a job once: another
   outcome for a copy of a sent job is dropped as a duplicate, except a rejection (a
   forged or altered copy), which still goes to the dead list (its id may be forged).
+  A record that says cancelled stays so (a job deferred before its send_at, or
+  refused, after an operator cancelled it); only a real 250 overrides it.
   A FINISH run again because its reply was lost (Redis restarted in between) finds
   its copy gone and the record already in that state under its token: it does
   nothing, so counters and events are not doubled.
@@ -57,7 +59,9 @@
   Output:
     {'recorded', attempts}; {'again', attempts} for a FINISH run twice; {'lost', 0}
     when the job was no longer this take's; {'lost_sent', attempts} when it was not
-    but its 250 was recorded; {'already_sent', attempts} when the record said sent
+    but its 250 was recorded; {'already_sent', attempts} when the record said sent;
+    {'cancelled', attempts} when it said cancelled (mailroom cancel) and the outcome
+    is anything but sent: the copy is acknowledged, the record left cancelled
 ]]
 --@include event
 --@include announce
@@ -116,6 +120,11 @@ if not holds then
     return {'lost_sent', n}
   end
   return {'lost', 0}
+end
+if record == S.cancelled and state ~= S.sent then
+  announce(channel, event(id, 'duplicate', n, code, reply,
+    'cancelled: this ' .. state .. ' outcome is not recorded', consumer, now, queue))
+  return {'cancelled', n}
 end
 if record == S.sent and state ~= S.rejected then
   announce(channel, event(id, 'duplicate', n, code, reply,

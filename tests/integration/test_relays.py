@@ -25,7 +25,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
 from support.case import ServerTestCase  # noqa: E402
-from support.consumer import mailroom_env  # noqa: E402
+from support.consumer import mailroom_env, run_cli  # noqa: E402
 from support.jobs import job_json, make_job, new_secret, push_jobs, sign_job  # noqa: E402
 from support.paths import CONSUMER, REPO_ROOT  # noqa: E402
 from support.procs import free_port, wait_for  # noqa: E402
@@ -223,6 +223,8 @@ class CircuitTest(RelayTestCase):
         self.wait_all_sent(first, 30)
         self.assertEqual({h["relay"] for h in self.records(first)}, {fallback.url[7:]})
         self.assertEqual({h["attempts"] for h in self.records(first)}, {"1"})
+        rc, out, err = run_cli("status", first[0], env=env)
+        self.assertEqual((rc, json.loads(out)["relay"]), (0, fallback.url[7:]), err)
         self.assertEqual(fallback.count(), 20)
         rx = self.stack.enter_context(Receiver(port=port))
         wait_for(lambda: self.r.hget(relay_key(primary), "circuit") == "closed", 20,

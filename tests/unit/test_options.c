@@ -69,9 +69,9 @@ typedef struct two_values {
     char a[64], b[64], a_text[64], b_text[64];
 } two_values;
 
-static void number_pair(const option_spec *s, const char *def_text, two_values *v)
+static void number_pair(const opttable_spec *s, const char *def_text, two_values *v)
 {
-    const char *unit = s->kind == K_DURATION ? "ms" : "";
+    const char *unit = s->kind == OPT_DURATION ? "ms" : "";
     long long cands[3] = {(long long)s->max, (long long)s->min, (long long)s->min + 1};
     int n = 0;
     for (int i = 0; i < 3 && n < 2; i++) {
@@ -86,7 +86,7 @@ static void number_pair(const option_spec *s, const char *def_text, two_values *
     assert_int_equal(n, 2);
 }
 
-static void string_pair(const option_spec *s, two_values *v)
+static void string_pair(const opttable_spec *s, two_values *v)
 {
     if (s->choices) { /* the first and the last choice: one of them is not the default */
         size_t first = strcspn(s->choices, "|");
@@ -132,7 +132,7 @@ static void parse_ok(consumer_options *o, const char *const *args)
         fail_msg("parse of '%s ...': %d (%s)", args[0] ? args[0] : "", (int)r, err.msg);
 }
 
-static void check_text(const consumer_options *o, const option_spec *s, const char *want,
+static void check_text(const consumer_options *o, const opttable_spec *s, const char *want,
                        const char *when)
 {
     char got[128];
@@ -151,32 +151,32 @@ static void test_flag_beats_env_beats_default(void **state)
     size_t covered = 0;
     parse_ok(&d, none);
     for (size_t i = 0; i < options_count; i++) {
-        const option_spec *s = &options_table[i];
-        if (s->kind == K_HELP || s->kind == K_VERSION)
+        const opttable_spec *s = &options_table[i];
+        if (s->kind == OPT_HELP || s->kind == OPT_VERSION)
             continue;
         assert_non_null(s->env);
         char def_text[128], flag[96], joined[192];
         options_value_text(&d, s, def_text, sizeof def_text);
         two_values v;
         memset(&v, 0, sizeof v);
-        if (s->kind == K_FLAG) {
+        if (s->kind == OPT_FLAG) {
             snprintf(v.a, sizeof v.a, "0");
             snprintf(v.b, sizeof v.b, "1");
             memcpy(v.a_text, v.a, 2);
             memcpy(v.b_text, v.b, 2);
-        } else if (s->kind == K_STRING) {
+        } else if (s->kind == OPT_STRING || s->kind == OPT_LIST) {
             string_pair(s, &v);
         } else {
             number_pair(s, def_text, &v);
         }
         /* the environment over the default */
-        const char *env_value = s->kind == K_FLAG ? v.b : v.a;
+        const char *env_value = s->kind == OPT_FLAG ? v.b : v.a;
         assert_int_equal(setenv(s->env, env_value, 1), 0);
         parse_ok(&o, none);
-        check_text(&o, s, s->kind == K_FLAG ? v.b_text : v.a_text, "from the environment");
+        check_text(&o, s, s->kind == OPT_FLAG ? v.b_text : v.a_text, "from the environment");
         /* the flag over the environment */
         snprintf(flag, sizeof flag, "--%s", s->name);
-        if (s->kind == K_FLAG) {
+        if (s->kind == OPT_FLAG) {
             assert_int_equal(setenv(s->env, "0", 1), 0);
             const char *with_flag[] = {flag, NULL};
             parse_ok(&o, with_flag);
@@ -462,9 +462,33 @@ static void test_parses_in_a_row(void **state)
     assert_int_equal(o.concurrency, 3);
 }
 
+/* --smtp is a list: given again on the command line, it extends the list; given once,
+ * it replaces the environment's (a comma list too). */
+static void test_repeated_list(void **state)
+{
+    (void)state;
+    static consumer_options o;
+    assert_int_equal(setenv("MAILROOM_SMTP_URL", "smtp://env.test:25,smtp://env2.test:25", 1), 0);
+    parse_ok(&o, (const char *const[]){NULL});
+    assert_string_equal(o.smtp, "smtp://env.test:25,smtp://env2.test:25");
+    parse_ok(&o, (const char *const[]){"--smtp", "smtp://a.test:25", NULL});
+    assert_string_equal(o.smtp, "smtp://a.test:25");
+    parse_ok(&o,
+             (const char *const[]){"--smtp", "smtp://a.test:25", "--smtp", "smtps://b.test", NULL});
+    assert_string_equal(o.smtp, "smtp://a.test:25,smtps://b.test");
+    assert_int_equal(unsetenv("MAILROOM_SMTP_URL"), 0);
+    static char long_url[OPTTABLE_LIST_MAX + 1]; /* one byte more than the list holds */
+    memset(long_url, 'x', OPTTABLE_LIST_MAX);
+    mr_error err = MR_ERROR_INIT;
+    assert_int_equal(parse(&o, &err, (const char *const[]){"--smtp", long_url, NULL}),
+                     OPTIONS_USAGE);
+    assert_non_null(strstr(err.msg, "--smtp"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_repeated_list, clear_env),
         cmocka_unit_test_setup(test_flag_beats_env_beats_default, clear_env),
         cmocka_unit_test_setup(test_concurrency_example, clear_env),
         cmocka_unit_test_setup(test_redis_source, clear_env),
