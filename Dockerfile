@@ -14,7 +14,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         cmake gcc make libc6-dev pkg-config \
-        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev \
+        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -35,10 +35,11 @@ RUN cmake -S . -B /build \
 FROM debian:bookworm-slim AS runtime
 
 # Runtime libraries only: hiredis, json-c, OpenSSL (the SMTP engine's TLS), libidn2
-# (IDN domains), and the CA certificates SMTP servers are verified against.
+# (IDN domains), libmicrohttpd (--http), the CA certificates SMTP servers are verified
+# against, and curl for a health check of /readyz (docker-compose.yml).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libhiredis0.14 libjson-c5 libssl3 libidn2-0 ca-certificates \
+        libhiredis0.14 libjson-c5 libssl3 libidn2-0 libmicrohttpd12 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid, so that files mounted into the container (the keys file, a CA

@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "script.h"
 #include "take.h"
 
@@ -43,6 +44,7 @@ static long housekeeping_run(housekeeper *h, script_id id, const char *const *v,
         if (!h->redis)
             return -1;
         h->up_since_ms = clock_now_ms();
+        metrics_redis_connected(METRICS_HOUSEKEEPER); /* metrics: counts reconnects */
     }
     redisReply *r = script_run(h->redis, id, v, len, &err);
     if (!r && err.rc == MAILROOM_EINVAL) {

@@ -24,7 +24,9 @@
 #include "clock.h"
 #include "config.h"
 #include "housekeeper.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "options.h"
 #include "worker.h"
 
@@ -131,10 +133,27 @@ out:
     return rc;
 }
 
+/* Logs "ready" once, when the first heartbeat has succeeded (Redis answers); returns
+ * whether it has been logged. */
+static int log_ready_once(const consumer_config *cfg, int logged)
+{
+    if (logged || atomic_load(&cfg->heartbeat_ok_ms) == 0)
+        return logged;
+    log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s (tls %s%s), consumer %s",
+            cfg->keys.queue, cfg->concurrency, cfg->smtp.url,
+            strncmp(cfg->smtp.url, "smtps://", 8) == 0 ? "implicit"
+            : cfg->smtp.tls_required                   ? "required"
+                                                       : "none",
+            cfg->smtp.user ? ", auth" : "", cfg->id);
+    return 1;
+}
+
 static int run(consumer_config *cfg)
 {
-    int rc = 1, started = 0, redis_down = 0;
+    int rc = 1, started = 0, redis_down = 0, ready = 0;
     housekeeper h = {.cfg = cfg};
+    http_server *web = NULL; /* metrics: --http */
+    mr_error err = MR_ERROR_INIT;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -145,6 +164,12 @@ static int run(consumer_config *cfg)
         goto out;
     }
     h.workers = workers;
+    /* metrics: counting, the queue exporter and /metrics, /healthz, /readyz (--http) */
+    if (cfg->http && !(web = http_start(cfg, &err))) {
+        log_msg(LOG_ERROR, NULL, "%s", err.msg);
+        goto out;
+    }
+    cfg->smtp.open_count = metrics_sessions_counter(0); /* metrics: SMTP sessions open */
     long back = housekeeping_reclaim(&h, "returned by a restart of its consumer");
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld jobs left by an earlier run to pending", back);
@@ -153,16 +178,12 @@ static int run(consumer_config *cfg)
         goto join;
     if (cfg->smtp.insecure)
         log_msg(LOG_WARN, NULL, "SMTP server certificates are NOT verified (--smtp-insecure)");
-    log_msg(LOG_INFO, NULL, "ready: queue %s, %d workers, smtp %s (tls %s%s), consumer %s",
-            cfg->keys.queue, cfg->concurrency, cfg->smtp.url,
-            strncmp(cfg->smtp.url, "smtps://", 8) == 0 ? "implicit"
-            : cfg->smtp.tls_required                   ? "required"
-                                                       : "none",
-            cfg->smtp.user ? ", auth" : "", cfg->id);
+    ready = log_ready_once(cfg, ready);
     int sig = 0;
     summary sm = {0};
     while (!(sig = wait_signal(&set, 1000))) {
         housekeeping_tick(&h, &redis_down);
+        ready = log_ready_once(cfg, ready);
         summary_tick(cfg, &sm);
     }
     log_msg(LOG_INFO, NULL, "%s: finishing jobs in hand", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -183,6 +204,7 @@ join:
                 "another consumer will recover them");
     log_msg(LOG_INFO, NULL, "stopped");
 out:
+    http_stop(web); /* metrics */
     housekeeping_close(&h);
     free(workers);
     return rc;

@@ -78,6 +78,9 @@ const option_spec options_table[] = {
      F(log_format), "log lines as text or JSON"},
     {"log-level", "MAILROOM_LOG_LEVEL", K_STRING, "LEVEL", "info", "debug|info|warn|error", 0, 0,
      F(log_level), "the least severe lines logged"},
+    {"http", "MAILROOM_HTTP", K_STRING, "[ADDR:]PORT", NULL, NULL, 0, 0, F(http),
+     "serve /metrics (Prometheus), /healthz and /readyz there; 127.0.0.1 unless ADDR is "
+     "given (0.0.0.0 for every address); off by default (docs/operations.md)"},
     {"help", NULL, K_HELP, NULL, NULL, NULL, 0, 0, 0, "this text"},
     {"version", NULL, K_VERSION, NULL, NULL, NULL, 0, 0, 0, "the version"},
 };

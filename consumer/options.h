@@ -23,6 +23,7 @@
 typedef struct consumer_options {
     const char *redis, *queue, *smtp, *smtp_tls, *smtp_ca_file, *smtp_user, *id;
     const char *accept_alg, *log_format, *log_level, *ehlo_name;
+    const char *http; /* metrics: --http [ADDR:]PORT; NULL: off */
     int smtp_insecure;
     long concurrency, max_attempts, dead_max, max_per_connection;
     int64_t backoff_base, backoff_max, max_lifetime, dead_after, shutdown_timeout;

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "state.h"
 #include "worker_redis.h"
 
@@ -145,8 +146,10 @@ void outcome_finish_carrying(worker *w, task *t, const outcome *o, int carry)
                                r->element[0]->type == REDIS_REPLY_STRING
                            ? r->element[0]->str
                            : "recorded";
-    if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0)
+    if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0) {
         count_outcome(w->cfg, o->state);
+        metrics_outcome(0, o->state); /* metrics: queue index 0 until lanes */
+    }
     log_finished(t, o, kind);
     freeReplyObject(r);
 }

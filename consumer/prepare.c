@@ -10,6 +10,7 @@
 #include "address.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "outcome.h"
 #include "take.h"
@@ -213,5 +214,7 @@ int prepare_task(worker *w, task *t, int carry)
         log_not_begun(t, b);
         return 0;
     }
+    if (t->attempt == 1) /* metrics: the wait for the first attempt (queue 0 until lanes) */
+        metrics_queue_time(0, t->job.created_ms, t->job.send_at_ms, t->begun_ms);
     return build(w, t, carry) == 0;
 }

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "outcome.h"
 #include "worker_redis.h"
 
@@ -155,6 +156,11 @@ void outcome_of_txn(worker *w, task *t, int carry)
         log_msg(LOG_WARN, t->job.id, "send abandoned by shutdown; the job goes back to pending");
         return;
     }
+    /* metrics: the transaction's reply, time and throttling (relay index 0 until relays) */
+    metrics_smtp_reply(0, x->code);
+    metrics_send_duration(0, clock_now_ms() - t->begun_ms);
+    if (x->flags & SMTP_FLAG_THROTTLED)
+        metrics_throttled(0);
     tally y = {0};
     char error[MR_ERROR_MAX] = "";
     outcome o = {MAILROOM_STATE_FAILED,

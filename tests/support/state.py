@@ -27,6 +27,7 @@ class Keys:
         self.scheduled = f"{p}:scheduled"
         self.consumers = f"{p}:consumers"
         self.status = f"{p}:status"
+        self.exporter = f"{p}:exporter"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
