@@ -227,8 +227,8 @@ static void release(exporter *e)
     }
 }
 
-/* Waits until ms from now or the stop; returns 1 when stopping. Called with lock. */
-static int wait_or_stop(exporter *e, int64_t ms)
+/* Waits until ms from now or the stop. Called with lock held. */
+static void wait_or_stop(exporter *e, int64_t ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -240,7 +240,6 @@ static int wait_or_stop(exporter *e, int64_t ms)
     }
     while (!e->stop && pthread_cond_timedwait(&e->wake, &e->lock, &until) == 0)
         ;
-    return e->stop;
 }
 
 static void *exporter_main(void *arg)
