@@ -15,7 +15,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         cmake gcc make libc6-dev pkg-config \
-        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev libcurl4-openssl-dev \
+        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev libcurl4-openssl-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -37,11 +37,12 @@ RUN cmake -S . -B /build \
 FROM debian:bookworm-slim AS runtime
 
 # Runtime libraries only: hiredis, json-c, OpenSSL (the SMTP engine's TLS), libidn2
-# (IDN domains), libcurl (mailroom-webhook's HTTP client), and the CA certificates SMTP
-# servers and the webhook's application are verified against.
+# (IDN domains), libcurl (mailroom-webhook's HTTP client), libmicrohttpd (--http), the
+# CA certificates SMTP servers and the webhook's application are verified against,
+# and curl for a health check of /readyz (docker-compose.yml).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libhiredis0.14 libjson-c5 libssl3 libidn2-0 libcurl4 ca-certificates \
+        libhiredis0.14 libjson-c5 libssl3 libidn2-0 libcurl4 libmicrohttpd12 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid, so that files mounted into the container (the keys file, a CA

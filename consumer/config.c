@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "lanes.h"
 #include "log.h"
 #include "secret.h"
@@ -243,6 +244,9 @@ int config_load(consumer_config *cfg, const consumer_options *o, mr_error *err)
     if (log_setup(o->log_level, o->log_format, cfg->id) != 0)
         return mr_fail(err, MAILROOM_EINVAL, "bad --log-format or --log-level");
     configure_numbers(cfg, o);
+    if (o->http && http_listen_parse(o->http, NULL, err) != 0)
+        return -1;
+    cfg->http = o->http;
     return 0;
 }
 

@@ -93,6 +93,8 @@ typedef struct consumer_config {
     int64_t lease_safe_ms;       /* heartbeats closer than this keep every lease:
                                          dead_after less a margin for the round trip */
     int64_t shutdown_timeout_ms; /* in-flight work gets this long after SIGTERM */
+    const char *http;            /* metrics: --http, where /metrics is served (borrowed
+                                    from the options); NULL: off */
     atomic_int stopping;         /* SIGTERM/SIGINT: take no more jobs */
     atomic_int hurry;            /* shutdown timeout or second signal: abandon */
     atomic_int running;          /* worker threads still in worker_main */

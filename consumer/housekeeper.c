@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "script.h"
 #include "take.h"
 
@@ -41,6 +42,7 @@ int housekeeping_connect(housekeeper *h)
         if (!h->redis)
             return -1;
         h->up_since_ms = clock_now_ms();
+        metrics_redis_connected(METRICS_HOUSEKEEPER); /* metrics: counts reconnects */
     }
     return 0;
 }

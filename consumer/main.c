@@ -24,8 +24,10 @@
 #include "clock.h"
 #include "config.h"
 #include "housekeeper.h"
+#include "http.h"
 #include "lanes.h"
 #include "log.h"
+#include "metrics.h"
 #include "mirror.h"
 #include "options.h"
 #include "schedule.h"
@@ -160,10 +162,22 @@ out:
     return rc;
 }
 
+/* Logs "ready" once, when the first heartbeat has succeeded (Redis answers); returns
+ * whether it has been logged. */
+static int log_ready_once(const consumer_config *cfg, int logged)
+{
+    if (logged || atomic_load(&cfg->heartbeat_ok_ms) == 0)
+        return logged;
+    log_ready(cfg);
+    return 1;
+}
+
 static int run(consumer_config *cfg)
 {
-    int rc = 1, started = 0, redis_down = 0;
+    int rc = 1, started = 0, redis_down = 0, ready = 0;
     housekeeper h = {.cfg = cfg};
+    http_server *web = NULL; /* --http */
+    mr_error err = MR_ERROR_INIT;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -174,6 +188,13 @@ static int run(consumer_config *cfg)
         goto out;
     }
     h.workers = workers;
+    /* metrics: counting, the queue exporter and /metrics, /healthz, /readyz (--http) */
+    if (cfg->http && !(web = http_start(cfg, &err))) {
+        log_msg(LOG_ERROR, NULL, "%s", err.msg);
+        goto out;
+    }
+    for (int r = 0; r < cfg->n_relays; r++) /* the SMTP sessions open, per relay */
+        cfg->relays[r].smtp.open_count = metrics_sessions_counter(r);
     long back = housekeeping_reclaim(&h, "returned by a restart of its consumer");
     if (back > 0)
         log_msg(LOG_INFO, NULL, "returned %ld jobs left by an earlier run to pending", back);
@@ -182,11 +203,12 @@ static int run(consumer_config *cfg)
         goto join;
     if (cfg->relays[0].smtp.insecure)
         log_msg(LOG_WARN, NULL, "SMTP server certificates are NOT verified (--smtp-insecure)");
-    log_ready(cfg);
+    ready = log_ready_once(cfg, ready);
     int sig = 0;
     summary sm = {0};
     while (!(sig = wait_signal(&set, 1000))) {
         housekeeping_tick(&h, &redis_down);
+        ready = log_ready_once(cfg, ready);
         summary_tick(cfg, &sm);
     }
     log_msg(LOG_INFO, NULL, "%s: finishing jobs in hand", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -207,6 +229,7 @@ join:
                 "another consumer will recover them");
     log_msg(LOG_INFO, NULL, "stopped");
 out:
+    http_stop(web);
     housekeeping_close(&h);
     free(workers);
     return rc;

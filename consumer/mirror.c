@@ -11,6 +11,7 @@
 #include "lanes.h"
 #include "log.h"
 #include "mailroom_version.h"
+#include "metrics.h"
 
 /* Each relay's recent send rate here, over the last 10 seconds, from the workers'
  * counts (relay_rate.lua starts an adaptive rate from it). */
@@ -124,8 +125,11 @@ static int read_replies(housekeeper *h, int slots)
     int rc = 0;
     for (int i = 0; i < cfg->n_relays && rc == 0; i++) {
         rc = redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        if (rc == 0)
+        if (rc == 0) {
             take_relay(&cfg->relays[i], r);
+            metrics_relay_state(i, (metrics_circuit)atomic_load(&cfg->relays[i].circuit),
+                                (double)atomic_load(&cfg->relays[i].rate_milli) / 1000.0);
+        }
         freeReplyObject(r);
         rc = rc == 0 && redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
         freeReplyObject(r);

@@ -92,6 +92,9 @@ const opttable_spec options_table[] = {
      F(log_format), "log lines as text or JSON"},
     {"log-level", "MAILROOM_LOG_LEVEL", OPT_STRING, "LEVEL", "info", "debug|info|warn|error", 0, 0,
      F(log_level), "the least severe lines logged"},
+    {"http", "MAILROOM_HTTP", OPT_STRING, "[ADDR:]PORT", NULL, NULL, 0, 0, F(http),
+     "serve /metrics (Prometheus), /healthz and /readyz there; 127.0.0.1 unless ADDR is "
+     "given (0.0.0.0 for every address); off by default (docs/operations.md)"},
     {"retry-table", "MAILROOM_RETRY_TABLE", OPT_FLAG, NULL, NULL, NULL, 0, 0, F(retry_table),
      "print the retry schedule the other options give, as a Markdown table, and exit"},
     {"help", NULL, OPT_HELP, NULL, NULL, NULL, 0, 0, 0, "this text"},

@@ -26,6 +26,7 @@ typedef struct consumer_options {
     const char *redis, *queue, *smtp_tls, *smtp_ca_file, *smtp_user, *id;
     const char *accept_alg, *log_format, *log_level, *ehlo_name;
     const char *rate, *rate_floor, *suppress_on;
+    const char *http; /* --http [ADDR:]PORT; NULL: off */
     int smtp_insecure, retry_table;
     long concurrency, max_attempts, dead_max, max_per_connection;
     long relay_connections, circuit_failures;

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "state.h"
 #include "worker_redis.h"
 
@@ -161,6 +162,7 @@ void outcome_finish_carrying(worker *w, task *t, const outcome *o, int carry)
     if (strcmp(kind, "recorded") == 0 || strcmp(kind, "lost_sent") == 0) {
         count_outcome(w->cfg, o->state);
         count_put_back(w->cfg, o->uncounted);
+        metrics_outcome(t->lane, o->state);
     }
     log_finished(t, o, kind);
     freeReplyObject(r);

@@ -10,6 +10,7 @@
 #include "address.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "outcome.h"
 #include "suppression.h"
@@ -232,5 +233,7 @@ int prepare_task(worker *w, task *t, int carry)
         log_not_begun(t, b);
         return 0;
     }
+    if (t->attempt == 1) /* the wait for the first attempt */
+        metrics_queue_time(t->lane, t->job.created_ms, t->job.send_at_ms, t->begun_ms);
     return build(w, t, carry) == 0;
 }

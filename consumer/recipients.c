@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "outcome.h"
 #include "relay.h"
 #include "suppression.h"
@@ -220,8 +221,12 @@ void outcome_of_txn(worker *w, task *t, int carry)
         log_msg(LOG_WARN, t->job.id, "send abandoned by shutdown; the job goes back to pending");
         return;
     }
+    metrics_smtp_reply(t->relay, x->code);
+    metrics_send_duration(t->relay, clock_now_ms() - t->begun_ms);
     relay_verdict v = relay_verdict_of(x);
     if (x->verdict == SMTP_TEMPORARY && (v == RELAY_THROTTLED || v == RELAY_UNREACHABLE)) {
+        if (v == RELAY_THROTTLED)
+            metrics_throttled(t->relay);
         put_back(w, t, v, carry);
         return;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define WAIT_TIMEOUT_MS 100     /* how long a write waits for a replica (Sentinel only) */
 #define CONFIRM_TIMEOUT_MS 1000 /* per connection of a Sentinel confirmation */
@@ -48,6 +49,7 @@ int wr_connect(worker *w, int holding_job)
                                  w->cfg->block_timeout_ms + w->cfg->redis_timeout_ms, &err);
         if (w->redis) {
             w->epoch = atomic_load(&w->cfg->master_epoch);
+            metrics_redis_connected(w->index); /* metrics: counts reconnects */
             break;
         }
         if (!logged++)

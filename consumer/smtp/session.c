@@ -93,6 +93,8 @@ static void disconnect(smtp_session *s, int polite)
                !smtp_proto_in_data(&s->proto);
     smtp_transport_close(&s->io, quit ? "QUIT\r\n" : NULL);
     s->connected = 0;
+    if (s->cfg.open_count)
+        atomic_fetch_sub(s->cfg.open_count, 1);
     s->proto.phase = SMTP_PHASE_CLOSED;
     smtp_reader_reset(&s->reader);
     smtp_reader_trim(&s->reader);
@@ -222,6 +224,8 @@ static smtp_step connect_socket(smtp_session *s, int64_t deadline)
     if (io != SMTP_IO_OK)
         return io_failed(s, io, SMTP_FLAG_CONNECT, what, &e);
     s->connected = 1;
+    if (s->cfg.open_count)
+        atomic_fetch_add(s->cfg.open_count, 1);
     if (s->url.implicit_tls) {
         io = smtp_transport_tls(&s->io, s->tls, s->url.host, s->url.host_is_ip, deadline, &e);
         if (io != SMTP_IO_OK)

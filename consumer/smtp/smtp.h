@@ -43,6 +43,8 @@ typedef struct smtp_config {
     long max_per_connection; /* messages before the connection is recycled; 0: no limit */
     long idle_max_ms;        /* idle longer: closed, not reused; 0: no limit */
     const atomic_int *abort; /* set: I/O stops within 100 ms, connection cut; may be NULL */
+    atomic_int *open_count;  /* +1 when a session's connection opens, -1 when it closes
+                                (the metrics' open sessions); may be NULL */
 } smtp_config;
 
 /*

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks of the deployment files: docker-compose.yml, Dockerfile, .dockerignore,
 deploy/systemd/mailroom-consumer@.service, deploy/systemd/mailroom.env.example,
-deploy/systemd/mailroom-webhook@.service, deploy/systemd/webhook.env.example and
-deploy/secrets/mailroom_keys.example.
+deploy/systemd/mailroom-webhook@.service, deploy/systemd/webhook.env.example,
+deploy/secrets/mailroom_keys.example and deploy/prometheus/ (checked with promtool,
+Debian package prometheus: the configuration, the alert rules and their unit tests).
 
     /usr/bin/python3 tests/integration/test_deploy_files.py
 
@@ -31,6 +32,7 @@ KEYS_EXAMPLE = os.path.join(ROOT, "deploy", "secrets", "mailroom_keys.example")
 DEPLOY_README = os.path.join(ROOT, "deploy", "README.md")
 WEBHOOK_UNIT = os.path.join(ROOT, "deploy", "systemd", "mailroom-webhook@.service")
 WEBHOOK_ENV = os.path.join(ROOT, "deploy", "systemd", "webhook.env.example")
+PROMETHEUS_DIR = os.path.join(ROOT, "deploy", "prometheus")
 
 # Environment variables that must never carry a secret value in a committed file.
 SECRET_VARS = ("MAILROOM_SECRET", "MAILROOM_SMTP_PASSWORD", "MAILROOM_REDIS_PASSWORD")
@@ -96,8 +98,8 @@ class ComposeFile(unittest.TestCase):
 
     def compose_env(self):
         env = dict(os.environ)
-        for k in ("MAILROOM_KEYS_SECRET_FILE", "MAILROOM_REDIS_PORT", "COMPOSE_FILE",
-                  "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME"):
+        for k in ("MAILROOM_KEYS_SECRET_FILE", "MAILROOM_REDIS_PORT", "MAILROOM_PROMETHEUS_PORT",
+                  "COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME"):
             env.pop(k, None)
         return env
 
@@ -106,7 +108,8 @@ class ComposeFile(unittest.TestCase):
         if not exe:
             self.skipTest("docker-compose not installed (Debian package docker-compose): "
                           "compose file not validated by docker-compose")
-        for extra in ([], ["--profile", "demo"], ["--profile", "webhook"]):
+        for extra in ([], ["--profile", "demo"], ["--profile", "webhook"],
+                      ["--profile", "monitoring"]):
             cmd = [exe, "-f", COMPOSE] + extra + ["config", "-q"]
             r = subprocess.run(cmd, cwd=ROOT, env=self.compose_env(), capture_output=True,
                                text=True, timeout=120)
@@ -116,11 +119,11 @@ class ComposeFile(unittest.TestCase):
                            timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(set(r.stdout.split()),
-                         {"redis", "mailcatcher", "consumer", "producer", "webhook"})
+                         {"redis", "mailcatcher", "consumer", "producer", "webhook", "prometheus"})
 
     def test_services(self):
         self.assertEqual(set(self.services),
-                         {"redis", "mailcatcher", "consumer", "producer", "webhook"})
+                         {"redis", "mailcatcher", "consumer", "producer", "webhook", "prometheus"})
 
     def test_webhook(self):
         w = self.services["webhook"]
@@ -203,6 +206,37 @@ class ComposeFile(unittest.TestCase):
         self.assertGreater(duration_s(c["stop_grace_period"]), shutdown,
                            "stop_grace_period must exceed --shutdown-timeout")
 
+    def test_consumer_serves_http_and_checks_readiness(self):
+        c = self.services["consumer"]
+        listen = option_value(c.get("command") or [], "--http")
+        self.assertIsNotNone(listen, "the consumer has no --http")
+        port = listen.rsplit(":", 1)[1]
+        self.assertNotIn("ports", c, "the consumer's endpoint is for the compose network only")
+        test = [str(a) for a in c["healthcheck"]["test"]]
+        self.assertEqual(test[0], "CMD")
+        self.assertIn("curl", test)
+        self.assertIn("-f", "".join(a for a in test if a.startswith("-") and not a.startswith("--")))
+        self.assertIn("http://127.0.0.1:%s/readyz" % port, test)
+        self.assertEqual(self.services["producer"]["depends_on"]["consumer"]["condition"],
+                         "service_healthy")
+
+    def test_prometheus(self):
+        p = self.services["prometheus"]
+        self.assertIn("monitoring", p.get("profiles") or [])
+        self.assertRegex(str(p.get("image")), r"^prom/prometheus:v\d")
+        volumes = [str(v) for v in p.get("volumes") or []]
+        self.assertIn("./deploy/prometheus:/etc/prometheus:ro", volumes)
+        for port in p.get("ports") or []:
+            self.assertTrue(str(port).startswith("127.0.0.1:"), "prometheus beyond loopback: %s" % port)
+        # it scrapes the consumers on the port they serve
+        with open(os.path.join(PROMETHEUS_DIR, "prometheus.yml"), encoding="utf-8") as f:
+            import yaml
+            config = yaml.safe_load(f)
+        job = [j for j in config["scrape_configs"] if j["job_name"] == "mailroom"][0]
+        listen = option_value(self.services["consumer"]["command"], "--http")
+        self.assertEqual(str(job["dns_sd_configs"][0]["port"]), listen.rsplit(":", 1)[1])
+        self.assertEqual(job["dns_sd_configs"][0]["names"], ["consumer"])
+
     def test_producer_demo(self):
         p = self.services["producer"]
         self.assertIn("demo", p.get("profiles") or [])
@@ -270,7 +304,7 @@ class DockerfileChecks(unittest.TestCase):
     def test_build_stage(self):
         run = " ".join(a for i, a in self.stages[0][2] if i == "RUN")
         for pkg in ("libhiredis-dev", "libjson-c-dev", "libssl-dev", "libidn2-dev",
-                    "cmake", "gcc", "make", "pkg-config"):
+                    "libmicrohttpd-dev", "cmake", "gcc", "make", "pkg-config"):
             self.assertRegex(run, r"(^|\s)%s(\s|$)" % re.escape(pkg))
         self.assertIn("-DMAILROOM_BUILD_TESTS=OFF", run)
         self.assertIn("-DBUILD_TESTING=OFF", run)
@@ -280,7 +314,8 @@ class DockerfileChecks(unittest.TestCase):
         base, _, instrs = self.stages[-1]
         self.assertEqual(base, "debian:bookworm-slim")
         run = " ".join(a for i, a in instrs if i == "RUN")
-        for pkg in ("libhiredis0.14", "libjson-c5", "libssl3", "libidn2-0", "ca-certificates"):
+        for pkg in ("libhiredis0.14", "libjson-c5", "libssl3", "libidn2-0", "libmicrohttpd12",
+                    "ca-certificates", "curl"):
             self.assertRegex(run, r"(^|\s)%s(\s|$)" % re.escape(pkg))
         self.assertNotRegex(run, r"-dev(\s|$)|\bgcc\b|\bcmake\b|build-essential",
                             "build tools in the runtime stage")
@@ -533,6 +568,43 @@ class WebhookUnit(unittest.TestCase):
             m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout)
             self.assertIsNotNone(m, r.stdout + r.stderr)
             self.assertLessEqual(float(m.group(1)), 2.0)
+
+
+class PrometheusFiles(unittest.TestCase):
+    """deploy/prometheus/ as Prometheus itself reads it: promtool (Debian package
+    prometheus) checks the configuration and the rules, and runs the rules' unit tests,
+    in which each alert fires on a bad series and stays silent on a healthy one."""
+
+    def promtool(self, *args):
+        exe = shutil.which("promtool")
+        if not exe:
+            self.fail("promtool not installed (Debian package prometheus; scripts/bootstrap)")
+        r = subprocess.run([exe, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, "promtool %s:\n%s%s" % (" ".join(args), r.stdout, r.stderr))
+        return r.stdout
+
+    def test_check_config(self):
+        out = self.promtool("check", "config", "deploy/prometheus/prometheus.yml")
+        self.assertIn("1 rule files found", out)
+
+    def test_check_rules(self):
+        out = self.promtool("check", "rules", "deploy/prometheus/mailroom-rules.yml")
+        self.assertRegex(out, r"SUCCESS: \d+ rules found")
+
+    def test_rules_fire_when_they_should(self):
+        out = self.promtool("test", "rules", "deploy/prometheus/mailroom-rules.test.yml")
+        self.assertIn("SUCCESS", out)
+
+    def test_every_alert_is_tested(self):
+        import yaml
+        with open(os.path.join(PROMETHEUS_DIR, "mailroom-rules.yml"), encoding="utf-8") as f:
+            rules = yaml.safe_load(f)
+        with open(os.path.join(PROMETHEUS_DIR, "mailroom-rules.test.yml"), encoding="utf-8") as f:
+            tests = yaml.safe_load(f)
+        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+        fired = {c["alertname"] for t in tests["tests"] for c in t.get("alert_rule_test", [])
+                 if c.get("exp_alerts")}
+        self.assertEqual(alerts - fired, set(), "alerts never shown firing")
 
 
 class DeployReadme(unittest.TestCase):

@@ -20,6 +20,8 @@ Each module has one concern:
     jobs           making, signing and enqueueing v1 jobs by hand
     messages       reading the messages a receiver got
     libmailroom    the ctypes binding of libmailroom and its return codes
+    prometheus     a real Prometheus (scraping, rules, its HTTP API), promtool, and one
+                   GET of a /metrics
     case           ServerTestCase, the base of the integration suites
     list_cases     prints every Python test case for ctest (tests/python.cmake)
 

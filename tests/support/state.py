@@ -31,6 +31,7 @@ class Keys:
         self.paused = f"{p}:paused"
         self.webhook = f"{p}:webhook"
         self.webhook_failed = f"{p}:webhook:failed"
+        self.exporter = f"{p}:exporter"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

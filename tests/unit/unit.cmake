@@ -20,7 +20,7 @@ foreach(t test_address test_clock test_duration test_error test_job test_keyring
   mailroom_unit_test(${t})
 endforeach()
 # consumer/ (and common/log.c, which only the consumer links)
-foreach(t test_lanes test_log test_mime test_options test_worker)
+foreach(t test_lanes test_log test_mime test_options test_worker test_metrics test_http test_shape)
   mailroom_unit_test(${t})
 endforeach()
 
