@@ -30,3 +30,14 @@ target_include_directories(test_lib_batch PRIVATE
 target_link_options(test_lib_batch PRIVATE -Wl,--wrap=realloc)
 
 include(${CMAKE_CURRENT_LIST_DIR}/../packaging/namespace.cmake)
+
+# The library's internal pieces of the job listing (lib/jobitem.c): linked from its
+# objects, as an application never reaches them.
+mailroom_lib_test(test_lib_jobitem
+  PkgConfig::HIREDIS PkgConfig::IDN2 json-c::json-c OpenSSL::Crypto Threads::Threads)
+target_sources(test_lib_jobitem PRIVATE
+  $<TARGET_OBJECTS:mailroom_lib_objects> $<TARGET_OBJECTS:mailroom_common>)
+add_dependencies(test_lib_jobitem mailroom_lib_objects mailroom_common)
+target_include_directories(test_lib_jobitem PRIVATE
+  ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include ${PROJECT_SOURCE_DIR}/lib
+  ${PROJECT_SOURCE_DIR}/common ${MAILROOM_GENERATED_DIR})
