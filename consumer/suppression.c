@@ -206,11 +206,11 @@ static void add_one(worker *w, const task *t, size_t i, const char *now)
     keys_suppress(form, key);
     snprintf(ttl, sizeof ttl, "%lld", (long long)cfg->suppress_for_ms);
     suppress_add_args a = {0};
-    a.v[SUPPRESS_ADD_KEY_key] = key;
+    a.v[SUPPRESS_ADD_KEY_entry] = key;
     a.v[SUPPRESS_ADD_KEY_index] = KEYS_SUPPRESS_INDEX;
     a.v[SUPPRESS_ADD_ARG_address] = form;
-    a.v[SUPPRESS_ADD_ARG_entry] = entry;
-    a.v[SUPPRESS_ADD_ARG_ttl_ms] = ttl;
+    a.v[SUPPRESS_ADD_ARG_json] = entry;
+    a.v[SUPPRESS_ADD_ARG_for_ms] = ttl;
     redisReply *r = entry ? wr_try(w, SCRIPT_SUPPRESS_ADD, a.v, a.len) : NULL;
     if (r) {
         atomic_store(&cfg->suppress_any, 1);

@@ -1,21 +1,24 @@
 --[[
-  suppress_add: puts an address on the suppression list shared by every queue of a
-  deployment (docs/redis.md), or renews it: its entry with an expiry, and its place in
-  the index that lists them; expired index members are trimmed on the way.
+  suppress_add: `mailroom suppress add ADDR`, or a consumer that met a permanent
+  refusal of the address (--suppress-on): the address goes on the suppression list
+  that every queue shares, replacing any entry it had: its entry (JSON) with an expiry,
+  and its member in the index, scored with that expiry. Lapsed index members are
+  dropped on the way.
 
   Input:
-    KEYS key      mailroom:{suppress}:addr:<address>
-    KEYS index    mailroom:{suppress}:index
-    ARGV address  the address in its suppression form (suppress_address())
-    ARGV entry    the entry: JSON {"address","reason","code","at","queue","id","source"}
-    ARGV ttl_ms   how long it lasts, ms
+    KEYS index     mailroom:{suppress}:index
+    KEYS entry     mailroom:{suppress}:addr:<address>
+    ARGV address   the address as the list spells it (suppress.h)
+    ARGV json      the entry: {"address","reason","code","at","queue","id","source"}
+    ARGV for_ms    how long the entry lasts, ms
 
   Output:
-    1
+    the entry's expiry, ms since the epoch by the Redis server's clock
 ]]
 --@include now_ms
 local now = now_ms()
-redis.call('SET', key, entry, 'PX', ttl_ms)
-redis.call('ZADD', index, now + tonumber(ttl_ms), address)
+local expiry = now + tonumber(for_ms)
+redis.call('SET', entry, json, 'PX', for_ms)
 redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-return 1
+redis.call('ZADD', index, expiry, address)
+return expiry
