@@ -158,7 +158,7 @@ opttable_result opttable_parse(const opttable *t, int argc, char **argv, void *b
             printf("%s %s\n", t->program, MAILROOM_VERSION_STRING);
             return OPTTABLE_EXIT;
         }
-        int again = (seen >> row) & 1;
+        int again = ((seen >> row) & 1) != 0;
         if (set_value(s, s->kind == OPT_FLAG ? "1" : optarg, base, again, err) != 0) {
             mr_prefix(err, "--%s", s->name);
             return OPTTABLE_USAGE;
