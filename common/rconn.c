@@ -680,3 +680,14 @@ rconn_read_result rconn_read_bounded(redisContext *c, size_t max_bulk, redisRepl
     *out = reply;
     return RCONN_READ_OK;
 }
+
+int rconn_url_from_option(const char *url, int on_command_line, rconn_url *out, mr_error *err)
+{
+    if (on_command_line && rconn_url_has_password(url))
+        return mr_fail(err, MAILROOM_EINVAL,
+                       "--redis must not carry a password (it would show in ps); use "
+                       "MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE");
+    if (rconn_url_parse(url, out, err) != 0 || rconn_password_from_env(out, err) != 0)
+        return -1;
+    return 0;
+}

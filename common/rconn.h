@@ -53,6 +53,11 @@ int rconn_url_has_password(const char *url);
  * Returns 0, or -1 with the reason in err. */
 int rconn_password_from_env(rconn_url *u, mr_error *err);
 
+/* A program's --redis option: refused when it was given on the command line with a
+ * password in it (ps would show it), then parsed, and the password of
+ * MAILROOM_REDIS_PASSWORD_FILE applied. 0, or -1 with err. */
+int rconn_url_from_option(const char *url, int on_command_line, rconn_url *out, mr_error *err);
+
 /*
  * Connects, authenticates and selects the database. Returns a connected context
  * (caller frees with redisFree) or NULL with the reason in err: MAILROOM_ETIMEOUT when

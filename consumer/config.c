@@ -164,18 +164,6 @@ static int configure_policy(consumer_config *cfg, const consumer_options *o, mr_
     return 0;
 }
 
-static int configure_redis(consumer_config *cfg, const consumer_options *o, mr_error *err)
-{
-    if (o->redis_on_command_line && rconn_url_has_password(o->redis))
-        return mr_fail(err, MAILROOM_EINVAL,
-                       "--redis must not carry a password (it would show in ps); use "
-                       "MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE");
-    if (rconn_url_parse(o->redis, &cfg->redis, err) != 0 ||
-        rconn_password_from_env(&cfg->redis, err) != 0)
-        return -1;
-    return 0;
-}
-
 /* The numbers, and the script arguments that never change, formatted once. */
 static void configure_numbers(consumer_config *cfg, const consumer_options *o)
 {
@@ -229,8 +217,9 @@ int config_load(consumer_config *cfg, const consumer_options *o, mr_error *err)
 {
     if (check_replay_bound(o, err) != 0)
         return -1;
-    if (configure_redis(cfg, o, err) != 0 || lanes_configure(cfg, o->queue, err) != 0 ||
-        configure_relays(cfg, o, err) != 0 || configure_policy(cfg, o, err) != 0 ||
+    if (rconn_url_from_option(o->redis, o->redis_on_command_line, &cfg->redis, err) != 0 ||
+        lanes_configure(cfg, o->queue, err) != 0 || configure_relays(cfg, o, err) != 0 ||
+        configure_policy(cfg, o, err) != 0 ||
         parse_algs(o->accept_alg, &cfg->accept_mask, err) != 0)
         return -1;
     if (o->id)

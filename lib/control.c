@@ -371,16 +371,11 @@ static int set_paused(mailroom *m, int pause, int *changed)
     a.v[PAUSE_ARG_now] = now;
     a.v[PAUSE_ARG_queue] = m->keys.queue;
     a.v[PAUSE_ARG_channel] = m->keys.status;
-    redisReply *r = script_run(m->redis, SCRIPT_PAUSE, a.v, NULL, &m->err);
-    if (!r)
-        return m->err.rc == MAILROOM_EREDIS ? handle_connection_failed(m, what) : -1;
-    int rr = 0;
-    if (r->type == REDIS_REPLY_INTEGER)
-        *changed = r->integer == 1;
-    else
-        rr = handle_reply_failed(m, r, what);
-    freeReplyObject(r);
-    return rr;
+    long long n = 0;
+    if (handle_script_count(m, SCRIPT_PAUSE, a.v, what, &n) != 0)
+        return -1;
+    *changed = n == 1;
+    return 0;
 }
 
 /* mailroom_pause (mailroom_admin.h). */

@@ -147,23 +147,6 @@ void mailroom_dead_letters_free(mailroom_dead_letters *l)
     free(d);
 }
 
-/* Runs one dead-list script and takes its integer reply. 0, or -1 with m->err set
- * (a lost connection is dropped). */
-static int run_count(mailroom *m, script_id id, const char *const *v, const char *what,
-                     long long *n)
-{
-    redisReply *r = script_run(m->redis, id, v, NULL, &m->err);
-    if (!r)
-        return m->err.rc == MAILROOM_EREDIS ? handle_connection_failed(m, what) : -1;
-    int rr = 0;
-    if (r->type == REDIS_REPLY_INTEGER)
-        *n = r->integer;
-    else
-        rr = handle_reply_failed(m, r, what);
-    freeReplyObject(r);
-    return rr;
-}
-
 /* Retries the entries of id (NULL: all). 0 with *n, or -1 with m->err set. */
 static int dead_retry(mailroom *m, const char *id, long long *n)
 {
@@ -180,7 +163,7 @@ static int dead_retry(mailroom *m, const char *id, long long *n)
     a.v[DEAD_RETRY_ARG_job_prefix] = m->keys.job_prefix;
     a.v[DEAD_RETRY_ARG_now] = now;
     a.v[DEAD_RETRY_ARG_ttl] = m->ttl_arg; /* a retried record lives as long as a new one */
-    if (run_count(m, SCRIPT_DEAD_RETRY, a.v, "dead retry", n) != 0)
+    if (handle_script_count(m, SCRIPT_DEAD_RETRY, a.v, "dead retry", n) != 0)
         return -1;
     if (*n == 0 && id)
         return mr_fail(&m->err, MAILROOM_ENOTFOUND, "dead retry: no dead-letter entry for job '%s'",
@@ -214,7 +197,7 @@ int mailroom_dead_purge(mailroom *m, long long older_than_ms, long long *purged)
         dead_purge_args a = {0};
         a.v[DEAD_PURGE_KEY_dead] = m->keys.dead;
         a.v[DEAD_PURGE_ARG_older_than] = age;
-        r = run_count(m, SCRIPT_DEAD_PURGE, a.v, "dead purge", &n);
+        r = handle_script_count(m, SCRIPT_DEAD_PURGE, a.v, "dead purge", &n);
     }
     if (purged)
         *purged = r == 0 ? n : 0;

@@ -214,3 +214,18 @@ int handle_need_key(mailroom *m)
                        "no signing key: set MAILROOM_SECRET or MAILROOM_KEYS_FILE");
     return 0;
 }
+
+int handle_script_count(mailroom *m, script_id id, const char *const *v, const char *what,
+                        long long *n)
+{
+    redisReply *r = script_run(m->redis, id, v, NULL, &m->err);
+    if (!r)
+        return m->err.rc == MAILROOM_EREDIS ? handle_connection_failed(m, what) : -1;
+    int rr = 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        *n = r->integer;
+    else
+        rr = handle_reply_failed(m, r, what);
+    freeReplyObject(r);
+    return rr;
+}

@@ -22,6 +22,7 @@
 #include "keyring.h"
 #include "keys.h"
 #include "rconn.h"
+#include "script.h"
 #include "sig.h"
 #include "ulid.h"
 
@@ -68,6 +69,11 @@ void handle_drop(mailroom *m);
  * ("<what>: Redis error: ..."), or a reply of another type than expected.
  */
 int handle_reply_failed(mailroom *m, const redisReply *r, const char *what);
+
+/* Runs one operator script on the handle's connection (connected already) and takes
+ * its integer reply into *n. 0, or -1 with m->err set (a lost connection is dropped). */
+int handle_script_count(mailroom *m, script_id id, const char *const *v, const char *what,
+                        long long *n);
 
 /* 0 when a signing key is loaded, else -1 with MAILROOM_EKEY in m->err. */
 int handle_need_key(mailroom *m);

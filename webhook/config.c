@@ -204,14 +204,7 @@ static int check_redis_and_names(webhook_config *cfg, mr_error *err)
         default_id(cfg->id);
     if (!name_valid(o->group) || !name_valid(cfg->id) || (o->id && strlen(o->id) > 64))
         return mr_fail(err, MAILROOM_EINVAL, "--group and --id must match [A-Za-z0-9._:-]{1,64}");
-    if (o->redis_on_command_line && rconn_url_has_password(o->redis))
-        return mr_fail(err, MAILROOM_EINVAL,
-                       "--redis must not carry a password (it would show in ps); use "
-                       "MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE");
-    if (rconn_url_parse(o->redis, &cfg->redis, err) != 0 ||
-        rconn_password_from_env(&cfg->redis, err) != 0)
-        return -1;
-    return 0;
+    return rconn_url_from_option(o->redis, o->redis_on_command_line, &cfg->redis, err);
 }
 
 int webhook_config_load(webhook_config *cfg, const webhook_options *o, mr_error *err)
