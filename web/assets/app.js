@@ -1,0 +1,467 @@
+/*
+ * app.js — mailroom-web's page: polls the JSON endpoints (docs/dashboard.md), follows
+ * the live feed (server-sent events read with fetch, so that the token can go in a
+ * header when reads need it), and sends the actions.
+ *
+ * Safety rules kept everywhere below:
+ * - every text from the server goes into the page with textContent (el() and text
+ *   nodes), never innerHTML: a job id or an SMTP reply cannot become markup;
+ * - the token lives in this tab's sessionStorage and travels only as an
+ *   Authorization header, never in a URL;
+ * - an action is a POST with a JSON body and the header X-Mailroom-Action: 1, which
+ *   the server demands (a cross-site form cannot send it).
+ */
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'mailroom-token';
+  const FEED_MAX = 100;
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY) || '',
+    actions: false,
+    queues: [],
+    historyMinutes: 180,
+    view: 'overview',
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // ------------------------------------------------------------------ helpers
+
+  // An element with attributes (data-* and others via setAttribute, "class" as
+  // className) and children: strings become text nodes, never markup.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c);
+    }
+    return e;
+  }
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  function age(ms) {
+    if (ms < 0) return '—';
+    if (ms < 1000) return ms + ' ms';
+    const s = ms / 1000;
+    if (s < 120) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    if (s < 7200) return Math.round(s / 60) + ' min';
+    if (s < 172800) return Math.round(s / 3600) + ' h';
+    return Math.round(s / 86400) + ' d';
+  }
+
+  function clock(iso) {
+    const d = iso ? new Date(iso) : null;
+    return d && !isNaN(d) ? d.toLocaleTimeString() : (iso || '');
+  }
+
+  function jobHref(queue, id) {
+    return '#/job/' + encodeURIComponent(queue) + '/' + encodeURIComponent(id);
+  }
+
+  function notice(text, kind) {
+    const n = $('notice');
+    n.textContent = text || '';
+    n.hidden = !text;
+    n.dataset.kind = kind || 'info';
+  }
+
+  function authHeaders() {
+    return state.token ? { Authorization: 'Bearer ' + state.token } : {};
+  }
+
+  // GET a JSON endpoint: { status, body } (body null when it was not JSON).
+  async function api(path) {
+    const resp = await fetch(path, { headers: authHeaders(), cache: 'no-store' });
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (resp.status === 401) showTokenForm('Reading needs the token.');
+    return { status: resp.status, body };
+  }
+
+  // POST an action. Returns the reply's body, or null after showing why it failed.
+  async function act(path, body) {
+    if (!state.token) {
+      showTokenForm('Actions need the token.');
+      return null;
+    }
+    const resp = await fetch(path, {
+      method: 'POST',
+      cache: 'no-store',
+      headers: Object.assign({ 'Content-Type': 'application/json', 'X-Mailroom-Action': '1' },
+        authHeaders()),
+      body: JSON.stringify(body),
+    });
+    let reply = null;
+    try { reply = await resp.json(); } catch (e) { reply = null; }
+    if (resp.status === 401) showTokenForm('The token was refused.');
+    if (!resp.ok) {
+      notice((reply && reply.error) || ('HTTP ' + resp.status), 'error');
+      return null;
+    }
+    return reply || {};
+  }
+
+  // ------------------------------------------------------------------ the token
+
+  function showTokenForm(why) {
+    $('token-form').hidden = false;
+    if (why) notice(why, 'info');
+    $('token-input').focus();
+  }
+
+  function setupToken() {
+    $('unlock').addEventListener('click', () => showTokenForm(''));
+    $('token-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      state.token = $('token-input').value.trim();
+      $('token-input').value = '';
+      if (state.token) sessionStorage.setItem(TOKEN_KEY, state.token);
+      $('token-form').hidden = true;
+      notice('');
+      refreshAll();
+    });
+    $('token-forget').addEventListener('click', () => {
+      state.token = '';
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('token-form').hidden = true;
+      updateButtons();
+    });
+  }
+
+  function updateButtons() {
+    $('unlock').textContent = state.token ? 'Token set' : 'Unlock actions';
+    $('unlock').hidden = !state.actions;
+    for (const b of document.querySelectorAll('button.action')) b.disabled = !state.actions;
+  }
+
+  // ------------------------------------------------------------------ overview
+
+  function figure(name, value) {
+    const dd = el('dd', { 'data-k': name }, String(value));
+    if (name === 'dead' && value > 0) dd.classList.add('nonzero');
+    return el('div', {}, el('dt', {}, name), dd);
+  }
+
+  function queueCard(q) {
+    const card = el('article', { class: 'card', 'data-q': q.name });
+    const head = el('header', {}, el('span', { class: 'name' }, q.name));
+    card.appendChild(head);
+    if (!q.ok) {
+      head.appendChild(el('span', { class: 'badge error' }, 'Redis'));
+      card.appendChild(el('p', { class: 'sub' }, q.error));
+      return card;
+    }
+    const s = q.stats;
+    card.appendChild(el('dl', { class: 'figures' }, figure('pending', s.pending),
+      figure('scheduled', s.scheduled), figure('processing', s.processing), figure('dead', s.dead)));
+    const alive = (q.consumers || []).filter((c) => c.state === 'alive').length;
+    card.appendChild(el('p', { class: 'sub' },
+      `${s.sent_per_min.toFixed(1)} sent/min · ${alive} consumer${alive === 1 ? '' : 's'} alive · ` +
+      `${s.counters.sent || 0} sent, ${s.counters.failed || 0} failed, ` +
+      `${s.counters.rejected || 0} rejected in all`));
+    return card;
+  }
+
+  function consumerRows(ov) {
+    const rows = [];
+    for (const q of ov.queues) {
+      for (const c of q.consumers || []) {
+        rows.push(el('tr', { 'data-consumer': c.id },
+          el('td', {}, q.name), el('td', { class: 'mono' }, c.id),
+          el('td', { class: 'state-' + c.state }, c.state),
+          el('td', { class: 'num' }, c.heartbeat_age_ms < 0 ? '—' : age(c.heartbeat_age_ms) + ' ago'),
+          el('td', { class: 'num' }, String(c.processing))));
+      }
+    }
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'hint' }, 'no consumer')));
+    return rows;
+  }
+
+  function fillQueueSelect(select, names) {
+    const keep = select.value;
+    select.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
+    if (names.includes(keep)) select.value = keep;
+  }
+
+  async function loadOverview() {
+    const r = await api('api/overview');
+    if (r.status !== 200 || !r.body) return;
+    const ov = r.body;
+    state.actions = ov.actions;
+    state.historyMinutes = ov.history_minutes;
+    state.queues = ov.queues.map((q) => q.name);
+    $('queues').replaceChildren(...ov.queues.map(queueCard));
+    $('consumers').tBodies[0].replaceChildren(...consumerRows(ov));
+    fillQueueSelect($('dead-queue'), state.queues);
+    updateButtons();
+  }
+
+  // ------------------------------------------------------------------ charts
+
+  async function loadHistory() {
+    const boxes = [];
+    for (const name of state.queues) {
+      const r = await api('api/history?queue=' + encodeURIComponent(name));
+      if (r.status !== 200 || !r.body) continue;
+      const box = el('figure', { class: 'chart', 'data-q': name });
+      const svgBox = el('div');
+      const totals = window.mailroomCharts.draw(svgBox, r.body);
+      box.appendChild(el('figcaption', { class: 'legend' }, el('strong', {}, name),
+        el('span', { class: 'sent', 'data-k': 'sent' }, `sent ${totals.sent}`),
+        el('span', { class: 'failed', 'data-k': 'failed' }, `failed ${totals.failed}`),
+        el('span', {}, `last ${Math.round(r.body.sent.length / 60 * 10) / 10} h`)));
+      box.appendChild(svgBox);
+      boxes.push(box);
+    }
+    $('charts').replaceChildren(...boxes);
+  }
+
+  // ------------------------------------------------------------------ dead letters
+
+  function deadRow(queue, d) {
+    const retry = el('button', { class: 'action', type: 'button', 'data-act': 'retry' }, 'Retry');
+    retry.disabled = !state.actions || !d.id;
+    retry.addEventListener('click', async () => {
+      retry.disabled = true;
+      const r = await act('api/dead/retry', { queue, id: d.id });
+      if (r) notice(`${r.count} job${r.count === 1 ? '' : 's'} back in ${queue}`, 'info');
+      refreshSoon();
+    });
+    return el('tr', { 'data-id': d.id },
+      el('td', {}, clock(d.at)),
+      el('td', { class: 'mono' }, d.id ? el('a', { href: jobHref(queue, d.id) }, d.id) : '(no id)'),
+      el('td', {}, (d.to || []).join(', ')),
+      el('td', { class: 'state-' + d.state }, d.state),
+      el('td', { class: 'reason' }, d.reason),
+      el('td', {}, retry));
+  }
+
+  async function loadDead() {
+    const queue = $('dead-queue').value || state.queues[0];
+    if (!queue) return;
+    const r = await api('api/dead?queue=' + encodeURIComponent(queue));
+    if (r.status !== 200 || !r.body) return;
+    const rows = r.body.items.map((d) => deadRow(queue, d));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'none')));
+    $('dead').tBodies[0].replaceChildren(...rows);
+  }
+
+  function setupDeadButtons() {
+    $('dead-queue').addEventListener('change', loadDead);
+    $('dead-retry-all').addEventListener('click', async () => {
+      const queue = $('dead-queue').value;
+      if (!confirm(`Put every dead letter of ${queue} back in the queue?`)) return;
+      const r = await act('api/dead/retry', { queue, all: true });
+      if (r) notice(`${r.count} jobs back in ${queue}`, 'info');
+      refreshSoon();
+    });
+    $('dead-purge-all').addEventListener('click', async () => {
+      const queue = $('dead-queue').value;
+      if (!confirm(`Delete every dead letter of ${queue}? This cannot be undone.`)) return;
+      const r = await act('api/dead/purge', { queue, all: true });
+      if (r) notice(`${r.count} dead letters deleted from ${queue}`, 'info');
+      refreshSoon();
+    });
+  }
+
+  // ------------------------------------------------------------------ events
+
+  // One event as a list item: time, state, queue, job id (a link), and its detail.
+  function eventItem(queue, ev) {
+    if (typeof ev !== 'object' || ev === null) {
+      return el('li', {}, el('span', { class: 'detail' }, String(ev)));
+    }
+    const detail = ev.error || ev.smtp_reply || '';
+    return el('li', { 'data-state': ev.state, 'data-id': ev.id || '' },
+      el('span', { class: 'when' }, clock(ev.at)),
+      el('span', { class: 'st state-' + ev.state }, ev.state || '?'),
+      el('span', {}, queue + ' '),
+      ev.id ? el('a', { class: 'mono', href: jobHref(queue, ev.id) }, ev.id) : el('span', {}, '(no id)'),
+      detail ? el('span', { class: 'detail' }, detail) : null);
+  }
+
+  function addFeedItem(msg) {
+    const list = $('feed');
+    list.insertBefore(eventItem(msg.queue, msg.event), list.firstChild);
+    while (list.children.length > FEED_MAX) list.removeChild(list.lastChild);
+  }
+
+  function setLive(s, title) {
+    const p = $('live');
+    p.dataset.state = s;
+    p.textContent = s === 'live' ? 'live' : s === 'down' ? 'offline' : 'connecting';
+    p.title = title || 'live feed';
+  }
+
+  // One server-sent-events block: its event name, id and data lines.
+  function handleBlock(block, cursor) {
+    let name = 'message';
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') name = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'id') cursor.last = value;
+    }
+    if (name === 'reset') { refreshSoon(); return; }
+    if (name !== 'message' || !data.length) return;
+    let msg;
+    try { msg = JSON.parse(data.join('\n')); } catch (e) { return; }
+    if (msg.type === 'event') {
+      addFeedItem(msg);
+      refreshSoon();
+    } else if (msg.type === 'feed') {
+      setLive(msg.state === 'up' ? 'live' : 'down', `queue ${msg.queue}: feed ${msg.state}`);
+    }
+  }
+
+  // Reads one stream until it ends; blocks are separated by a blank line.
+  async function readStream(resp, cursor) {
+    const reader = resp.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += dec.decode(value, { stream: true });
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        handleBlock(buf.slice(0, i), cursor);
+        buf = buf.slice(i + 2);
+      }
+    }
+  }
+
+  // The live feed, for ever: reconnects after 2 s, resuming after the last id seen.
+  async function feedLoop() {
+    const cursor = { last: null };
+    for (;;) {
+      try {
+        const headers = authHeaders();
+        if (cursor.last) headers['Last-Event-ID'] = cursor.last;
+        const resp = await fetch('events', { headers, cache: 'no-store' });
+        if (resp.ok && resp.body) {
+          setLive('live');
+          await readStream(resp, cursor);
+        } else if (resp.status === 401) {
+          showTokenForm('The live feed needs the token.');
+        }
+      } catch (e) {
+        /* the server went away: try again below */
+      }
+      setLive('down', 'reconnecting');
+      await sleep(2000);
+    }
+  }
+
+  // ------------------------------------------------------------------ job page, search
+
+  function recordRows(rec, extra) {
+    const dl = [];
+    const add = (k, v) => { if (v !== undefined && v !== '') dl.push(el('dt', {}, k), el('dd', { 'data-k': k }, String(v))); };
+    add('queue', extra.queue);
+    add('state', rec.state);
+    add('attempts', rec.attempts);
+    add('created', rec.created_at);
+    add('updated', rec.updated_at);
+    add('consumer', rec.consumer);
+    add('SMTP reply', rec.smtp_reply);
+    add('relay id', extra.relay_id);
+    add('error', rec.error);
+    return dl;
+  }
+
+  async function showJob(queue, id) {
+    $('job-id').textContent = id;
+    const r = await api('api/job?queue=' + encodeURIComponent(queue) + '&id=' + encodeURIComponent(id));
+    if (r.status !== 200 || !r.body) {
+      $('job-record').replaceChildren(el('dt', {}, 'error'), el('dd', {}, (r.body && r.body.error) || ('HTTP ' + r.status)));
+      $('job-recipients').tBodies[0].replaceChildren();
+      $('job-events').replaceChildren();
+      return;
+    }
+    const j = r.body;
+    $('job-record').replaceChildren(...recordRows(j.record, j));
+    $('job-recipients').tBodies[0].replaceChildren(...j.recipients.map((x) => el('tr', {},
+      el('td', { class: 'mono' }, x.address), el('td', { class: 'state-' + x.state }, x.state),
+      el('td', { class: 'num' }, x.code ? String(x.code) : ''), el('td', {}, x.reply))));
+    $('job-events').replaceChildren(...j.events.map((e) => eventItem(e.queue, e.event)));
+    $('job-events-note').textContent = j.events_complete ? '' :
+      'The search of the events stream stopped at its budget: older or later events may exist.';
+  }
+
+  async function showSearch(q) {
+    $('search-title').textContent = q;
+    const r = await api('api/search?q=' + encodeURIComponent(q));
+    const b = r.body || {};
+    if (r.status !== 200) {
+      notice(b.error || ('HTTP ' + r.status), 'error');
+      return;
+    }
+    $('search-jobs').replaceChildren(...b.jobs.map((h) => el('li', {},
+      el('a', { class: 'mono', href: jobHref(h.queue, h.record.id) }, h.record.id),
+      ` ${h.queue}: ${h.record.state}, ${h.record.updated_at}`)));
+    $('search-outcomes').replaceChildren(...b.outcomes.map((e) => eventItem(e.queue, e.event)));
+    $('search-dead').replaceChildren(...b.dead.map((d) => el('li', {},
+      d.id ? el('a', { class: 'mono', href: jobHref(d.queue, d.id) }, d.id) : '(no id)',
+      ` ${d.queue}: ${d.state}, ${d.reason}`)));
+    if (!b.jobs.length && !b.outcomes.length && !b.dead.length) notice('nothing found', 'info');
+  }
+
+  // ------------------------------------------------------------------ views, refresh
+
+  function route() {
+    const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    const view = parts[0] === 'job' && parts.length >= 3 ? 'job' : parts[0] === 'search' && parts[1] ? 'search' : 'overview';
+    state.view = view;
+    $('overview-view').hidden = view !== 'overview';
+    $('job-view').hidden = view !== 'job';
+    $('search-view').hidden = view !== 'search';
+    notice('');
+    if (view === 'job') showJob(parts[1], parts.slice(2).join('/'));
+    else if (view === 'search') showSearch(parts.slice(1).join('/'));
+    else refreshAll();
+  }
+
+  let refreshTimer = null;
+  // Reloads the figures shortly (events come in bursts: one reload per burst).
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      if (state.view === 'overview') { loadOverview(); loadDead(); }
+    }, 300);
+  }
+
+  async function refreshAll() {
+    await loadOverview();
+    await Promise.all([loadHistory(), loadDead()]);
+  }
+
+  function start() {
+    setupToken();
+    setupDeadButtons();
+    $('search').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const q = $('search-q').value.trim();
+      if (q) location.hash = '#/search/' + encodeURIComponent(q);
+    });
+    window.addEventListener('hashchange', route);
+    route();
+    feedLoop();
+    setInterval(() => { if (state.view === 'overview') { loadOverview(); loadDead(); } }, 5000);
+    setInterval(() => { if (state.view === 'overview') loadHistory(); }, 30000);
+  }
+
+  start();
+})();
