@@ -162,10 +162,10 @@
     card.appendChild(el('dl', { class: 'figures' }, figure('pending', s.pending),
       figure('scheduled', s.scheduled), figure('processing', s.processing), figure('dead', s.dead)));
     const alive = (q.consumers || []).filter((c) => c.state === 'alive').length;
+    const total = (k) => el('span', { 'data-k': k + '-total' }, String(s.counters[k] || 0));
     card.appendChild(el('p', { class: 'sub' },
-      `${s.sent_per_min.toFixed(1)} sent/min · ${alive} consumer${alive === 1 ? '' : 's'} alive · ` +
-      `${s.counters.sent || 0} sent, ${s.counters.failed || 0} failed, ` +
-      `${s.counters.rejected || 0} rejected in all`));
+      `${s.sent_per_min.toFixed(1)} sent/min · ${alive} consumer${alive === 1 ? '' : 's'} alive · `,
+      total('sent'), ' sent, ', total('failed'), ' failed, ', total('rejected'), ' rejected in all'));
     return card;
   }
 
@@ -237,7 +237,7 @@
     return el('tr', { 'data-id': d.id },
       el('td', {}, clock(d.at)),
       el('td', { class: 'mono' }, d.id ? el('a', { href: jobHref(queue, d.id) }, d.id) : '(no id)'),
-      el('td', {}, (d.to || []).join(', ')),
+      el('td', { class: 'wrap' }, (d.to || []).join(', ')),
       el('td', { class: 'state-' + d.state }, d.state),
       el('td', { class: 'reason' }, d.reason),
       el('td', {}, retry));
@@ -394,7 +394,7 @@
     $('job-record').replaceChildren(...recordRows(j.record, j));
     $('job-recipients').tBodies[0].replaceChildren(...j.recipients.map((x) => el('tr', {},
       el('td', { class: 'mono' }, x.address), el('td', { class: 'state-' + x.state }, x.state),
-      el('td', { class: 'num' }, x.code ? String(x.code) : ''), el('td', {}, x.reply))));
+      el('td', { class: 'num' }, x.code ? String(x.code) : ''), el('td', { class: 'wrap' }, x.reply))));
     $('job-events').replaceChildren(...j.events.map((e) => eventItem(e.queue, e.event)));
     $('job-events-note').textContent = j.events_complete ? '' :
       'The search of the events stream stopped at its budget: older or later events may exist.';

@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""The dashboard, mailroom-web, in a real browser (headless Chromium driven by Selenium)
+against a private redis-server, a real mailroom-consumer and an aiosmtpd receiver, all
+on free 127.0.0.1 ports: the page loads without console errors and shows the counts
+the test produced, follows live events within 2 s, its retry button returns a dead job
+that then gets sent, its layout fits a phone's width; and, by plain HTTP requests, the
+refusals: an action without the token, a cross-site one, a foreign Host.
+
+Screenshots (desktop and phone) are saved in <build>/test-artifacts/ (tests/README.md).
+
+Run: /usr/bin/python3 tests/integration/test_dashboard.py [-v] [TestClass.test_name]
+The binaries come from $MAILROOM_BIN_DIR (default <repo>/build/bin).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+
+from support.browser import Browser, browser_missing  # noqa: E402
+from support.case import ServerTestCase  # noqa: E402
+from support.consumer import mailroom_env  # noqa: E402
+from support.jobs import job_json, make_job, new_secret, push_jobs, sign_job  # noqa: E402
+from support.procs import wait_for  # noqa: E402
+from support.state import Keys  # noqa: E402
+from support.web import WEB, Web  # noqa: E402
+
+SECRET = new_secret()
+Q = Keys("default")
+BACKLOG = Keys("backlog")
+REFUSAL = "554 5.7.1 refused by the test"
+
+
+class DashboardCase(ServerTestCase):
+    """A Redis, the binaries' environment, mailroom-web and a browser per test."""
+
+    def setUp(self):
+        super().setUp()
+        self.rs = self.redis()
+        self.r = self.rs.client()
+        self.env = mailroom_env(self.rs, secret=SECRET)
+
+    def web(self, *args, token=True) -> Web:
+        """mailroom-web on both queues; it signs nothing, so it gets no signing key."""
+        return self.stack.enter_context(Web(mailroom_env(self.rs), "--queue", "default,backlog",
+                                            *args, token=token))
+
+    def browser(self, width=1280, height=900) -> Browser:
+        why = browser_missing()
+        if why:
+            self.skipTest(why)
+        return self.stack.enter_context(Browser(width, height))
+
+    def consumer(self, rx):
+        env = mailroom_env(self.rs, secret=SECRET, smtp=rx)
+        return self.start_consumer(env, "--concurrency", "1")
+
+    def dead_job(self, rx, **kw) -> str:
+        """A job that ends in the dead list: rx must refuse its next message for good."""
+        job_id = self.send(self.env, **kw)
+        self.wait_state(self.r, job_id, ("failed", "rejected"))
+        return job_id
+
+    def backlog(self, n):
+        """n jobs pending on the queue nobody consumes."""
+        jobs = [make_job() for _ in range(n)]
+        push_jobs(self.r, [(j["id"], job_json(sign_job(j, SECRET))) for j in jobs], "backlog")
+
+    @staticmethod
+    def js(b, script):
+        return b.driver.execute_script(script)
+
+    def text_of(self, b, selector):
+        return self.js(b, f"const e = document.querySelector({json.dumps(selector)});"
+                          "return e ? e.textContent : null;")
+
+    def wait_text(self, b, selector, want, timeout=10.0):
+        """Waits until the element's text is want; returns it."""
+        return wait_for(lambda: self.text_of(b, selector) == want and want, timeout,
+                        message=f"{selector} to read {want!r} (it reads "
+                                f"{self.text_of(b, selector)!r})")
+
+    def unlock(self, b, web):
+        """Types the token into the page's token form, as an operator does."""
+        from selenium.webdriver.common.by import By
+        b.driver.find_element(By.ID, "unlock").click()
+        b.driver.find_element(By.ID, "token-input").send_keys(web.token)
+        b.driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+
+    def assert_no_console_errors(self, b):
+        self.assertEqual(b.console_errors(), [], "the page logged errors")
+
+
+# --------------------------------------------------------------------------- the page
+
+
+class PageTest(DashboardCase):
+
+    def produce(self):
+        """2 dead letters, 3 sent jobs on default; 4 jobs pending on backlog."""
+        rx = self.receiver(refuse_first=2, refuse_reply=REFUSAL)
+        self.consumer(rx)
+        self.dead_job(rx, subject="first refusal")
+        self.dead_job(rx, subject="second refusal")
+        for _ in range(3):
+            self.wait_state(self.r, self.send(self.env), "sent")
+        self.backlog(4)
+
+    def test_page_shows_the_counts_without_console_errors(self):
+        self.produce()
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url)
+        card, backlog = '[data-q="default"] ', '[data-q="backlog"] '
+        self.wait_text(b, card + '[data-k="dead"]', "2")
+        self.wait_text(b, card + '[data-k="sent-total"]', "3")
+        self.wait_text(b, card + '[data-k="pending"]', "0")
+        self.wait_text(b, backlog + '[data-k="pending"]', "4")
+        self.wait_text(b, '#charts [data-q="default"] [data-k="sent"]', "sent 3")
+        self.wait_text(b, '#charts [data-q="default"] [data-k="failed"]', "failed 2")
+        rows = wait_for(lambda: self.js(b, "return document.querySelectorAll("
+                                           "'#dead tbody tr[data-id]').length") == 2, 10)
+        self.assertTrue(rows)
+        consumers = self.js(b, "return [...document.querySelectorAll('#consumers tbody tr')]"
+                               ".map(r => r.children[2].textContent)")
+        self.assertEqual(consumers, ["alive"])
+        self.assertEqual(self.js(b, "return document.querySelectorAll('#charts svg polyline')"
+                                    ".length"), 4, "a sent and a failed line per queue")
+        b.screenshot("dashboard-desktop")
+        self.assert_no_console_errors(b)
+
+    def test_phone_layout_has_no_horizontal_overflow(self):
+        self.produce()
+        web = self.web()
+        b = self.browser(390, 844)
+        b.driver.get(web.url)
+        self.wait_text(b, '[data-q="default"] [data-k="dead"]', "2")
+        wait_for(lambda: self.js(b, "return document.querySelectorAll('#dead tbody tr[data-id]')"
+                                    ".length") == 2, 10)
+        widths = self.js(b, "return [document.documentElement.scrollWidth, window.innerWidth,"
+                            " document.body.scrollWidth]")
+        self.assertEqual(widths[1], 390)
+        self.assertLessEqual(widths[0], widths[1], f"the page scrolls sideways: {widths}")
+        self.assertLessEqual(widths[2], widths[1], f"the body is wider than the screen: {widths}")
+        wide = self.js(b, "return [...document.querySelectorAll('body *')].filter(e => "
+                          "!e.closest('.scroll') && e.getBoundingClientRect().right > "
+                          "window.innerWidth + 1).map(e => e.tagName + '.' + e.className)")
+        self.assertEqual(wide, [], "elements outside the screen")
+        b.screenshot("dashboard-phone")
+        self.assert_no_console_errors(b)
+
+    def test_live_events_reach_the_page_within_2s(self):
+        rx = self.receiver()
+        self.consumer(rx)
+        web = self.web()
+        listener = self.listener(self.rs)
+        b = self.browser()
+        b.driver.get(web.url)
+        self.wait_text(b, '#live', "live")
+        self.wait_text(b, '[data-q="default"] [data-k="sent-total"]', "0")
+        job_id = self.send(self.env)
+        ev = listener.wait_for_state(job_id, "sent", timeout=15)
+        item = f'#feed li[data-id="{job_id}"][data-state="sent"]'
+        wait_for(lambda: self.js(b, f"return !!document.querySelector({json.dumps(item)})"),
+                 2.0, message="the sent event in the page's feed")
+        self.wait_text(b, '[data-q="default"] [data-k="sent-total"]', "1", timeout=2.0)
+        self.assertLessEqual(time.monotonic() - ev["_received"], 2.0)
+        self.assert_no_console_errors(b)
+
+    def test_retry_button_returns_a_dead_job_and_it_is_sent(self):
+        rx = self.receiver(refuse_first=1, refuse_reply=REFUSAL)
+        self.consumer(rx)
+        job_id = self.dead_job(rx, subject="second chance")
+        self.assertEqual(self.r.llen(Q.dead), 1)
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url)
+        self.unlock(b, web)
+        button = f'#dead tr[data-id="{job_id}"] button[data-act="retry"]'
+        wait_for(lambda: self.js(b, f"const e = document.querySelector({json.dumps(button)});"
+                                    "return e && !e.disabled"), 10, message="the retry button")
+        self.js(b, f"document.querySelector({json.dumps(button)}).click()")
+        msgs = rx.wait_for_count(1, timeout=15)
+        self.assertEqual(msgs[0].message["Subject"], "second chance")
+        self.wait_state(self.r, job_id, "sent")
+        self.assertEqual(self.r.llen(Q.dead), 0)
+        wait_for(lambda: self.js(b, "return document.querySelectorAll('#dead tbody tr[data-id]')"
+                                    ".length === 0"), 10, message="the dead list emptied")
+        self.assertIn("action /api/dead/retry from 127.0.0.1: 200", web.log())
+        self.assertNotIn(web.token, web.log())
+        self.assert_no_console_errors(b)
+
+    def test_job_page_and_search_show_a_jobs_life(self):
+        rx = self.receiver()
+        self.consumer(rx)
+        job_id = self.send(self.env, to="Ming@Example.com")
+        self.wait_state(self.r, job_id, "sent")
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url + f"#/job/default/{job_id}")
+        self.wait_text(b, '#job-record [data-k="state"]', "sent")
+        self.wait_text(b, '#job-recipients tbody td', "Ming@Example.com")
+        states = wait_for(lambda: self.js(b, "return [...document.querySelectorAll("
+                                             "'#job-events li')].map(e => e.dataset.state)"), 10)
+        self.assertEqual(states, ["sending", "sent"])
+        b.driver.get(web.url + "#/search/%40example.com")
+        found = wait_for(lambda: self.js(b, "return [...document.querySelectorAll("
+                                            "'#search-outcomes li')].map(e => e.dataset.id)"), 10)
+        self.assertEqual(found, [job_id])
+        b.driver.get(web.url + f"#/search/{job_id}")
+        wait_for(lambda: self.js(b, "return document.querySelector('#search-jobs a')?.textContent")
+                 == job_id, 10, message="the job found by its id")
+        self.assert_no_console_errors(b)
+
+    def test_strings_from_redis_are_shown_as_text(self):
+        web = self.web(token=False)
+        b = self.browser()
+        b.driver.get(web.url)
+        self.wait_text(b, '#live', "live")
+        markup = '<img src=x id=pwned onerror="document.title=1">'
+        event = {"id": "x1", "queue": "default", "state": "failed", "attempts": 1,
+                 "smtp_code": None, "smtp_reply": "", "error": markup, "consumer": "c1",
+                 "at": "2026-01-01T00:00:00.000Z"}
+        wait_for(lambda: self.r.publish(Q.status, json.dumps(event)) and self.js(
+            b, "return !!document.querySelector('#feed li[data-id=\"x1\"]')"), 10, interval=0.2)
+        self.assertEqual(self.text_of(b, '#feed li[data-id="x1"] .detail'), markup)
+        self.assertFalse(self.js(b, "return !!document.getElementById('pwned')"))
+        self.assertEqual(self.text_of(b, '#unlock'), "Unlock actions")
+        self.assertTrue(self.js(b, "return document.getElementById('unlock').hidden"),
+                        "no token: the page offers no actions")
+        self.assert_no_console_errors(b)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+class RefusalTest(DashboardCase):
+
+    def setUp(self):
+        super().setUp()
+        rx = self.receiver(refuse_first=1, refuse_reply=REFUSAL)
+        self.consumer(rx)
+        self.job_id = self.dead_job(rx)
+        self.before = (self.r.lrange(Q.dead, 0, -1), self.r.hgetall(Q.job(self.job_id)))
+
+    def post(self, web, path="/api/dead/retry", body=None, **headers):
+        body = json.dumps(body or {"queue": "default", "id": self.job_id}).encode()
+        return web.http(path, method="POST", body=body, headers=headers)
+
+    def good_headers(self, web):
+        return {"Authorization": f"Bearer {web.token}", "X-Mailroom-Action": "1",
+                "Content-Type": "application/json"}
+
+    def assert_unchanged(self):
+        self.assertEqual((self.r.lrange(Q.dead, 0, -1), self.r.hgetall(Q.job(self.job_id))),
+                         self.before, "a refused action changed Redis")
+        self.assertEqual(self.r.llen(Q.pending), 0)
+
+    def test_an_action_without_the_token_is_refused(self):
+        web = self.web()
+        good = self.good_headers(web)
+        for name, headers in (
+                ("no token", {k: v for k, v in good.items() if k != "Authorization"}),
+                ("wrong token", dict(good, Authorization="Bearer " + "x" * len(web.token))),
+                ("token one byte short", dict(good, Authorization="Bearer " + web.token[:-1])),
+                ("not a bearer token", dict(good, Authorization=web.token))):
+            with self.subTest(name):
+                status, hdrs, body = self.post(web, **headers)
+                self.assertEqual(status, 401, body)
+                self.assertEqual(hdrs["WWW-Authenticate"], 'Bearer realm="mailroom-web"')
+                self.assertIn("token", json.loads(body)["error"])
+        self.assert_unchanged()
+        status, _, body = self.post(web, **good)  # the same request with the token passes
+        self.assertEqual((status, json.loads(body)), (200, {"queue": "default", "count": 1}))
+        self.assertEqual(self.r.llen(Q.dead), 0)
+        self.assertIn("refused action /api/dead/retry from 127.0.0.1: 401", web.log())
+        self.assertNotIn(web.token, web.log())
+
+    def test_cross_site_requests_are_refused(self):
+        web = self.web()
+        good = self.good_headers(web)
+        for name, headers, status in (
+                ("foreign Origin", dict(good, Origin="http://evil.example"), 403),
+                ("cross-site fetch", dict(good, **{"Sec-Fetch-Site": "cross-site"}), 403),
+                ("same-site fetch", dict(good, **{"Sec-Fetch-Site": "same-site"}), 403),
+                ("no X-Mailroom-Action (a form)",
+                 {k: v for k, v in good.items() if k != "X-Mailroom-Action"}, 403),
+                ("form content type", dict(good, **{"Content-Type": "text/plain"}), 415),
+                ("foreign Host (DNS rebinding)", dict(good, Host=f"evil.example:{web.port}"),
+                 403)):
+            with self.subTest(name):
+                got, _, body = self.post(web, **headers)
+                self.assertEqual(got, status, body)
+        self.assert_unchanged()
+        status, _, _ = web.http("/api/dead/retry", headers=good)
+        self.assertEqual(status, 405, "an action is never a GET")
+        status, _, _ = web.http("/api/overview", headers={"Host": "evil.example"})
+        self.assertEqual(status, 403, "a read through a foreign name")
+        status, _, _ = self.post(web, **dict(good, Origin=web.url.rstrip("/"),
+                                             **{"Sec-Fetch-Site": "same-origin"}))
+        self.assertEqual(status, 200, "the page's own request passes")
+
+    def test_without_a_token_file_every_action_is_refused(self):
+        web = self.web(token=False)
+        status, _, body = self.post(web, **{"Authorization": "Bearer " + "y" * 32,
+                                            "X-Mailroom-Action": "1",
+                                            "Content-Type": "application/json"})
+        self.assertEqual(status, 403, body)
+        self.assertIn("disabled", json.loads(body)["error"])
+        self.assert_unchanged()
+        status, hdrs, page = web.http("/")
+        self.assertEqual(status, 200)
+        self.assertIn("script-src 'self'", hdrs["Content-Security-Policy"])
+        self.assertIn("frame-ancestors 'none'", hdrs["Content-Security-Policy"])
+        self.assertNotIn(b"<script>", page, "no inline script")
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+class StartupTest(DashboardCase):
+
+    def run_web(self, *args, token_mode=None):
+        argv = [WEB, *args]
+        if token_mode is not None:
+            path = os.path.join(self.tmpdir(), "token")
+            with open(path, "w") as f:
+                f.write("t" * 32 + "\n")
+            os.chmod(path, token_mode)
+            argv += ["--token-file", path]
+        p = subprocess.run([str(a) for a in argv], env=self.env, capture_output=True,
+                           text=True, timeout=10)
+        return p.returncode, p.stderr
+
+    def test_unsafe_configurations_are_refused(self):
+        for name, args, mode, rc, text in (
+                ("network address", ["--listen", "0.0.0.0:0"], 0o600, 78, "--allow-remote"),
+                ("network without origin", ["--listen", "0.0.0.0:0", "--allow-remote"], 0o600,
+                 78, "--public-origin"),
+                ("readable token file", [], 0o644, 78, "chmod 600"),
+                ("password in argv", ["--redis", "redis://:hunter2@127.0.0.1:1/0"], None, 64,
+                 "password"),
+                ("a name to resolve", ["--listen", "example.com:8025"], None, 64, "IPv4"),
+                ("private without token", ["--private"], None, 78, "--token-file")):
+            with self.subTest(name):
+                got, err = self.run_web(*args, token_mode=mode)
+                self.assertEqual(got, rc, err)
+                self.assertIn(text, err)
+                self.assertNotIn("hunter2", err)
+
+    def test_private_reads_need_the_token(self):
+        web = self.web("--private")
+        for path in ("/api/overview", "/events", "/api/dead?queue=default"):
+            with self.subTest(path):
+                status, _, _ = web.http(path)
+                self.assertEqual(status, 401)
+        status, _, body = web.http("/api/overview",
+                                   headers={"Authorization": f"Bearer {web.token}"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual([q["name"] for q in json.loads(body)["queues"]], ["default", "backlog"])
+        status, _, _ = web.http("/")
+        self.assertEqual(status, 200, "the page itself asks for the token")
+
+
+if __name__ == "__main__":
+    unittest.main()
