@@ -256,6 +256,25 @@ MAILROOM_EXPORT int mailroom_recipient_events_read(mailroom *m, const char *text
 /* Frees what the two calls above returned. Accepts NULL. */
 MAILROOM_EXPORT void mailroom_event_log_free(mailroom_event_log *l);
 
+/* The delivery state mailroom-webhook keeps for the queue (docs/redis.md:
+ * mailroom:{Q}:webhook). The strings are "" when absent. */
+typedef struct mailroom_webhook_state {
+    int present;     /* 0: no webhook has written the hash (none runs for this queue) */
+    const char *url; /* where it posts (without credentials) */
+    long long delivered, failed; /* deliveries acknowledged; given up */
+    int last_status;             /* the HTTP status of the last attempt; 0 when none */
+    const char *last_error, *last_at; /* the last failure's text; the last attempt's time */
+    long long lag;                    /* events not yet delivered */
+    const char *stream_id;            /* the last event delivered */
+} mailroom_webhook_state;
+
+/* Reads the webhook's delivery state. On success *out is new (free with
+ * mailroom_webhook_state_free); on failure *out is NULL. */
+MAILROOM_EXPORT int mailroom_webhook_state_read(mailroom *m, mailroom_webhook_state **out);
+
+/* Frees what mailroom_webhook_state_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_webhook_state_free(mailroom_webhook_state *s);
+
 /* ------------------------------------------------------------------ watch */
 
 typedef struct mailroom_watch mailroom_watch; /* opaque: a subscription */

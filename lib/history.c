@@ -3,8 +3,9 @@
  * minute by minute (mailroom_history_read, from the mailroom:{Q}:minute:<unix minute>
  * hashes FINISH writes and keeps 48 h), and the events kept in the queue's events
  * stream that concern one job (mailroom_job_events_read) or one recipient
- * (mailroom_recipient_events_read). The dashboard draws its charts and a job's life
- * from these.
+ * (mailroom_recipient_events_read); and what mailroom-webhook delivered so far
+ * (mailroom_webhook_state_read, its hash mailroom:{Q}:webhook). The dashboard draws
+ * its charts, a job's life and the webhook's state from these.
  *
  * The history is one pipelined round trip of HGETALLs. The event logs page through the
  * stream with XRANGE / XREVRANGE, COUNT at a time, within a caller's budget of entries
@@ -385,4 +386,86 @@ void mailroom_event_log_free(mailroom_event_log *l)
     }
     free(li->items);
     free(li);
+}
+
+/* ------------------------------------------------------------------ webhook deliveries */
+
+/* What mailroom_webhook_state_read hands out: the public part first; the strings
+ * borrow from the kept reply. */
+typedef struct webhook_impl {
+    mailroom_webhook_state pub;
+    redisReply *reply; /* HGETALL, owned */
+} webhook_impl;
+
+/* Takes one field of the webhook hash (unknown fields are ignored). */
+static void webhook_field(mailroom_webhook_state *w, const char *name, const char *value)
+{
+    if (strcmp(name, "url") == 0)
+        w->url = value;
+    else if (strcmp(name, "last_error") == 0)
+        w->last_error = value;
+    else if (strcmp(name, "last_at") == 0)
+        w->last_at = value;
+    else if (strcmp(name, "stream_id") == 0)
+        w->stream_id = value;
+    else if (strcmp(name, "delivered") == 0)
+        w->delivered = strtoll(value, NULL, 10);
+    else if (strcmp(name, "failed") == 0)
+        w->failed = strtoll(value, NULL, 10);
+    else if (strcmp(name, "lag") == 0)
+        w->lag = strtoll(value, NULL, 10);
+    else if (strcmp(name, "last_status") == 0)
+        w->last_status = (int)strtol(value, NULL, 10);
+}
+
+/* HGETALL of the webhook hash into w. 0, or -1 with m->err set. */
+static int read_webhook(mailroom *m, webhook_impl *w)
+{
+    if (handle_connect(m) != 0)
+        return -1;
+    const char *argv[] = {"HGETALL", m->keys.webhook};
+    redisReply *r = redisCommandArgv(m->redis, 2, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+        handle_reply_failed(m, r, "webhook state");
+        freeReplyObject(r);
+        return -1;
+    }
+    w->reply = r;
+    w->pub = (mailroom_webhook_state){.present = r->elements > 0, .url = "", .last_error = "",
+                                      .last_at = "", .stream_id = ""};
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            r->element[i + 1]->type == REDIS_REPLY_STRING)
+            webhook_field(&w->pub, r->element[i]->str, r->element[i + 1]->str);
+    return 0;
+}
+
+/* mailroom_webhook_state_read (mailroom_admin.h). */
+int mailroom_webhook_state_read(mailroom *m, mailroom_webhook_state **out)
+{
+    if (!m)
+        return MAILROOM_EINVAL;
+    if (!out)
+        return handle_result(m, mr_fail(&m->err, MAILROOM_EINVAL, "webhook state: out is NULL"));
+    *out = NULL;
+    webhook_impl *w = calloc(1, sizeof *w);
+    if (!w)
+        return handle_result(m, mr_fail(&m->err, MAILROOM_ENOMEM, "out of memory"));
+    int r = read_webhook(m, w);
+    if (r == 0) {
+        *out = &w->pub;
+        w = NULL;
+    }
+    mailroom_webhook_state_free(w ? &w->pub : NULL);
+    return handle_result(m, r);
+}
+
+/* Releases the reply the strings borrow from. */
+void mailroom_webhook_state_free(mailroom_webhook_state *s)
+{
+    webhook_impl *w = (webhook_impl *)s; /* pub is the first member */
+    if (!w)
+        return;
+    freeReplyObject(w->reply);
+    free(w);
 }

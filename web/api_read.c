@@ -2,7 +2,7 @@
  * api_read.c — the read-only JSON endpoints the page polls (docs/dashboard.md lists
  * them with their members):
  *
- *     GET /api/overview                 every queue's figures and consumers
+ *     GET /api/overview                 every queue's figures, consumers, webhook
  *     GET /api/history?queue=&minutes=  outcomes per minute, for the charts
  *     GET /api/dead?queue=&limit=       the newest dead letters
  *
@@ -29,11 +29,12 @@ static long arg_long(const web_req *rq, const char *name, long def, long lo, lon
     return *end || v < lo || v > hi ? def : v;
 }
 
-/* One queue's part of the overview: {name, ok, error, stats, consumers}. */
+/* One queue's part of the overview: {name, ok, error, stats, consumers, webhook}. */
 static json_object *queue_overview(web_queue *q)
 {
     mailroom_stats *st = NULL;
     mailroom_consumers *cs = NULL;
+    mailroom_webhook_state *wh = NULL;
     json_object *o = json_object_new_object();
     if (!o || wj_set(o, "name", wj_str(q->name)) != 0) {
         json_object_put(o);
@@ -43,13 +44,17 @@ static json_object *queue_overview(web_queue *q)
     int rc = mailroom_stats_read(q->m, &st);
     if (rc == MAILROOM_OK)
         rc = mailroom_consumers_read(q->m, 0, &cs);
+    if (rc == MAILROOM_OK)
+        rc = mailroom_webhook_state_read(q->m, &wh);
     int ok = wj_set(o, "ok", json_object_new_boolean(rc == MAILROOM_OK)) == 0 &&
              wj_set(o, "error", wj_str(rc == MAILROOM_OK ? "" : mailroom_errmsg(q->m))) == 0;
     pthread_mutex_unlock(&q->lock);
     if (ok && rc == MAILROOM_OK)
-        ok = wj_set(o, "stats", wj_stats(st)) == 0 && wj_set(o, "consumers", wj_consumers(cs)) == 0;
+        ok = wj_set(o, "stats", wj_stats(st)) == 0 && wj_set(o, "consumers", wj_consumers(cs)) == 0 &&
+             wj_set(o, "webhook", wj_webhook(wh)) == 0;
     mailroom_stats_free(st);
     mailroom_consumers_free(cs);
+    mailroom_webhook_state_free(wh);
     if (!ok) {
         json_object_put(o);
         return NULL;

@@ -189,3 +189,18 @@ json_object *wj_event_log(const mailroom_event_log *log, const char *queue)
     }
     return keep_if(a, ok);
 }
+
+json_object *wj_webhook(const mailroom_webhook_state *w)
+{
+    json_object *o = json_object_new_object();
+    int ok = o && wj_set(o, "present", json_object_new_boolean(w->present)) == 0 &&
+             wj_set(o, "url", wj_str(w->url)) == 0 &&
+             wj_set(o, "delivered", json_object_new_int64(w->delivered)) == 0 &&
+             wj_set(o, "failed", json_object_new_int64(w->failed)) == 0 &&
+             wj_set(o, "lag", json_object_new_int64(w->lag)) == 0 &&
+             wj_set(o, "last_status", json_object_new_int(w->last_status)) == 0 &&
+             wj_set(o, "last_error", wj_str(w->last_error)) == 0 &&
+             wj_set(o, "last_at", wj_str(w->last_at)) == 0 &&
+             wj_set(o, "stream_id", wj_str(w->stream_id)) == 0;
+    return keep_if(o, ok);
+}

@@ -230,6 +230,7 @@ json_object *wj_dead_letter(const mailroom_dead_letter *d);
 json_object *wj_recipients(const mailroom_recipient *r, size_t n);
 json_object *wj_status(const mailroom_job_status *st);
 json_object *wj_event_log(const mailroom_event_log *log, const char *queue);
+json_object *wj_webhook(const mailroom_webhook_state *w);
 
 /* ------------------------------------------------------------------ server.c */
 

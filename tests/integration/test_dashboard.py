@@ -217,6 +217,25 @@ class PageTest(DashboardCase):
                  == job_id, 10, message="the job found by its id")
         self.assert_no_console_errors(b)
 
+    def test_webhook_delivery_state_is_shown(self):
+        # the hash mailroom-webhook keeps (docs/redis.md), written as it writes it
+        self.r.hset(f"{Q.prefix}:webhook", mapping={
+            "url": "https://app.example/mailroom-callback", "delivered": "41", "failed": "2",
+            "last_status": "500", "last_error": "HTTP 500 from the application",
+            "last_at": "2026-01-01T10:00:00.000Z", "lag": "3", "stream_id": "1767261600000-0"})
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url)
+        row = '#webhook tr[data-q="default"] '
+        self.wait_text(b, row + '[data-k="delivered"]', "41")
+        self.assertEqual(self.text_of(b, row + '[data-k="failed"]'), "2")
+        self.assertEqual(self.text_of(b, row + '[data-k="lag"]'), "3")
+        self.assertIn("https://app.example/mailroom-callback", self.text_of(b, row))
+        self.assertIn("HTTP 500 from the application", self.text_of(b, row))
+        self.assertIsNone(self.text_of(b, '#webhook tr[data-q="backlog"]'),
+                          "no webhook reported for backlog")
+        self.assert_no_console_errors(b)
+
     def test_strings_from_redis_are_shown_as_text(self):
         web = self.web(token=False)
         b = self.browser()

@@ -184,6 +184,21 @@
     return rows;
   }
 
+  function webhookRows(ov) {
+    const rows = ov.queues.filter((q) => q.webhook && q.webhook.present).map((q) => {
+      const w = q.webhook;
+      return el('tr', { 'data-q': q.name },
+        el('td', {}, q.name), el('td', { class: 'mono' }, w.url),
+        el('td', { class: 'num', 'data-k': 'delivered' }, String(w.delivered)),
+        el('td', { class: 'num', 'data-k': 'failed' }, String(w.failed)),
+        el('td', { class: 'num', 'data-k': 'lag' }, String(w.lag)),
+        el('td', { class: 'num' }, w.last_status ? String(w.last_status) : '—'),
+        el('td', {}, clock(w.last_at)), el('td', { class: 'wrap' }, w.last_error));
+    });
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no mailroom-webhook has reported for these queues')));
+    return rows;
+  }
+
   function fillQueueSelect(select, names) {
     const keep = select.value;
     select.replaceChildren(...names.map((n) => el('option', { value: n }, n)));
@@ -199,6 +214,7 @@
     state.queues = ov.queues.map((q) => q.name);
     $('queues').replaceChildren(...ov.queues.map(queueCard));
     $('consumers').tBodies[0].replaceChildren(...consumerRows(ov));
+    $('webhook').tBodies[0].replaceChildren(...webhookRows(ov));
     fillQueueSelect($('dead-queue'), state.queues);
     updateButtons();
   }
