@@ -133,11 +133,10 @@ static void usage(FILE *out)
           out);
     for (size_t i = 0; i < N_SPECS; i++) {
         const spec *s = &table[i];
-        fprintf(out, "  --%s%s%s\n      %s", s->name, s->arg ? " " : "", s->arg ? s->arg : "",
-                s->help);
+        fprintf(out, "  --%s%s%s", s->name, s->arg ? " " : "", s->arg ? s->arg : "");
         if (s->env)
-            fprintf(out, " (%s%s%s)", s->env, s->def ? ", " : "", s->def ? s->def : "");
-        fputc('\n', out);
+            fprintf(out, "  (%s%s%s)", s->env, s->def ? ", default " : "", s->def ? s->def : "");
+        fprintf(out, "\n      %s\n", s->help);
     }
     fputs("\nSecrets never come from the command line: the token from --token-file, the\n"
           "Redis password from MAILROOM_REDIS_URL or MAILROOM_REDIS_PASSWORD_FILE.\n"
