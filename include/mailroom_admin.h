@@ -186,7 +186,7 @@ MAILROOM_EXPORT int mailroom_dead_purge(mailroom *m, long long older_than_ms, lo
 
 /* ------------------------------------------------------------------ history */
 
-#define MAILROOM_HISTORY_MAX_MINUTES 2880         /* the per-minute hashes live 48 h */
+#define MAILROOM_HISTORY_MAX_MINUTES 2880       /* the per-minute hashes live 48 h */
 #define MAILROOM_EVENT_LOG_SCAN_DEFAULT 20000LL /* stream entries one search reads */
 
 /* The outcomes recorded in one minute (docs/redis.md: mailroom:{Q}:minute:<minute>). */
@@ -225,7 +225,7 @@ typedef struct mailroom_event_log {
     const mailroom_event_log_entry *items;
     size_t n;
     long long scanned; /* stream entries read */
-    int complete; /* 1: the search reached the end of its range; 0: it stopped at its
+    int complete;      /* 1: the search reached the end of its range; 0: it stopped at its
                      budget of entries or at its limit of matches */
 } mailroom_event_log;
 
@@ -259,8 +259,8 @@ MAILROOM_EXPORT void mailroom_event_log_free(mailroom_event_log *l);
 /* The delivery state mailroom-webhook keeps for the queue (docs/redis.md:
  * mailroom:{Q}:webhook). The strings are "" when absent. */
 typedef struct mailroom_webhook_state {
-    int present;     /* 0: no webhook has written the hash (none runs for this queue) */
-    const char *url; /* where it posts (without credentials) */
+    int present;                 /* 0: no webhook has written the hash (none runs for this queue) */
+    const char *url;             /* where it posts (without credentials) */
     long long delivered, failed; /* deliveries acknowledged; given up */
     int last_status;             /* the HTTP status of the last attempt; 0 when none */
     const char *last_error, *last_at; /* the last failure's text; the last attempt's time */

@@ -233,7 +233,10 @@ static int log_add(log_impl *l, const char *id, const char *s, size_t len)
     }
     memcpy(payload, s, len);
     payload[len] = '\0';
-    l->items[l->pub.n++] = (mailroom_event_log_entry){sid, payload, len};
+    mailroom_event_log_entry *e = &l->items[l->pub.n++]; /* the log owns both from here */
+    e->stream_id = sid;
+    e->payload = payload;
+    e->payload_len = len;
     l->pub.items = l->items;
     return 0;
 }
@@ -284,9 +287,9 @@ static int run_scan(mailroom *m, log_impl *l, scan *sc)
             return 0; /* stopped early: complete stays 0 */
         char count[24];
         snprintf(count, sizeof count, "%lld", want);
-        const char *argv[] = {sc->reverse ? "XREVRANGE" : "XRANGE", m->keys.events,
-                              sc->reverse ? sc->to : sc->from, sc->reverse ? sc->from : sc->to,
-                              "COUNT", count};
+        const char *argv[] = {
+            sc->reverse ? "XREVRANGE" : "XRANGE", m->keys.events, sc->reverse ? sc->to : sc->from,
+            sc->reverse ? sc->from : sc->to,      "COUNT",        count};
         redisReply *r = redisCommandArgv(m->redis, 6, argv, NULL);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             handle_reply_failed(m, r, "events stream");
@@ -367,8 +370,8 @@ int mailroom_recipient_events_read(mailroom *m, const char *text, long limit, lo
                .by_recipient = 1,
                .reverse = 1,
                .budget = max_scan > 0 ? max_scan : MAILROOM_EVENT_LOG_SCAN_DEFAULT,
-               .limit = limit > 0 && limit < EVENT_LOG_LIMIT_MAX ? (size_t)limit
-                                                                 : EVENT_LOG_LIMIT_MAX};
+               .limit =
+                   limit > 0 && limit < EVENT_LOG_LIMIT_MAX ? (size_t)limit : EVENT_LOG_LIMIT_MAX};
     snprintf(sc.from, sizeof sc.from, "-");
     snprintf(sc.to, sizeof sc.to, "+");
     return handle_result(m, event_log(m, &sc, out));
@@ -431,8 +434,8 @@ static int read_webhook(mailroom *m, webhook_impl *w)
         return -1;
     }
     w->reply = r;
-    w->pub = (mailroom_webhook_state){.present = r->elements > 0, .url = "", .last_error = "",
-                                      .last_at = "", .stream_id = ""};
+    w->pub = (mailroom_webhook_state){
+        .present = r->elements > 0, .url = "", .last_error = "", .last_at = "", .stream_id = ""};
     for (size_t i = 0; i + 1 < r->elements; i += 2)
         if (r->element[i]->type == REDIS_REPLY_STRING &&
             r->element[i + 1]->type == REDIS_REPLY_STRING)

@@ -27,13 +27,12 @@ static long long time_ms(const char *s)
 {
     time_t t;
     return s && *s && mailroom_parse_time(s, 0, &t) == MAILROOM_OK && t > 0 ? (long long)t * 1000
-                                                                          : 0;
+                                                                            : 0;
 }
 
 /* The job page's members besides the record: relay_id, recipients, events. Called
  * under the queue's lock. 0, or -1 with out filled. */
-static int job_details(web_queue *q, const mailroom_job_status *st, json_object *o,
-                       web_reply *out)
+static int job_details(web_queue *q, const mailroom_job_status *st, json_object *o, web_reply *out)
 {
     mailroom_job_detail *d = NULL;
     mailroom_event_log *log = NULL;
@@ -43,8 +42,8 @@ static int job_details(web_queue *q, const mailroom_job_status *st, json_object 
         return -1;
     }
     long long from = time_ms(st->created_at), to = time_ms(st->updated_at);
-    rc = mailroom_job_events_read(q->m, st->id, from ? from - SLACK_MS : 0,
-                                  to ? to + SLACK_MS : 0, 0, &log);
+    rc = mailroom_job_events_read(q->m, st->id, from ? from - SLACK_MS : 0, to ? to + SLACK_MS : 0,
+                                  0, &log);
     if (rc != MAILROOM_OK) {
         mailroom_job_detail_free(d);
         web_reply_lib(out, q, rc, "job events");
@@ -117,7 +116,8 @@ static int search_id(web_queue *q, const char *id, json_object *hits)
     if (rc != MAILROOM_OK)
         return 0;
     json_object *o = json_object_new_object();
-    if (!o || wj_set(o, "queue", wj_str(q->name)) != 0 || wj_set(o, "record", wj_status(&st)) != 0) {
+    if (!o || wj_set(o, "queue", wj_str(q->name)) != 0 ||
+        wj_set(o, "record", wj_status(&st)) != 0) {
         json_object_put(o);
         return -1;
     }

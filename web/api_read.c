@@ -50,7 +50,8 @@ static json_object *queue_overview(web_queue *q)
              wj_set(o, "error", wj_str(rc == MAILROOM_OK ? "" : mailroom_errmsg(q->m))) == 0;
     pthread_mutex_unlock(&q->lock);
     if (ok && rc == MAILROOM_OK)
-        ok = wj_set(o, "stats", wj_stats(st)) == 0 && wj_set(o, "consumers", wj_consumers(cs)) == 0 &&
+        ok = wj_set(o, "stats", wj_stats(st)) == 0 &&
+             wj_set(o, "consumers", wj_consumers(cs)) == 0 &&
              wj_set(o, "webhook", wj_webhook(wh)) == 0;
     mailroom_stats_free(st);
     mailroom_consumers_free(cs);
@@ -95,8 +96,11 @@ static json_object *history_json(const mailroom_history *h, const char *queue)
         ok = a != NULL;
         for (size_t i = 0; ok && i < h->n; i++) {
             const mailroom_minute *mm = &h->minutes[i];
-            long long v = k == 0 ? mm->sent : k == 1 ? mm->retrying : k == 2 ? mm->failed
-                                          : k == 3 ? mm->rejected : mm->cancelled;
+            long long v = k == 0   ? mm->sent
+                          : k == 1 ? mm->retrying
+                          : k == 2 ? mm->failed
+                          : k == 3 ? mm->rejected
+                                   : mm->cancelled;
             ok = wj_add(a, json_object_new_int64(v)) == 0;
         }
         ok = ok ? wj_set(o, names[k], a) == 0 : (json_object_put(a), 0);

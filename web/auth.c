@@ -110,8 +110,9 @@ static int refuse(web_refusal *why, unsigned status, const char *text)
 int web_guard(const web_app *app, const web_headers *h, int action, web_refusal *why)
 {
     if (!web_host_allowed(&app->listen, h->host))
-        return refuse(why, 403, "this Host is not one the dashboard answers to "
-                                "(see --public-origin)");
+        return refuse(why, 403,
+                      "this Host is not one the dashboard answers to "
+                      "(see --public-origin)");
     int need_token = action || app->opt.private_reads;
     if (action && !app->token.set)
         return refuse(why, 403, "actions are disabled: mailroom-web runs without --token-file");

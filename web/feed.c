@@ -346,8 +346,8 @@ struct MHD_Response *web_feed_response(struct web_feed *f, const char *last_even
         free(c);
         return NULL;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FEED_BLOCK, stream_read, c, stream_free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FEED_BLOCK,
+                                                                  stream_read, c, stream_free);
     if (!resp) {
         stream_free(c);
         return NULL;

@@ -80,8 +80,7 @@ int web_listen_parse(const char *text, web_listen *l, char err[WEB_ERR_MAX])
     const char *colon = strrchr(text, ':');
     size_t hlen = colon ? (size_t)(colon - text) : 0;
     if (!colon || hlen == 0 || hlen >= sizeof host || parse_port(colon + 1, &l->port) != 0)
-        return listen_fail(err, "--listen '%.80s': expected HOST:PORT, e.g. 127.0.0.1:8025",
-                           text);
+        return listen_fail(err, "--listen '%.80s': expected HOST:PORT, e.g. 127.0.0.1:8025", text);
     memcpy(host, text, hlen);
     host[hlen] = '\0';
     if (host[0] == '[' && host[hlen - 1] == ']') {

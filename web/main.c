@@ -47,16 +47,18 @@ static int check_options(web_app *app, char err[WEB_ERR_MAX])
 {
     web_options *o = &app->opt;
     if (o->redis_on_command_line && mailroom_url_has_password(o->redis)) {
-        snprintf(err, WEB_ERR_MAX, "--redis: a password on the command line is refused (ps "
-                                   "shows it): use MAILROOM_REDIS_URL or "
-                                   "MAILROOM_REDIS_PASSWORD_FILE");
+        snprintf(err, WEB_ERR_MAX,
+                 "--redis: a password on the command line is refused (ps "
+                 "shows it): use MAILROOM_REDIS_URL or "
+                 "MAILROOM_REDIS_PASSWORD_FILE");
         return WEB_EXIT_USAGE;
     }
     if (web_listen_parse(o->listen, &app->listen, err) != 0)
         return WEB_EXIT_USAGE;
     if (!app->listen.loopback && !o->allow_remote) {
-        snprintf(err, WEB_ERR_MAX, "--listen %.80s is not a loopback address: add --allow-remote "
-                                   "to serve the network",
+        snprintf(err, WEB_ERR_MAX,
+                 "--listen %.80s is not a loopback address: add --allow-remote "
+                 "to serve the network",
                  o->listen);
         return WEB_EXIT_CONFIG;
     }

@@ -42,8 +42,7 @@ static const spec table[] = {
     {"token-file", "MAILROOM_WEB_TOKEN_FILE", K_STRING, "PATH", NULL, 0, 0, F(token_file),
      "the action token (first line, 16 bytes or more, a file only its owner reads); "
      "without it the dashboard is read-only"},
-    {"public-origin", "MAILROOM_WEB_PUBLIC_ORIGIN", K_STRING, "URL", NULL, 0, 0,
-     F(public_origin),
+    {"public-origin", "MAILROOM_WEB_PUBLIC_ORIGIN", K_STRING, "URL", NULL, 0, 0, F(public_origin),
      "scheme://host[:port] the browser uses behind a reverse proxy: requests naming it "
      "are accepted too"},
     {"allow-remote", "MAILROOM_WEB_ALLOW_REMOTE", K_FLAG, NULL, NULL, 0, 0, F(allow_remote),
@@ -152,8 +151,8 @@ web_parse web_options_parse(int argc, char **argv, web_options *out, char err[WE
     char why[WEB_ERR_MAX];
     for (size_t i = 0; i < N_SPECS; i++) {
         int no_arg = table[i].kind == K_FLAG || table[i].kind >= K_HELP;
-        longopts[i] = (struct option){table[i].name, no_arg ? no_argument : required_argument,
-                                      NULL, 256 + (int)i};
+        longopts[i] = (struct option){table[i].name, no_arg ? no_argument : required_argument, NULL,
+                                      256 + (int)i};
     }
     longopts[N_SPECS] = (struct option){NULL, 0, NULL, 0};
     if (defaults_and_env(out, err) != 0)

@@ -142,9 +142,10 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, unsigned statu
 /* Sends a reply's JSON (no-store: it shows live data and may name recipients). */
 static enum MHD_Result send_json(struct MHD_Connection *conn, const web_reply *r)
 {
-    const char *text = r->body ? json_object_to_json_string_ext(
-                                     r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-                               : "{\"error\":\"out of memory\"}";
+    const char *text = r->body
+                           ? json_object_to_json_string_ext(
+                                 r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+                           : "{\"error\":\"out of memory\"}";
     unsigned status = r->body ? r->status : 500;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
@@ -372,10 +373,10 @@ int web_server_start(web_app *app, struct MHD_Daemon **out, char err[WEB_ERR_MAX
         flags |= MHD_USE_IPv6;
     unsigned limit = (unsigned)app->opt.max_streams + CONNECTIONS_SPARE;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)app->listen.port, NULL, NULL, on_request, app,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&app->listen.addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        flags, (uint16_t)app->listen.port, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&app->listen.addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (!d) {
         snprintf(err, WEB_ERR_MAX, "cannot listen on %s (in use, or not an address of this host)",
                  app->listen.shown);

@@ -41,8 +41,13 @@ struct MHD_Connection;
 struct MHD_Daemon;
 
 /* Exit statuses (sysexits.h values, as the other programs). */
-enum { WEB_EXIT_OK = 0, WEB_EXIT_USAGE = 64, WEB_EXIT_UNAVAIL = 69, WEB_EXIT_SOFTWARE = 70,
-       WEB_EXIT_CONFIG = 78 };
+enum {
+    WEB_EXIT_OK = 0,
+    WEB_EXIT_USAGE = 64,
+    WEB_EXIT_UNAVAIL = 69,
+    WEB_EXIT_SOFTWARE = 70,
+    WEB_EXIT_CONFIG = 78
+};
 
 #define WEB_ERR_MAX 512
 #define WEB_QUEUES_MAX 32
@@ -74,9 +79,9 @@ typedef struct web_listen {
     socklen_t addr_len;
     int ipv6, loopback;
     unsigned port;
-    char shown[80];                        /* "127.0.0.1:8025", "[::1]:8025" */
-    char hosts[WEB_HOSTS_MAX][300];        /* Host header values allowed */
-    char origins[WEB_HOSTS_MAX + 1][310];  /* Origin header values allowed */
+    char shown[80];                       /* "127.0.0.1:8025", "[::1]:8025" */
+    char hosts[WEB_HOSTS_MAX][300];       /* Host header values allowed */
+    char origins[WEB_HOSTS_MAX + 1][310]; /* Origin header values allowed */
     size_t n_hosts, n_origins;
 } web_listen;
 

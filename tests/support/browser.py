@@ -21,9 +21,8 @@ ARTIFACTS_DIR = BIN_DIR.parent / "test-artifacts"
 
 def browser_missing() -> str | None:
     """Why no browser test can run here, or None."""
-    try:
-        import selenium  # noqa: F401  python3-selenium
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("selenium") is None:
         return "python3-selenium is not installed"
     for p in (CHROMIUM, CHROMEDRIVER):
         if not os.access(p, os.X_OK):
