@@ -10,7 +10,7 @@
  *     send.c        send (one email from flags and files, --wait)
  *     send_jsonl.c  send --jsonl (many emails from JSON lines, in batches)
  *     status.c      status ID
- *     watch.c       watch
+ *     watch.c       watch (the status channel, or the events stream: --from, --group)
  *     stats.c       stats, consumers
  *     dead.c        dead list | retry | purge
  *
@@ -94,6 +94,8 @@ enum opt_index {
     O_LIMIT,
     O_ALL,
     O_OLDER_THAN,
+    O_GROUP,
+    O_CONSUMER,
     O_NOPTS
 };
 

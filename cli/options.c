@@ -40,7 +40,7 @@ static const struct opt_spec opt_table[O_NOPTS] = {
     [O_TO] = {"to", required_argument, CMD_SEND, 1},
     [O_CC] = {"cc", required_argument, CMD_SEND, 1},
     [O_BCC] = {"bcc", required_argument, CMD_SEND, 1},
-    [O_FROM] = {"from", required_argument, CMD_SEND, 0},
+    [O_FROM] = {"from", required_argument, CMD_SEND | CMD_WATCH, 0}, /* watch: a stream id */
     [O_FROM_NAME] = {"from-name", required_argument, CMD_SEND, 0},
     [O_REPLY_TO] = {"reply-to", required_argument, CMD_SEND, 0},
     [O_SUBJECT] = {"subject", required_argument, CMD_SEND, 0},
@@ -60,6 +60,8 @@ static const struct opt_spec opt_table[O_NOPTS] = {
     [O_LIMIT] = {"limit", required_argument, CMD_DEAD, 0},
     [O_ALL] = {"all", no_argument, CMD_DEAD, 1},
     [O_OLDER_THAN] = {"older-than", required_argument, CMD_DEAD, 0},
+    [O_GROUP] = {"group", required_argument, CMD_WATCH, 0},
+    [O_CONSUMER] = {"consumer", required_argument, CMD_WATCH, 0},
 };
 
 const char *option_name(enum opt_index idx)

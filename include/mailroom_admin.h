@@ -319,6 +319,158 @@ MAILROOM_EXPORT int mailroom_watch_next(mailroom_watch *w, int timeout_ms,
 /* Unsubscribes, closes the watch's connection and frees it. Accepts NULL. */
 MAILROOM_EXPORT void mailroom_watch_close(mailroom_watch *w);
 
+/* ------------------------------------------------------------------ events stream */
+
+/*
+ * The events stream mailroom:{Q}:events keeps every status event (capped near 100 000
+ * entries, docs/redis.md), so a reader can resume where it left off, unlike the watch,
+ * which sees only what is published while it listens. A reader is either on its own,
+ * from a starting point it gives (and keeps its position itself: the id of the last
+ * event it handled), or one reader of a consumer group, whose position Redis keeps:
+ * every event goes to one reader of the group, stays pending until that reader
+ * acknowledges it, and is delivered to it again after a restart (docs/webhook.md).
+ */
+typedef struct mailroom_stream mailroom_stream; /* opaque: a reader of the events stream */
+
+#define MAILROOM_STREAM_ID_MAX 48 /* an entry id "ms-seq" and its NUL fit in this */
+#define MAILROOM_STREAM_BATCH_DEFAULT 100
+
+/* How to read. Call mailroom_stream_options_init() first. The strings are copied by
+ * mailroom_stream_open(). */
+typedef struct mailroom_stream_options {
+    /* Where to start: NULL or "$", only events added after the open; "0", every event
+     * the stream still keeps; an entry id "ms-seq" (or "ms", meaning "ms-0"), the
+     * events after that entry: resume after the last one handled. With a group: where
+     * the group starts when it does not exist yet (an existing group keeps its own
+     * position and this is ignored). */
+    const char *start;
+    /* NULL: a reader on its own. Else the consumer group, [A-Za-z0-9._:-]{1,64},
+     * created (at start) when missing. */
+    const char *group;
+    /* With group (required): this reader's name in the group, [A-Za-z0-9._:-]{1,64}.
+     * Keep it stable across restarts: the events delivered to a name and not yet
+     * acknowledged are delivered to that name again. */
+    const char *consumer;
+    /* With group: also take over the events another reader of the group (or this one)
+     * left unacknowledged for longer than this (XAUTOCLAIM), so that the events of a
+     * reader that died are not stuck; 0: never. A reader that keeps an event longer
+     * before acknowledging it renews its hold with mailroom_stream_claim(). */
+    long long claim_after_ms;
+    int batch; /* entries fetched per round trip (1 to 10 000); 0: the default, 100 */
+} mailroom_stream_options;
+
+/* Sets the defaults: start "$", no group, no take-over, batch 100. Thread-safe. */
+MAILROOM_EXPORT void mailroom_stream_options_init(mailroom_stream_options *o);
+
+/* One event read from the stream. */
+typedef struct mailroom_stream_event {
+    const char *stream_id; /* the entry's id, "ms-seq": where to resume after it */
+    long long stream_ms;   /* its ms part: when the event was added (Redis' clock) */
+    /* 1 when the reader's position (a plain reader's last event, or the group's) was
+     * older than the stream's oldest entry when this event was read: the events after
+     * it were trimmed (the stream keeps about 100 000) before the reader got to them
+     * and are lost to it; this event is the first one after the gap. Also set when an
+     * entry after the position was deleted (XDEL; Redis >= 7.0). A reader starting
+     * from "0" is never told about what was trimmed before it started. */
+    int trimmed;
+    /* group: 1 when this event was delivered before and not acknowledged (this
+     * reader's pending events after a restart or reconnect, or taken over from
+     * another reader); handle it idempotently */
+    int redelivered;
+    /* the event, parsed exactly as mailroom_watch_next() parses it; payload is the
+     * stream entry's "event" field ("" when the entry has none) */
+    const mailroom_event *event;
+} mailroom_stream_event;
+
+/*
+ * Opens a reader on a connection of its own (like the watch), resolves start ("$"
+ * becomes the id of the stream's newest entry) and, with a group, creates the group
+ * when it is missing (MKSTREAM: the stream may not exist yet). On success *out is a
+ * new reader (close with mailroom_stream_close); on failure *out is NULL:
+ * MAILROOM_EINVAL for a bad option (the message names it), or a Redis failure. The
+ * handle must outlive the reader: the reader reports its errors there.
+ */
+MAILROOM_EXPORT int mailroom_stream_open(mailroom *m, const mailroom_stream_options *o,
+                                         mailroom_stream **out);
+
+/*
+ * Waits up to timeout_ms (0: only what is there now) for the next event: with a group,
+ * this reader's pending events first (redelivered), then events taken over from
+ * silent readers (claim_after_ms), then new ones. MAILROOM_OK with *ev set (owned by
+ * the reader, valid until its next call or close), or MAILROOM_OK with *ev NULL when
+ * none came in time or a signal interrupted the wait. A Redis failure is returned with
+ * *ev NULL; the reader is not broken by it: its next call reconnects and goes on from
+ * its position (a plain reader from the last event it returned; a group reader with
+ * its pending events, so nothing handed out and unacknowledged is lost). Events are
+ * fetched `batch` at a time. Installs no signal handler.
+ */
+MAILROOM_EXPORT int mailroom_stream_next(mailroom_stream *s, int timeout_ms,
+                                         const mailroom_stream_event **ev);
+
+/*
+ * Group readers: acknowledges the event with entry id stream_id (XACK): it is done
+ * and will not be delivered again. Acknowledging one that is not pending (already
+ * acknowledged) is not an error. The current event stays valid. MAILROOM_EINVAL for a
+ * reader without a group or an id that is not an entry id.
+ */
+MAILROOM_EXPORT int mailroom_stream_ack(mailroom_stream *s, const char *stream_id);
+
+/*
+ * Group readers: takes the pending event stream_id (again) for this reader (XCLAIM),
+ * which restarts its idle time, and returns it as the new current event (with
+ * redelivered set; the previous current event is released). For a reader that retries
+ * an event later: claiming it before each attempt keeps other readers' take-over
+ * (claim_after_ms) away from it and gives its payload without keeping it in memory.
+ * MAILROOM_ENOTFOUND when the entry is no longer pending (acknowledged) or was trimmed
+ * from the stream meanwhile, with *ev NULL.
+ */
+MAILROOM_EXPORT int mailroom_stream_claim(mailroom_stream *s, const char *stream_id,
+                                          const mailroom_stream_event **ev);
+
+/* Closes the reader's connection and frees it (nothing is acknowledged by closing).
+ * Accepts NULL. */
+MAILROOM_EXPORT void mailroom_stream_close(mailroom_stream *s);
+
+/* ------------------------------------------------------------------ webhook signatures */
+
+/*
+ * mailroom-webhook signs every delivery (docs/webhook.md): the header
+ * X-Mailroom-Timestamp carries the Unix time in seconds, and X-Mailroom-Signature
+ * "v1=" and the lowercase hex HMAC-SHA256, keyed with the shared secret, of
+ * timestamp "." body; with several secrets (rotation) one "v1=" per secret, separated
+ * by commas. These two calls are that definition, for C applications that receive the
+ * deliveries (tests/vectors/webhook.json are its test vectors). Both are thread-safe
+ * and need no handle.
+ */
+#define MAILROOM_WEBHOOK_SIG_MAX 68      /* "v1=", 64 hex digits and the NUL */
+#define MAILROOM_WEBHOOK_TOLERANCE_S 300 /* the replay window: 5 minutes */
+
+/*
+ * Writes "v1=<hex>" for secret (secret_len bytes, at least 1) over timestamp "." body
+ * (body_len bytes) into out. MAILROOM_OK, or MAILROOM_EINVAL for a NULL argument or an
+ * empty secret, MAILROOM_ENOMEM.
+ */
+MAILROOM_EXPORT int mailroom_webhook_sign(const void *secret, size_t secret_len,
+                                          long long timestamp, const char *body, size_t body_len,
+                                          char out[MAILROOM_WEBHOOK_SIG_MAX]);
+
+/*
+ * Checks a delivery: timestamp and signature are the two header values as received
+ * (NULL when missing), body the raw request body. Genuine when the timestamp is a
+ * decimal number of seconds within tolerance_s of now (either way; tolerance_s <= 0:
+ * MAILROOM_WEBHOOK_TOLERANCE_S) and one of the signature's "v1=" values equals the
+ * HMAC under secret (compared in constant time). MAILROOM_OK when genuine (*why ""),
+ * else MAILROOM_EINVAL with *why (why may be NULL) a static reason: "missing header",
+ * "malformed timestamp", "stale timestamp", "malformed signature", "signature
+ * mismatch", "invalid argument" (no secret); MAILROOM_ENOMEM ("out of memory"). Verify
+ * before parsing the body, and remember the delivery id (the body's "delivery_id") to
+ * answer a repeated delivery without acting twice.
+ */
+MAILROOM_EXPORT int mailroom_webhook_verify(const void *secret, size_t secret_len,
+                                            const char *timestamp, const char *signature,
+                                            const char *body, size_t body_len, long long now,
+                                            long long tolerance_s, const char **why);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,24 +11,21 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "event.h"
 #include "handle.h"
-#include "recipients.h"
 #include "mailroom_admin.h"
 
 struct mailroom_watch {
-    mailroom *m;                    /* borrowed: errors go to m->err */
-    redisContext *c;                /* owned: the subscribed connection */
-    redisReply *reply;              /* owned: the message the current event comes from */
-    json_object *tree;              /* owned: the current event's parse */
-    mailroom_recipient *recipients; /* owned: the current event's, borrowing from tree */
-    mailroom_event ev;
+    mailroom *m;         /* borrowed: errors go to m->err */
+    redisContext *c;     /* owned: the subscribed connection */
+    redisReply *reply;   /* owned: the message the current event comes from */
+    event_parse current; /* the current event, borrowing its payload from reply */
 };
 
 /* Subscribes c to the status channel and waits for the server's confirmation. */
@@ -74,65 +71,9 @@ int mailroom_watch_open(mailroom *m, mailroom_watch **out)
 /* Forgets the current event. */
 static void event_clear(mailroom_watch *w)
 {
+    event_parse_clear(&w->current);
     freeReplyObject(w->reply);
-    free(w->recipients);
-    json_object_put(w->tree);
     w->reply = NULL;
-    w->recipients = NULL;
-    w->tree = NULL;
-    memset(&w->ev, 0, sizeof w->ev);
-}
-
-/* The string member key of o, or NULL when absent or not a string. */
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-/* The integer member key of o, 0 when absent or null. */
-static int jint(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    return json_object_object_get_ex(o, key, &v) && v ? json_object_get_int(v) : 0;
-}
-
-/* Makes the watch's event of a published payload; the watch keeps its parse. */
-static void event_take(mailroom_watch *w, const redisReply *payload)
-{
-    mailroom_event *ev = &w->ev;
-    ev->payload = payload->str;
-    ev->payload_len = payload->len;
-    json_tokener *tok = payload->len <= (size_t)INT_MAX ? json_tokener_new() : NULL;
-    json_object *o = tok ? json_tokener_parse_ex(tok, payload->str, (int)payload->len) : NULL;
-    if (o && json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    w->tree = o;
-    if (!o || !json_object_is_type(o, json_type_object))
-        return;
-    ev->is_object = 1;
-    ev->id = jstr(o, "id");
-    ev->queue = jstr(o, "queue");
-    ev->state = jstr(o, "state");
-    ev->smtp_reply = jstr(o, "smtp_reply");
-    ev->error = jstr(o, "error");
-    ev->consumer = jstr(o, "consumer");
-    ev->at = jstr(o, "at");
-    ev->attempts = jint(o, "attempts");
-    ev->smtp_code = jint(o, "smtp_code");
-    ev->relay_id = jstr(o, "relay_id");
-    json_object *map = NULL;
-    size_t n = 0;
-    if (json_object_object_get_ex(o, "recipients", &map) &&
-        recipients_read(map, &w->recipients, &n) == 0) {
-        ev->recipients = w->recipients;
-        ev->n_recipients = n;
-    }
 }
 
 /* 1 when a reply is a "message" on the subscription (not a (un)subscribe answer). */
@@ -157,7 +98,7 @@ static int take_buffered(mailroom_watch *w)
             return 0;
         if (is_message(reply)) {
             w->reply = reply;
-            event_take(w, w->reply->element[2]);
+            event_parse_take(&w->current, w->reply->element[2]->str, w->reply->element[2]->len);
             return 1;
         }
         freeReplyObject(reply);
@@ -204,7 +145,7 @@ int mailroom_watch_next(mailroom_watch *w, int timeout_ms, const mailroom_event 
         return handle_result(w->m, -1);
     }
     if (r == 1)
-        *ev = &w->ev;
+        *ev = &w->current.ev;
     return handle_result(w->m, 0);
 }
 

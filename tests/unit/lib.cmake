@@ -30,3 +30,7 @@ target_include_directories(test_lib_batch PRIVATE
 target_link_options(test_lib_batch PRIVATE -Wl,--wrap=realloc)
 
 include(${CMAKE_CURRENT_LIST_DIR}/../packaging/namespace.cmake)
+
+# The webhook signature against tests/vectors/webhook.json (read with json-c).
+mailroom_lib_test(test_lib_webhook_sig mailroom_static json-c::json-c)
+target_compile_definitions(test_lib_webhook_sig PRIVATE MAILROOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

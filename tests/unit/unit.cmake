@@ -32,3 +32,14 @@ foreach(t reply caps proto session)
   add_test(NAME test_smtp_${t} COMMAND test_smtp_${t})
   set_tests_properties(test_smtp_${t} PROPERTIES LABELS unit)
 endforeach()
+
+# webhook/ (mailroom-webhook's core, without its main, and the library's objects it
+# calls), and common/opttable.c with it
+foreach(t test_webhook_config test_webhook_retry)
+  add_executable(${t} ${CMAKE_CURRENT_LIST_DIR}/${t}.c $<TARGET_OBJECTS:mailroom_lib_objects>)
+  add_dependencies(${t} mailroom_lib_objects)
+  target_link_libraries(${t} PRIVATE mailroom_webhook_core mailroom_common PkgConfig::CMOCKA)
+  set_target_properties(${t} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  add_test(NAME ${t} COMMAND ${t})
+  set_tests_properties(${t} PROPERTIES LABELS unit)
+endforeach()

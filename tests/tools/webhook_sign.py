@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""The reference definition of mailroom-webhook's signature (docs/webhook.md), in
+Python's standard library only, independent of the C code (lib/webhook_sig.c), the PHP
+snippet of the docs (examples/registration/webhook_verify.php) and each other:
+
+    X-Mailroom-Timestamp: <Unix seconds>
+    X-Mailroom-Signature: v1=<lowercase hex HMAC-SHA256(secret, timestamp + "." + body)>
+                          [,v1=<the same with another secret>...]
+
+A delivery is genuine when its timestamp is within the replay window (300 s either
+way) of the receiver's clock and one of the v1 values matches (compared in constant
+time). The integration tests' HTTP receivers verify with verify() below.
+
+    python3 tests/tools/webhook_sign.py --make-vectors > tests/vectors/webhook.json
+"""
+
+import hashlib
+import hmac
+import json
+import sys
+
+TOLERANCE_S = 300
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    """'v1=' and the hex HMAC-SHA256 of timestamp '.' body."""
+    mac = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: bytes, timestamp, signature, body: bytes, now: int,
+           tolerance_s: int = TOLERANCE_S) -> str:
+    """'' when genuine, else why, in the words of mailroom_webhook_verify()."""
+    if timestamp is None or signature is None:
+        return "missing header"
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 18:
+        return "malformed timestamp"
+    if abs(int(timestamp) - now) > tolerance_s:
+        return "stale timestamp"
+    expected = sign(secret, timestamp, body)[3:]
+    values = [v.strip() for v in signature.split(",")]
+    v1 = [v[3:].lower() for v in values
+          if v.startswith("v1=") and len(v) == 67
+          and all(c in "0123456789abcdefABCDEF" for c in v[3:])]
+    if not v1:
+        return "malformed signature"
+    ok = False
+    for v in v1:
+        ok |= hmac.compare_digest(v, expected)
+    return "" if ok else "signature mismatch"
+
+
+SECRET = "whsec-example-0123456789abcdef"
+OTHER = "whsec-rotated-fedcba9876543210"
+TS = "1796169600"
+BODY = ('{"id":"signup:ming_40example.com","queue":"default","state":"sent","attempts":1,'
+        '"smtp_code":250,"smtp_reply":"250 2.0.0 Ok: queued as 4XkQ","error":"",'
+        '"consumer":"web1-4242-9f3a","at":"2026-12-01T00:00:00.123Z","relay_id":"4XkQ",'
+        '"recipients":{"ming@example.com":{"state":"sent","code":250,"reply":"250 2.1.5 Ok"}},'
+        '"delivery_id":"default/1796169600123-0","note":"王小明 / → ü"}')
+
+
+def case(name, *, secret=SECRET, timestamp=TS, body=BODY, signature=None, now=None,
+         signs=False):
+    now = int(TS) + 30 if now is None else now
+    signature = signature if signature is not None else sign(secret.encode(), timestamp,
+                                                             body.encode())
+    why = verify(secret.encode(), timestamp, signature, body.encode(), now)
+    return {"name": name, "secret": secret, "timestamp": timestamp, "body": body,
+            "signature": signature, "now": now, "valid": why == "", "why": why,
+            "signs": signs}
+
+
+def vectors() -> dict:
+    good = sign(SECRET.encode(), TS, BODY.encode())
+    other = sign(OTHER.encode(), TS, BODY.encode())
+    cases = [
+        case("sent_event", signs=True),
+        case("empty_body", body="", signs=True),
+        case("rotation_second_value_matches", signature=other + "," + good),
+        case("rotation_spaces_and_upper_case_hex", signature=other + " , v1=" + good[3:].upper()),
+        case("unknown_version_skipped", signature="v2=abc," + good),
+        case("just_inside_window_future", now=int(TS) - 300),
+        case("altered_body", signature=good, body=BODY.replace('"sent"', '"failed"')),
+        case("stale_timestamp", now=int(TS) + 301),
+        case("future_timestamp", now=int(TS) - 301),
+        case("wrong_secret", signature=sign(OTHER.encode(), TS, BODY.encode())),
+        case("timestamp_swapped", timestamp=str(int(TS) + 10), signature=good),
+        case("malformed_timestamp", timestamp=TS + ".5", signature=good),
+        case("no_v1_value", signature="v0=" + good[3:]),
+        case("truncated_signature", signature=good[:-1]),
+    ]
+    return {
+        "description": "mailroom-webhook signature vectors (docs/webhook.md). For each "
+                       "entry: the receiver with 'secret' and its clock at 'now' (Unix s) "
+                       "gets the headers X-Mailroom-Timestamp 'timestamp' and "
+                       "X-Mailroom-Signature 'signature' with the UTF-8 bytes of 'body'; "
+                       "'valid' says whether it must accept it (replay window 300 s either "
+                       "way) and 'why' is the reason it must refuse it. When 'signs' is "
+                       "true, 'signature' is exactly what the sender makes of secret, "
+                       "timestamp and body. Generated by tests/tools/webhook_sign.py "
+                       "--make-vectors; do not edit.",
+        "tolerance_s": TOLERANCE_S,
+        "vectors": cases,
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--make-vectors"]:
+        sys.exit("usage: webhook_sign.py --make-vectors > tests/vectors/webhook.json")
+    json.dump(vectors(), sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
