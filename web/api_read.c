@@ -18,15 +18,21 @@
 #define DEAD_LIMIT_DEFAULT 50
 #define DEAD_LIMIT_MAX 1000
 
-/* A whole number argument within [lo, hi], else def. */
-static long arg_long(const web_req *rq, const char *name, long def, long lo, long hi)
+/* A whole number argument within [lo, hi]: def when absent; -1 with out filled (400)
+ * when it is not such a number. */
+static long arg_long(const web_req *rq, web_reply *out, const char *name, long def, long lo,
+                     long hi)
 {
     const char *s = web_arg(rq, name);
     char *end;
-    if (!s || !*s)
+    if (!s)
         return def;
     long v = strtol(s, &end, 10);
-    return *end || v < lo || v > hi ? def : v;
+    if (!*s || *end || v < lo || v > hi) {
+        web_reply_error(out, 400, "%s: a whole number from %ld to %ld", name, lo, hi);
+        return -1;
+    }
+    return v;
 }
 
 /* One queue's part of the overview: {name, ok, error, stats, consumers, webhook}. */
@@ -119,10 +125,12 @@ int api_history(const web_req *rq, web_reply *out)
     if (!q)
         return 0;
     long def = (long)(rq->app->opt.history_ms / 60000);
-    int minutes = (int)arg_long(rq, "minutes", def, 1, MAILROOM_HISTORY_MAX_MINUTES);
+    long minutes = arg_long(rq, out, "minutes", def, 1, MAILROOM_HISTORY_MAX_MINUTES);
+    if (minutes < 0)
+        return 0;
     mailroom_history *h = NULL;
     pthread_mutex_lock(&q->lock);
-    int rc = mailroom_history_read(q->m, minutes, &h);
+    int rc = mailroom_history_read(q->m, (int)minutes, &h);
     if (rc != MAILROOM_OK)
         web_reply_lib(out, q, rc, "history");
     pthread_mutex_unlock(&q->lock);
@@ -138,7 +146,9 @@ int api_dead(const web_req *rq, web_reply *out)
     web_queue *q = web_req_queue(rq, out);
     if (!q)
         return 0;
-    long limit = arg_long(rq, "limit", DEAD_LIMIT_DEFAULT, 1, DEAD_LIMIT_MAX);
+    long limit = arg_long(rq, out, "limit", DEAD_LIMIT_DEFAULT, 1, DEAD_LIMIT_MAX);
+    if (limit < 0)
+        return 0;
     mailroom_dead_letters *l = NULL;
     pthread_mutex_lock(&q->lock);
     int rc = mailroom_dead_list(q->m, limit, &l);

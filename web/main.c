@@ -13,33 +13,13 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <microhttpd.h>
 
 #include "web.h"
-
-/* web_log (web.h): one line, control characters masked. */
-void web_log(const char *level, const char *fmt, ...)
-{
-    char text[1024], when[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    for (char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "%s mailroom-web %s: %s\n", when, level, text);
-}
 
 /* The security rules on the options (see the top of this file). 0, or the exit
  * status with err filled. */

@@ -4,6 +4,7 @@
  * entry points.
  *
  *     main.c     main(): options, token, queues, the feed and the server; signals
+ *     log.c      log lines on stderr
  *     options.c  the option table: getopt, --help, environment variables, defaults
  *     listen.c   the listen address (loopback unless told otherwise), the hosts and
  *                origins a request may name
