@@ -344,6 +344,67 @@ class RefusalTest(DashboardCase):
         self.assertNotIn(b"<script>", page, "no inline script")
 
 
+# --------------------------------------------------------------------------- bad input, Redis away
+
+
+class RobustnessTest(DashboardCase):
+
+    def test_bad_requests_get_clear_errors(self):
+        web = self.web()
+        act = {"Authorization": f"Bearer {web.token}", "X-Mailroom-Action": "1",
+               "Content-Type": "application/json"}
+        for name, method, path, body, status in (
+                ("not JSON", "POST", "/api/dead/retry", b"{not json", 400),
+                ("not an object", "POST", "/api/dead/retry", b"[1,2]", 400),
+                ("no body", "POST", "/api/dead/retry", None, 400),
+                ("body over 16 KiB", "POST", "/api/dead/retry",
+                 json.dumps({"queue": "default", "x": "y" * 20000}).encode(), 413),
+                ("no id, no all", "POST", "/api/dead/retry", b'{"queue":"default"}', 400),
+                ("bad id", "POST", "/api/dead/retry", b'{"queue":"default","id":"a b"}', 400),
+                ("unknown id", "POST", "/api/dead/retry", b'{"queue":"default","id":"nope"}', 404),
+                ("unknown queue", "POST", "/api/dead/retry", b'{"queue":"other","all":true}', 404),
+                ("which queue", "POST", "/api/dead/retry", b'{"all":true}', 400),
+                ("bad duration", "POST", "/api/dead/purge",
+                 b'{"queue":"default","older_than":"soon"}', 400),
+                ("unknown endpoint", "GET", "/api/nothing", None, 404),
+                ("unknown file", "GET", "/secret.txt", None, 404),
+                ("path outside", "GET", "/../../etc/passwd", None, 404),
+                ("a page POSTed", "POST", "/index.html", b"{}", 405),
+                ("minutes out of range", "GET", "/api/history?queue=default&minutes=0", None, 400),
+                ("minutes not a number", "GET", "/api/history?queue=default&minutes=9x", None,
+                 400),
+                ("limit too large", "GET", "/api/dead?queue=default&limit=5000", None, 400),
+                ("bad job id", "GET", "/api/job?queue=default&id=%3Cb%3E", None, 400),
+                ("no such job", "GET", "/api/job?queue=default&id=nope", None, 404),
+                ("search too short", "GET", "/api/search?q=ab", None, 400)):
+            with self.subTest(name):
+                got, hdrs, reply = web.http(path, method=method, body=body,
+                                            headers=act if method == "POST" else {})
+                self.assertEqual(got, status, reply)
+                self.assertTrue(json.loads(reply)["error"], reply)
+                self.assertTrue(hdrs["Content-Security-Policy"])
+        self.assertTrue(web.alive())
+
+    def test_redis_away_is_shown_and_survived(self):
+        web = self.web()
+        status, _, body = web.http("/api/overview")
+        self.assertEqual((status, [q["ok"] for q in json.loads(body)["queues"]]), (200, [True, True]))
+        self.rs.stop()
+        status, _, body = web.http("/api/overview")
+        queues = json.loads(body)["queues"]
+        self.assertEqual((status, [q["ok"] for q in queues]), (200, [False, False]))
+        self.assertIn(f"127.0.0.1:{self.rs.port}", queues[0]["error"])
+        status, _, body = web.http("/api/dead?queue=default")
+        self.assertEqual(status, 503, body)
+        self.rs.start()
+        self.backlog(2)
+        def recovered():
+            q = json.loads(web.http("/api/overview")[2])["queues"]
+            return q[1]["ok"] and q[1]["stats"]["pending"] == 2
+        wait_for(recovered, 10, message="the dashboard to read Redis again")
+        self.assertTrue(web.alive())
+
+
 # --------------------------------------------------------------------------- start-up
 
 
