@@ -7,9 +7,9 @@
  * into one line of JSON by json-c, into a ring of the last FEED_RING events, numbered.
  * Each client's stream (a libmicrohttpd content reader, running in its connection's
  * own thread) waits on the ring's condition variable and writes what it has not sent
- * yet: Redis sees one subscription per queue however many browsers watch. A client
- * that reconnects with Last-Event-ID gets what it missed while it is still in the
- * ring, else a "reset" event (the page then reloads its figures). A lost subscription
+ * yet: Redis sees one subscription per queue however many browsers watch. A new
+ * client first gets the last FEED_RECENT messages; one that reconnects with
+ * Last-Event-ID gets what it missed while it is still in the ring, else a "reset" event (the page then reloads its figures). A lost subscription
  * is reopened every second; clients get a "feed" message saying it is down or up.
  *
  * The feed owns the ring's texts, the threads and their handles. A stream ends when
@@ -26,6 +26,7 @@
 #include "web.h"
 
 #define FEED_RING 512
+#define FEED_RECENT 50          /* messages a new client gets from before it came */
 #define FEED_BLOCK (128 * 1024) /* bytes a stream writes at most per call */
 #define FEED_KEEPALIVE_S 15     /* a comment line when nothing happened */
 #define WATCH_WAIT_MS 500       /* how often a subscriber looks at the stop flag */
@@ -311,16 +312,18 @@ static void stream_free(void *cls)
     free(c);
 }
 
-/* Where a reconnecting client resumes: after the seq of its Last-Event-ID when it is
- * of this run, else at the newest (with a reset when it named anything). Under the
- * lock. */
+/* Where a client starts: a new one with the last FEED_RECENT messages (the page then
+ * shows what just happened), a reconnecting one after the seq of its Last-Event-ID
+ * when it is of this run, else at the newest with a reset. Under the lock. */
 static void resume_point(feed_client *c, const char *last)
 {
     unsigned long long epoch, seq;
     char tail;
     c->next = c->f->next_seq;
-    if (!last)
+    if (!last) {
+        c->next = c->next > FEED_RECENT ? c->next - FEED_RECENT : 0;
         return;
+    }
     if (sscanf(last, "%llu-%llu%c", &epoch, &seq, &tail) == 2 && epoch == c->f->epoch &&
         seq < c->f->next_seq)
         c->next = seq + 1;

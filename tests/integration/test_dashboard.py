@@ -113,8 +113,8 @@ class PageTest(DashboardCase):
         self.backlog(4)
 
     def test_page_shows_the_counts_without_console_errors(self):
-        self.produce()
         web = self.web()
+        self.produce()
         b = self.browser()
         b.driver.get(web.url)
         card, backlog = '[data-q="default"] ', '[data-q="backlog"] '
@@ -132,6 +132,12 @@ class PageTest(DashboardCase):
         self.assertEqual(consumers, ["alive"])
         self.assertEqual(self.js(b, "return document.querySelectorAll('#charts svg polyline')"
                                     ".length"), 4, "a sent and a failed line per queue")
+        # the feed opens with what happened since mailroom-web started: newest first
+        states = wait_for(lambda: self.js(b, "return [...document.querySelectorAll('#feed li')]"
+                                             ".map(e => e.dataset.state)"), 10)
+        self.assertEqual(states[0], "sent")
+        self.assertEqual(states.count("sent"), 3, states)
+        self.assertEqual(states.count("failed"), 2, states)
         b.screenshot("dashboard-desktop")
         self.assert_no_console_errors(b)
 
