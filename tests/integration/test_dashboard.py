@@ -22,7 +22,7 @@ import unittest
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
 
-from support.browser import Browser, browser_missing  # noqa: E402
+from support.browser import By, Browser, browser_missing  # noqa: E402
 from support.case import ServerTestCase  # noqa: E402
 from support.consumer import mailroom_env  # noqa: E402
 from support.jobs import job_json, make_job, new_secret, push_jobs, sign_job  # noqa: E402
@@ -47,9 +47,18 @@ class DashboardCase(ServerTestCase):
         self.env = mailroom_env(self.rs, secret=SECRET)
 
     def web(self, *args, token=True) -> Web:
-        """mailroom-web on both queues; it signs nothing, so it gets no signing key."""
-        return self.stack.enter_context(Web(mailroom_env(self.rs), "--queue", "default,backlog",
-                                            *args, token=token))
+        """mailroom-web on both queues; it signs nothing, so it gets no signing key. At
+        the end of the test it must stop on SIGTERM with status 0 (a sanitizer build
+        that found a leak or an error exits otherwise) within 5 s."""
+        web = self.stack.enter_context(Web(mailroom_env(self.rs), "--queue", "default,backlog",
+                                           *args, token=token))
+        self.addCleanup(self.assert_clean_stop, web)
+        return web
+
+    def assert_clean_stop(self, web):
+        rc = web.stop(timeout=5)
+        self.assertFalse(web.timed_out, "mailroom-web did not stop on SIGTERM")
+        self.assertEqual(rc, 0, f"mailroom-web exited {rc}:\n{web.log()[-3000:]}")
 
     def browser(self, width=1280, height=900) -> Browser:
         why = browser_missing()
@@ -88,7 +97,6 @@ class DashboardCase(ServerTestCase):
 
     def unlock(self, b, web):
         """Types the token into the page's token form, as an operator does."""
-        from selenium.webdriver.common.by import By
         b.driver.find_element(By.ID, "unlock").click()
         b.driver.find_element(By.ID, "token-input").send_keys(web.token)
         b.driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()

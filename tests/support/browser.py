@@ -18,6 +18,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS_DIR = BIN_DIR.parent / "test-artifacts"
 
+try:
+    from selenium.webdriver.common.by import By  # python3-selenium
+except ImportError:  # browser_missing() says so; the tests skip
+    By = None
+
 
 def browser_missing() -> str | None:
     """Why no browser test can run here, or None."""
