@@ -13,6 +13,9 @@
  *     watch.c       watch (the status channel, or the events stream: --from, --group)
  *     stats.c       stats, consumers
  *     dead.c        dead list | retry | purge
+ *     jobs.c        list, cancel, retry-now, pause, resume
+ *     top.c         top
+ *     suppress.c    suppress list | add | remove | check
  *
  * The CLI uses the public API only (mailroom.h, mailroom_admin.h), as curl's tool uses
  * only libcurl's. Only the command runners and main() print; every other function
@@ -38,6 +41,7 @@ enum {
     EXIT_OK = 0,
     EXIT_NOTFOUND = 1,  /* status: no such job; dead retry: no entry with that id */
     EXIT_FINAL_BAD = 2, /* send --wait: the job ended failed or rejected */
+    EXIT_STATE = 3,     /* cancel, retry-now: the job's state does not allow it */
     EXIT_USAGE = 64,    /* EX_USAGE */
     EXIT_DATAERR = 65,  /* EX_DATAERR: invalid email or input data */
     EXIT_NOINPUT = 66,  /* EX_NOINPUT: an input file cannot be read */
@@ -58,10 +62,19 @@ enum command {
     CMD_WATCH = 8,
     CMD_STATS = 16,
     CMD_CONSUMERS = 32,
-    CMD_DEAD = 64
+    CMD_DEAD = 64,
+    CMD_LIST = 128,
+    CMD_CANCEL = 256,
+    CMD_RETRY_NOW = 512,
+    CMD_PAUSE = 1024,
+    CMD_RESUME = 2048,
+    CMD_TOP = 4096,
+    CMD_SUPPRESS = 8192
 };
-#define CMD_ALL 127u
-#define CMD_JSON_OUT (CMD_STATUS | CMD_WATCH | CMD_STATS | CMD_CONSUMERS | CMD_DEAD)
+#define CMD_ALL (~0u)
+#define CMD_JSON_OUT                                                                               \
+    (CMD_STATUS | CMD_WATCH | CMD_STATS | CMD_CONSUMERS | CMD_DEAD | CMD_LIST | CMD_CANCEL |       \
+     CMD_RETRY_NOW | CMD_PAUSE | CMD_RESUME | CMD_SUPPRESS)
 
 /* The options, in the order of the option table (options.c). The email options of
  * send are O_TO .. O_WAIT, contiguous. */
@@ -96,6 +109,11 @@ enum opt_index {
     O_OLDER_THAN,
     O_GROUP,
     O_CONSUMER,
+    O_DOMAIN,
+    O_CURSOR,
+    O_ONCE,
+    O_FOR,
+    O_REASON,
     O_NOPTS
 };
 
@@ -208,6 +226,13 @@ int out_flush(const char *what, struct failure *f);
  * relay id and recipients (mailroom_status_detail) when it has them. */
 int out_status(mailroom *m, const mailroom_job_status *st, const char *what, struct failure *f);
 
+/* ms since the epoch as RFC 3339 UTC with milliseconds ("" for 0 or less). */
+void out_time_ms(long long ms, char out[32]);
+
+/* Adds member key = s to o, or null for NULL and "" (a member the data lacks).
+ * 0, or -1 when memory ran out. */
+int out_json_set_str(struct json_object *o, const char *key, const char *s);
+
 /* ---------------------------------------------------------------- the commands */
 
 int cmd_send(const struct cli *c, struct failure *f);
@@ -217,6 +242,12 @@ int cmd_watch(const struct cli *c, struct failure *f);
 int cmd_stats(const struct cli *c, struct failure *f);
 int cmd_consumers(const struct cli *c, struct failure *f);
 int cmd_dead(const struct cli *c, struct failure *f);
+int cmd_list(const struct cli *c, struct failure *f);
+int cmd_cancel(const struct cli *c, struct failure *f);
+int cmd_retry_now(const struct cli *c, struct failure *f);
+int cmd_pause(const struct cli *c, struct failure *f);
+int cmd_top(const struct cli *c, struct failure *f);
+int cmd_suppress(const struct cli *c, struct failure *f);
 
 /* ---------------------------------------------------------------- send.c */
 

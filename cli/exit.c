@@ -30,6 +30,7 @@ static const struct {
     [MAILROOM_EKEY] = {EXIT_CONFIG, EXIT_CONFIG},
     [MAILROOM_EPROTO] = {EXIT_UNAVAIL, EXIT_UNAVAIL},
     [MAILROOM_EPENDING] = {EXIT_TEMPFAIL, EXIT_TEMPFAIL},
+    [MAILROOM_ESTATE] = {EXIT_STATE, EXIT_STATE},
 };
 
 int exit_for_rc(int rc, int opening)

@@ -17,11 +17,20 @@ static const char usage_main[] =
     "  status ID     print a job's status record as one line of JSON\n"
     "  watch         print status events as they happen, or from the events\n"
     "                stream (--from ID, --group NAME)\n"
-    "  stats         queue lengths, consumers, counters, sent per minute\n"
-    "  consumers     consumers with heartbeat age, alive or silent, jobs held\n"
+    "  stats         queue lengths, paused, latency, consumers, relays, counters,\n"
+    "                sent and failed per minute\n"
+    "  consumers     consumers with heartbeat age, alive or silent, jobs held, sessions\n"
+    "  top           a live view of queues, consumers and relays (--once: one frame)\n"
+    "  list [KIND]   jobs waiting: pending (default), scheduled or retrying; filter\n"
+    "                by --to ADDR or --domain DOMAIN, page with --limit and --cursor\n"
+    "  cancel ID     a queued or retrying job becomes cancelled: never sent\n"
+    "  retry-now ID  a scheduled job (a retry) goes to the head of the queue\n"
+    "  pause         consumers stop taking jobs from the queue\n"
+    "  resume        consumers take jobs from the queue again\n"
     "  dead list     show dead letters (failed and rejected jobs), newest first\n"
     "  dead retry    put dead jobs back into the queue (ID or --all)\n"
     "  dead purge    delete dead letters (all, or --older-than DURATION)\n"
+    "  suppress      the suppression list: list, add ADDR, remove ADDR, check ADDR\n"
     "  help [CMD]    show this help, or the help of CMD\n"
     "\n"
     "Global options (before or after COMMAND):\n"
@@ -40,8 +49,11 @@ static const char usage_main[] =
     "\n"
     "Exit status:\n"
     "   0  success\n"
-    "   1  not found: status of an unknown job; dead retry ID matched no entry\n"
-    "   2  send --wait: the job ended failed or rejected\n"
+    "   1  not found: status, cancel or retry-now of an unknown job; dead retry ID\n"
+    "      matched no entry; suppress check or remove of an address not suppressed\n"
+    "   2  send --wait: the job ended failed, rejected or cancelled\n"
+    "   3  cancel, retry-now: the job's state does not allow it (the message names\n"
+    "      the state)\n"
     "  64  usage error: unknown or misplaced option, missing or conflicting options\n"
     "  65  invalid email or input data (rejected by validation, too big, NUL byte,\n"
     "      a bad line of send --jsonl: then nothing is enqueued)\n"
@@ -83,8 +95,9 @@ static const char usage_send[] =
     "  --expires-at TIME       give up after TIME (RFC 3339)\n"
     "  --wait [SECONDS]        after printing the id, wait up to SECONDS (default 30;\n"
     "                          also --wait=SECONDS) for the outcome and print the\n"
-    "                          status record as JSON. Exits 0 when sent, 2 when failed\n"
-    "                          or rejected (\"mailroom: ID STATE: ERROR\" on stderr),\n"
+    "                          status record as JSON. Exits 0 when sent, 2 when failed,\n"
+    "                          rejected or cancelled (\"mailroom: ID STATE: ERROR\" on\n"
+    "                          stderr),\n"
     "                          75 when not final in time.\n"
     "\n"
     "  --jsonl FILE|-          enqueue many emails: one JSON object per line, members\n"
@@ -110,7 +123,7 @@ static const char usage_status[] =
     "Print the status record of job ID as one line of JSON:\n"
     "  {\"id\":..,\"queue\":..,\"state\":..,\"attempts\":N,\"smtp_code\":N|null,\n"
     "   \"smtp_reply\":..,\"error\":..,\"consumer\":..,\"created_at\":..,\"updated_at\":..}\n"
-    "state is one of queued, sending, sent, retrying, failed, rejected.\n"
+    "state is one of queued, sending, sent, retrying, failed, rejected, cancelled.\n"
     "Exits 1 when there is no record for ID (never sent, or expired).\n"
     "\n"
     "  --json   JSON output (the default and only format; accepted for compatibility)\n"
@@ -156,15 +169,23 @@ static const char usage_watch[] =
 static const char usage_stats[] =
     "Usage: mailroom stats [--json]\n"
     "\n"
-    "Show the queue at a glance: pending jobs, scheduled jobs (and how many are due),\n"
-    "jobs each consumer holds, dead letters, consumers with their heartbeat age, the\n"
-    "counters (sent, retried, failed, rejected, recovered) and mails sent per minute\n"
-    "(a sliding estimate over the last minute). Read in one pipelined round trip.\n"
+    "Show the queue at a glance: whether it is paused, pending jobs and how long the\n"
+    "job taken next has waited (from its created_at, or its send_at when later: the\n"
+    "latency to watch), scheduled jobs (and how many are due), jobs each consumer\n"
+    "holds, dead letters, consumers with their heartbeat age and SMTP sessions, the\n"
+    "relays every queue shares (circuit, rate, sessions, throttles, failures), the\n"
+    "counters (sent, retried, failed, rejected, recovered, cancelled) and mails sent\n"
+    "and failed (or rejected) per minute (sliding estimates over the last minute).\n"
     "\n"
     "  --json   one JSON object: {\"pending\":N,\"scheduled\":N,\"scheduled_due\":N,\n"
     "           \"dead\":N,\"processing\":{CONSUMER:N,..},\"consumers\":[{\"id\":..,\n"
     "           \"heartbeat_age_ms\":N,\"processing\":N},..],\"counters\":{..},\n"
-    "           \"sent_per_min\":X}\n";
+    "           \"sent_per_min\":X,\"failed_per_min\":X,\"paused\":BOOL,\n"
+    "           \"paused_at\":TIME|null,\"oldest_pending_age_ms\":N,\"relays\":[{\n"
+    "           \"name\",\"circuit\",\"failures\",\"last_error\",\"opened_at\",\n"
+    "           \"probe_at\",\"prober\",\"rate\",\"rate_max\",\"throttles\",\n"
+    "           \"throttled_at\",\"sessions\",\"last_used_at\"},..]} (times RFC 3339\n"
+    "           or null; rates in messages per second, 0 for no limit)\n";
 
 static const char usage_consumers[] =
     "Usage: mailroom consumers [--json] [--dead-after DURATION]\n"
@@ -174,10 +195,16 @@ static const char usage_consumers[] =
     "(default 30s), else silent; one that holds jobs without any heartbeat is listed\n"
     "as unregistered. Ages are measured with the Redis server's clock.\n"
     "\n"
+    "With what each consumer says of itself (every second, in its info hash): SMTP\n"
+    "sessions open of its concurrency, host and pid, the queues it serves, its relays\n"
+    "and its version.\n"
+    "\n"
     "  --json                 one JSON object per line: {\"id\":..,\n"
     "                         \"heartbeat_age_ms\":N|null,\"alive\":true|false,\n"
     "                         \"state\":\"alive\"|\"silent\"|\"unregistered\",\n"
-    "                         \"processing\":N}\n"
+    "                         \"processing\":N,\"host\",\"pid\",\"version\",\n"
+    "                         \"started_at\",\"queues\",\"relays\",\"concurrency\",\n"
+    "                         \"sessions\"} (the last eight null without an info hash)\n"
     "  --dead-after DURATION  silent after this long without a heartbeat\n";
 
 static const char usage_dead[] =
@@ -200,11 +227,110 @@ static const char usage_dead[] =
     "\n"
     "  --json  retry and purge print {\"retried\":N} or {\"purged\":N}\n";
 
+static const char usage_list[] =
+    "Usage: mailroom list [pending|scheduled|retrying] [--to ADDR | --domain DOMAIN]\n"
+    "                     [--limit N] [--cursor C] [--json]\n"
+    "\n"
+    "List the jobs waiting in the queue: pending (the default) in the order consumers\n"
+    "take them, the job taken next first; scheduled (retries, and jobs waiting for\n"
+    "their send_at) soonest due first; retrying, those scheduled jobs whose record\n"
+    "says retrying. Each line: id, state and attempts (from the status record), the\n"
+    "job's created_at (pending) or due time (scheduled), its first recipient (+ how\n"
+    "many more) and subject, then the record's last error when there is one. Strings\n"
+    "from the queue are printed with control characters masked.\n"
+    "\n"
+    "  --to ADDR        only jobs with this recipient (to, cc or bcc); any case, the\n"
+    "                   domain in Unicode or ASCII (xn--) form\n"
+    "  --domain DOMAIN  only jobs with a recipient at this domain\n"
+    "  --limit N        at most N jobs (default 20)\n"
+    "  --cursor C       go on where a previous listing stopped (it prints\n"
+    "                   \"more: --cursor C\"); a pending walk goes on after the last\n"
+    "                   job it showed, or from the job taken next when that one was\n"
+    "                   taken meanwhile: it may show a job twice, never skips one\n"
+    "  --json           one JSON object: {\"queue\",\"kind\",\"total\",\"jobs\":[{\"id\",\n"
+    "                   \"recipients\":[..],\"state\",\"attempts\",\"error\",\"subject\",\n"
+    "                   \"created_at\",\"send_at\",\"due_at\",\"bytes\",\"readable\"},..],\n"
+    "                   \"next_cursor\":C|null} (\"total\": entries in the list or set)\n";
+
+static const char usage_cancel[] =
+    "Usage: mailroom cancel ID [--json]\n"
+    "\n"
+    "Cancel job ID: a job whose status record says queued or retrying becomes\n"
+    "cancelled and is never sent. Its copy is removed from pending or scheduled; a\n"
+    "copy a consumer has taken but not begun is dropped by that consumer before\n"
+    "sending. Counted (counter \"cancelled\"), with a status event (state cancelled).\n"
+    "Exits 1 when there is no record for ID, 3 when the job is sending or already\n"
+    "final (sent, failed, rejected, cancelled): the message names its state.\n"
+    "\n"
+    "  --json   print {\"id\",\"cancelled\":true,\"removed_from\":\"pending\"|\n"
+    "           \"scheduled\"|null}\n";
+
+static const char usage_retry_now[] =
+    "Usage: mailroom retry-now ID [--json]\n"
+    "\n"
+    "Move job ID from scheduled to the head of pending, where it is taken next: a\n"
+    "retrying job waiting for its next attempt, or a queued one whose send_at has\n"
+    "come. Its record keeps its state and attempts; a status event (state queued)\n"
+    "says it moved. Exits 1 when there is no record for ID, 3 when the job is not\n"
+    "waiting in scheduled (pending, sending, final) or waits for a send_at still to\n"
+    "come (its producer signed that time: it is never sent earlier).\n"
+    "\n"
+    "  --json   print {\"id\",\"moved\":true}\n";
+
+static const char usage_pause[] =
+    "Usage: mailroom pause [--json]\n"
+    "       mailroom resume [--json]\n"
+    "\n"
+    "pause: consumers stop taking jobs from the queue (--queue, or MAILROOM_QUEUE);\n"
+    "jobs wait in pending and scheduled, jobs already taken are finished. The key\n"
+    "mailroom:{Q}:paused holds when it was paused; stats, top and the dashboard show\n"
+    "it. resume: consumers take jobs again. Each announces a status event (state\n"
+    "paused or resumed) when it changes something; doing it twice is no error.\n"
+    "\n"
+    "  --json   print {\"queue\",\"paused\":BOOL,\"changed\":BOOL}\n";
+
+static const char usage_top[] =
+    "Usage: mailroom top [--queue NAME[,NAME...]] [--once]\n"
+    "\n"
+    "A live view, refreshed every second: for each queue its state (running or\n"
+    "PAUSED), pending, scheduled, processing and dead jobs, the age of the oldest\n"
+    "pending job, and sent and failed per minute; the consumers (each once: id,\n"
+    "state, heartbeat age, jobs held, sessions, host, queues); the relays (circuit,\n"
+    "rate now / configured, sessions, throttles, failures, last error). q or Ctrl-C\n"
+    "quits and gives the terminal back. A Redis failure is shown and retried.\n"
+    "\n"
+    "  --queue A,B,C   the queues to show (default: --queue's usual default)\n"
+    "  --once          print one frame, plain text, and exit (69 when Redis fails);\n"
+    "                  without it, top needs a terminal on stdout (else exit 64)\n";
+
+static const char usage_suppress[] =
+    "Usage: mailroom suppress list [--limit N] [--cursor C] [--json]\n"
+    "       mailroom suppress add ADDR [--for DURATION] [--reason TEXT] [--json]\n"
+    "       mailroom suppress remove ADDR [--json]\n"
+    "       mailroom suppress check ADDR [--json]\n"
+    "\n"
+    "The suppression list, shared by every queue: recipients consumers skip because a\n"
+    "relay refused them for good (a 5xx with a permanent address status) or an\n"
+    "operator added them. Addresses match in any case, the domain in Unicode or\n"
+    "ASCII (xn--) form. An entry lapses after its duration.\n"
+    "\n"
+    "  list     the entries lasting longest first (default 20; --cursor C goes on):\n"
+    "           address, until when, who added it, the SMTP code, the reason\n"
+    "  add      put ADDR on the list (replacing its entry) for DURATION (default\n"
+    "           30d), with --reason TEXT (default \"added by an operator\")\n"
+    "  remove   take ADDR off the list; exits 1 when it was not on it\n"
+    "  check    print ADDR's entry; exits 1 when it is not suppressed\n"
+    "\n"
+    "  --json   list prints {\"total\",\"entries\":[..],\"next_cursor\":C|null}; add and\n"
+    "           check print the entry {\"address\",\"reason\",\"code\",\"at\",\"queue\",\n"
+    "           \"id\",\"source\",\"expires_at\"}; remove prints {\"address\",\n"
+    "           \"removed\":true}\n";
+
 static const char usage_help[] =
     "Usage: mailroom help [COMMAND]\n"
     "\n"
     "Show the general help, or the help of COMMAND (send, status, watch, stats,\n"
-    "consumers, dead, help).\n";
+    "consumers, top, list, cancel, retry-now, pause, resume, dead, suppress, help).\n";
 
 /* The help text of a command (top-level help for none). */
 static const char *usage_for(enum command cmd)
@@ -217,6 +343,13 @@ static const char *usage_for(enum command cmd)
     case CMD_STATS: return usage_stats;
     case CMD_CONSUMERS: return usage_consumers;
     case CMD_DEAD: return usage_dead;
+    case CMD_LIST: return usage_list;
+    case CMD_CANCEL: return usage_cancel;
+    case CMD_RETRY_NOW: return usage_retry_now;
+    case CMD_PAUSE:
+    case CMD_RESUME: return usage_pause;
+    case CMD_TOP: return usage_top;
+    case CMD_SUPPRESS: return usage_suppress;
     case CMD_NONE:
     default: return usage_main;
     }

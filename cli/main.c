@@ -5,8 +5,9 @@
  *
  * main() parses the command line (options.c), answers --version and --help (help.c),
  * checks the options against the command and runs it: send and send --jsonl (send.c,
- * send_jsonl.c), status (status.c), and the operator commands watch, stats, consumers
- * and dead (watch.c, stats.c, dead.c), which call mailroom_admin.h. Each command opens
+ * send_jsonl.c), status (status.c), and the operator commands watch, stats, consumers,
+ * dead (watch.c, stats.c, dead.c), list, cancel, retry-now, pause, resume (jobs.c),
+ * top (top.c) and suppress (suppress.c), which call mailroom_admin.h. Each command opens
  * its library handle through open_handle() below and returns an exit status with a
  * one-line failure, which main() prints (exit.c maps library codes to statuses).
  *
@@ -90,6 +91,13 @@ static int dispatch(const struct cli *c, struct failure *f)
     case CMD_STATS: return cmd_stats(c, f);
     case CMD_CONSUMERS: return cmd_consumers(c, f);
     case CMD_DEAD: return cmd_dead(c, f);
+    case CMD_LIST: return cmd_list(c, f);
+    case CMD_CANCEL: return cmd_cancel(c, f);
+    case CMD_RETRY_NOW: return cmd_retry_now(c, f);
+    case CMD_PAUSE:
+    case CMD_RESUME: return cmd_pause(c, f);
+    case CMD_TOP: return cmd_top(c, f);
+    case CMD_SUPPRESS: return cmd_suppress(c, f);
     default: return fail(f, EXIT_SOFTWARE, "no runner for '%s'", c->cmd_name);
     }
 }

@@ -37,7 +37,7 @@ static const struct opt_spec opt_table[O_NOPTS] = {
     [O_KEYS_FILE] = {"keys-file", required_argument, CMD_ALL, 0},
     [O_HELP] = {"help", no_argument, CMD_ALL, 1},
     [O_VERSION] = {"version", no_argument, CMD_ALL, 1},
-    [O_TO] = {"to", required_argument, CMD_SEND, 1},
+    [O_TO] = {"to", required_argument, CMD_SEND | CMD_LIST, 1},
     [O_CC] = {"cc", required_argument, CMD_SEND, 1},
     [O_BCC] = {"bcc", required_argument, CMD_SEND, 1},
     [O_FROM] = {"from", required_argument, CMD_SEND | CMD_WATCH, 0}, /* watch: a stream id */
@@ -57,11 +57,16 @@ static const struct opt_spec opt_table[O_NOPTS] = {
     [O_COUNT] = {"count", required_argument, CMD_WATCH, 0},
     [O_TIMEOUT] = {"timeout", required_argument, CMD_WATCH, 0},
     [O_DEAD_AFTER] = {"dead-after", required_argument, CMD_CONSUMERS, 0},
-    [O_LIMIT] = {"limit", required_argument, CMD_DEAD, 0},
+    [O_LIMIT] = {"limit", required_argument, CMD_DEAD | CMD_LIST | CMD_SUPPRESS, 0},
     [O_ALL] = {"all", no_argument, CMD_DEAD, 1},
     [O_OLDER_THAN] = {"older-than", required_argument, CMD_DEAD, 0},
     [O_GROUP] = {"group", required_argument, CMD_WATCH, 0},
     [O_CONSUMER] = {"consumer", required_argument, CMD_WATCH, 0},
+    [O_DOMAIN] = {"domain", required_argument, CMD_LIST, 0},
+    [O_CURSOR] = {"cursor", required_argument, CMD_LIST | CMD_SUPPRESS, 0},
+    [O_ONCE] = {"once", no_argument, CMD_TOP, 1},
+    [O_FOR] = {"for", required_argument, CMD_SUPPRESS, 0},
+    [O_REASON] = {"reason", required_argument, CMD_SUPPRESS, 0},
 };
 
 const char *option_name(enum opt_index idx)
@@ -99,9 +104,20 @@ enum command command_from_name(const char *name)
     static const struct {
         const char *name;
         enum command cmd;
-    } names[] = {{"send", CMD_SEND},          {"status", CMD_STATUS}, {"help", CMD_HELP},
-                 {"watch", CMD_WATCH},        {"stats", CMD_STATS},   {"dead", CMD_DEAD},
-                 {"consumers", CMD_CONSUMERS}};
+    } names[] = {{"send", CMD_SEND},
+                 {"status", CMD_STATUS},
+                 {"help", CMD_HELP},
+                 {"watch", CMD_WATCH},
+                 {"stats", CMD_STATS},
+                 {"dead", CMD_DEAD},
+                 {"consumers", CMD_CONSUMERS},
+                 {"list", CMD_LIST},
+                 {"cancel", CMD_CANCEL},
+                 {"retry-now", CMD_RETRY_NOW},
+                 {"pause", CMD_PAUSE},
+                 {"resume", CMD_RESUME},
+                 {"top", CMD_TOP},
+                 {"suppress", CMD_SUPPRESS}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0)
             return names[i].cmd;
@@ -217,6 +233,10 @@ static size_t max_operands(const struct cli *c)
     switch (c->cmd) {
     case CMD_STATUS: return 2;
     case CMD_DEAD: return c->operands.n > 1 && strcmp(c->operands.v[1], "retry") == 0 ? 3 : 2;
+    case CMD_LIST:
+    case CMD_CANCEL:
+    case CMD_RETRY_NOW: return 2;
+    case CMD_SUPPRESS: return c->operands.n > 1 && strcmp(c->operands.v[1], "list") == 0 ? 2 : 3;
     default: return 1;
     }
 }

@@ -6,7 +6,9 @@
  * (a result that could not be written is a failure: exit 74).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -145,4 +147,22 @@ int out_status(mailroom *m, const mailroom_job_status *st, const char *what, str
     json_object_put(o);
     mailroom_job_detail_free(d);
     return rc;
+}
+
+void out_time_ms(long long ms, char out[32])
+{
+    struct tm tm;
+    time_t secs = (time_t)(ms / 1000);
+    out[0] = '\0';
+    if (ms <= 0 || !gmtime_r(&secs, &tm))
+        return;
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03lldZ", ms % 1000);
+}
+
+int out_json_set_str(json_object *o, const char *key, const char *s)
+{
+    if (!s || !*s)
+        return json_object_object_add(o, key, NULL) == 0 ? 0 : -1;
+    return out_json_set(o, key, json_object_new_string(s));
 }

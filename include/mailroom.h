@@ -26,8 +26,9 @@
  * Thread safety: a handle, and everything made from it (an email document, a watch of
  * mailroom_admin.h), is used by one thread at a time; distinct handles may be used by
  * distinct threads at once. The functions that take no handle keep no state and may be
- * called from any thread. The operator calls (stats, consumers, dead letters, watch)
- * are in mailroom_admin.h.
+ * called from any thread. The operator calls (stats, consumers, relays, job listing and
+ * control, pause, dead letters, the suppression list, watch) are in mailroom_admin.h;
+ * mailroom_suppressed() below is the one check an application may want.
  */
 #ifndef MAILROOM_H
 #define MAILROOM_H
@@ -61,7 +62,9 @@ typedef enum mailroom_rc {
     MAILROOM_ETOOBIG = 7,    /* the encoded job exceeds MAILROOM_JOB_MAX_BYTES */
     MAILROOM_EKEY = 8,       /* no usable signing key */
     MAILROOM_EPROTO = 9,     /* Redis answered something unexpected */
-    MAILROOM_EPENDING = 10   /* mailroom_wait: the job was not final before the timeout */
+    MAILROOM_EPENDING = 10,  /* mailroom_wait: the job was not final before the timeout */
+    MAILROOM_ESTATE = 11     /* the job's state does not allow the operation (cancel,
+                                retry now): mailroom_errmsg names the state */
 } mailroom_rc;
 
 #define MAILROOM_ID_MAX 129 /* job ids are at most 128 bytes, plus the NUL */
@@ -244,8 +247,8 @@ MAILROOM_EXPORT int mailroom_status_detail(mailroom *m, const char *id, mailroom
 MAILROOM_EXPORT void mailroom_job_detail_free(mailroom_job_detail *d);
 
 /*
- * Waits up to timeout_ms for a job to reach a final state (sent, failed, rejected)
- * and fills *out with its record; MAILROOM_OK means final (check out->state), not
+ * Waits up to timeout_ms for a job to reach a final state (sent, failed, rejected,
+ * cancelled) and fills *out with its record; MAILROOM_OK means final (check out->state), not
  * sent. It subscribes to the status channel before it reads the record, so a final
  * event cannot slip between the two. Uses a second Redis connection for the duration
  * of the call. MAILROOM_EPENDING when the job was not final in time: out then holds
@@ -254,6 +257,41 @@ MAILROOM_EXPORT void mailroom_job_detail_free(mailroom_job_detail *d);
  */
 MAILROOM_EXPORT int mailroom_wait(mailroom *m, const char *id, int timeout_ms,
                                   mailroom_job_status *out);
+
+/* ------------------------------------------------------------------ the suppression list */
+
+#define MAILROOM_ADDRESS_MAX 255 /* an address is at most 254 bytes, plus the NUL */
+
+/*
+ * An entry of the suppression list (docs/redis.md), which every queue of a deployment
+ * shares: a recipient consumers skip (recorded as suppressed) because a relay refused
+ * it for good (a 5xx to RCPT with a permanent address status) or an operator put it
+ * there. Strings are truncated to fit; "" (and 0) when the entry lacks the member.
+ */
+typedef struct mailroom_suppression {
+    char address[MAILROOM_ADDRESS_MAX]; /* as the list spells it: the domain in A-labels,
+                                           every ASCII letter in lower case */
+    char reason[512];                   /* the relay's reply, or the operator's words */
+    int code;                           /* the SMTP reply code that suppressed it; 0 when none */
+    char at[32];                        /* when it was added, RFC 3339 */
+    char queue[65];                     /* the queue of the refused job; "" when added by hand */
+    char id[MAILROOM_ID_MAX];           /* that job's id; "" when added by hand */
+    char source[32];                    /* who added it: "consumer", "cli", ... */
+    long long expires_ms;               /* when it lapses, ms since the epoch (Redis' clock) */
+} mailroom_suppression;
+
+/*
+ * Whether address (a bare address such as "Ming@Example.COM"; its domain in U-labels
+ * or A-labels, any case) is on the suppression list: MAILROOM_OK with its entry in
+ * *out (out may be NULL), MAILROOM_ENOTFOUND when it is not (or its entry lapsed),
+ * MAILROOM_EINVAL when address is not a valid address (mailroom_errmsg says why). One
+ * round trip (GET of the entry, ZSCORE of its index member: the producer's ACL role
+ * grants both, docs/security.md); needs no key. An application may call it before
+ * sending, to tell its user that an address bounced; a consumer skips such a recipient
+ * anyway. expires_ms is 0 when the index has no member for the entry.
+ */
+MAILROOM_EXPORT int mailroom_suppressed(mailroom *m, const char *address,
+                                        mailroom_suppression *out);
 
 /* ------------------------------------------------------------------ emails as JSON */
 

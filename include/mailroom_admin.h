@@ -1,8 +1,9 @@
 /*
  * mailroom_admin.h — the operator calls of libmailroom: what `mailroom stats`,
- * `consumers`, `watch` and `dead list|retry|purge` show and do, as calls that return
- * plain C data (the way asynq's Inspector serves its CLI). The library reads and
- * changes the queue's Redis keys (docs/redis.md); the caller decides how to print.
+ * `consumers`, `watch`, `dead list|retry|purge`, `list`, `cancel`, `retry-now`,
+ * `pause`, `resume`, `top` and `suppress` show and do, as calls that return plain C
+ * data (the way asynq's Inspector serves its CLI). The library reads and changes the
+ * queue's Redis keys (docs/redis.md); the caller decides how to print.
  *
  *     mailroom *m;
  *     mailroom_options opts;
@@ -73,6 +74,19 @@ typedef struct mailroom_consumer {
     mailroom_consumer_state state;
     long long heartbeat_age_ms; /* by the Redis server's clock; -1 when unregistered */
     long long processing;       /* jobs it holds right now */
+    /* What it says of itself in its info hash mailroom:{Q}:info:<id> (docs/redis.md),
+     * rewritten every second. has_info is 0 when there is none (a consumer of an older
+     * version, or one silent for 3 heartbeats): the strings are "" and the numbers 0. */
+    int has_info;
+    const char *host;       /* its host name */
+    long long pid;          /* its process id there */
+    const char *version;    /* mailroom's version it runs */
+    const char *started_at; /* RFC 3339 */
+    const char *queues;     /* the queues it serves, in order, comma-separated, each with
+                               ":weight" when weighted ("reset,receipts:1") */
+    const char *relays;     /* its relays' names, in order, comma-separated */
+    long long concurrency;  /* its worker threads */
+    long long sessions;     /* SMTP connections it has open now */
 } mailroom_consumer;
 
 /* One processing list: the jobs a consumer holds. */
@@ -102,16 +116,25 @@ typedef struct mailroom_stats {
      * MAILROOM_DEAD_AFTER_DEFAULT_MS; never unregistered) */
     const mailroom_consumer *consumers;
     size_t n_consumers;
-    /* sent, retried, failed, rejected, recovered always, in this order (0 when Redis
-     * has none yet), then any other counter of the hash */
+    /* sent, retried, failed, rejected, recovered, cancelled always, in this order (0
+     * when Redis has none yet), then any other counter of the hash */
     const mailroom_counter *counters;
     size_t n_counters;
+    int paused;            /* 1 while the queue is paused (mailroom_pause) */
+    const char *paused_at; /* when it was paused, RFC 3339 as stored; "" when running */
+    /* The latency: how long the job taken next (the right end of pending) has waited,
+     * from its created_at or, when later, its send_at, to now_ms; 0 when pending is
+     * empty (or that job's times cannot be read). */
+    long long oldest_pending_age_ms;
+    double failed_per_min; /* jobs that ended failed or rejected, estimated over the
+                              last minute as sent_per_min is */
 } mailroom_stats;
 
 /*
  * Reads the queue's figures: Redis' TIME, a SCAN for the processing lists, then every
- * other read in one pipelined round trip. On success *out is new (free with
- * mailroom_stats_free); on failure *out is NULL.
+ * other read in one pipelined round trip, then the consumers' info hashes in another
+ * and the oldest pending job's times (a Lua script). On success *out is new (free
+ * with mailroom_stats_free); on failure *out is NULL.
  */
 MAILROOM_EXPORT int mailroom_stats_read(mailroom *m, mailroom_stats **out);
 
@@ -183,6 +206,226 @@ MAILROOM_EXPORT int mailroom_dead_retry(mailroom *m, const char *id, long long *
  * NULL).
  */
 MAILROOM_EXPORT int mailroom_dead_purge(mailroom *m, long long older_than_ms, long long *purged);
+
+/* ------------------------------------------------------------------ jobs: list, control */
+
+/* What mailroom_jobs_list walks. */
+typedef enum mailroom_jobs_kind {
+    MAILROOM_JOBS_PENDING = 0,   /* the pending list, in the order consumers take it:
+                                    the job taken next first */
+    MAILROOM_JOBS_SCHEDULED = 1, /* the scheduled set (retries, and jobs waiting for
+                                    their send_at), soonest due first */
+    MAILROOM_JOBS_RETRYING = 2   /* the jobs of the scheduled set whose record says
+                                    retrying, soonest due first */
+} mailroom_jobs_kind;
+
+#define MAILROOM_JOBS_LIST_DEFAULT 20 /* jobs per page when the query says none */
+#define MAILROOM_JOBS_LIST_MAX 1000   /* the most jobs one page holds */
+#define MAILROOM_JOBS_SCAN_MAX 10000  /* the most entries one call looks at */
+
+/* A listing's question. Call mailroom_jobs_query_init() first (the library may add
+ * members), then set what you need; the strings are only read during the call. */
+typedef struct mailroom_jobs_query {
+    mailroom_jobs_kind kind; /* default MAILROOM_JOBS_PENDING */
+    const char *to;          /* only jobs with this recipient (to, cc or bcc), compared
+                                as the suppression list spells addresses: any case, the
+                                domain in U-labels or A-labels; NULL: any */
+    const char *domain;      /* only jobs with a recipient at this domain (any case,
+                                U-labels or A-labels); NULL: any */
+    const char *cursor;      /* go on from a previous page: its next_cursor (opaque,
+                                for the same kind); NULL or "": from the start */
+    long limit;              /* jobs per page (<= 0: MAILROOM_JOBS_LIST_DEFAULT; at most
+                   MAILROOM_JOBS_LIST_MAX) */
+} mailroom_jobs_query;
+
+/* Sets every member to its default (pending, no filter, from the start, 20 jobs).
+ * Thread-safe. */
+MAILROOM_EXPORT void mailroom_jobs_query_init(mailroom_jobs_query *q);
+
+/* One job of a listing: its raw job's members and its status record's. */
+typedef struct mailroom_job_item {
+    const char *id;                /* "" when the raw job has no readable id */
+    mailroom_state state;          /* as its record says; MAILROOM_STATE_UNKNOWN without one */
+    int attempts;                  /* from the record */
+    const char *error;             /* the record's last error; "" when none */
+    const char *const *recipients; /* to, then cc, then bcc, as the job writes them */
+    size_t n_recipients;
+    const char *subject;    /* "" when unreadable */
+    const char *created_at; /* the job's, RFC 3339; "" when unreadable */
+    const char *send_at;    /* the job's, RFC 3339; "" when it has none */
+    long long due_ms;       /* scheduled: when it is due, ms since the epoch; 0 in pending */
+    size_t raw_bytes;       /* the raw job's size */
+    int readable;           /* 1 when the raw job was read: a JSON object of at most
+                     MAILROOM_JOB_MAX_BYTES. 0 for anything else (a hostile entry):
+                     only id (looked for leniently), the record's members, due_ms and
+                     raw_bytes are set, and no filter matches it */
+} mailroom_job_item;
+
+/* A page of a listing. */
+typedef struct mailroom_jobs {
+    const mailroom_job_item *items;
+    size_t n;
+    const char *next_cursor; /* "" when the walk reached the end; otherwise the cursor of
+                                the next page, which may exist even when this one holds
+                                fewer than limit jobs (a filter that matched few of the
+                                MAILROOM_JOBS_SCAN_MAX entries looked at) */
+    long long total;         /* entries in the walked list or set when read (LLEN or
+                                ZCARD), whatever the filter */
+    long long examined;      /* entries this call looked at */
+} mailroom_jobs;
+
+/*
+ * Lists jobs waiting in the queue (q NULL: the defaults): up to q->limit items that
+ * pass the filters, looking at no more than MAILROOM_JOBS_SCAN_MAX entries. Each
+ * stretch of entries is read with one Lua script (list_pending, list_scheduled) that
+ * returns them with their records' state, attempts and error; an entry larger than
+ * MAILROOM_JOB_MAX_BYTES never leaves Redis. A walk of pending goes on after the
+ * last job of the previous page, found again near where it was (consumers take from
+ * its end meanwhile), or from the job taken next when it is gone: it may show a job
+ * twice, never skips one. A walk of scheduled goes on from the previous page's last
+ * due time. On success *out is new (free with mailroom_jobs_free); on failure *out is
+ * NULL: MAILROOM_EINVAL for a bad filter or a cursor of another kind.
+ */
+MAILROOM_EXPORT int mailroom_jobs_list(mailroom *m, const mailroom_jobs_query *q,
+                                       mailroom_jobs **out);
+
+/* Frees what mailroom_jobs_list returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_jobs_free(mailroom_jobs *l);
+
+/* Where mailroom_cancel found the job's copy. */
+typedef enum mailroom_job_place {
+    MAILROOM_PLACE_NONE = 0,     /* in neither: a consumer holds it (taken, not begun;
+                                     it drops it at BEGIN), or the copy is lost */
+    MAILROOM_PLACE_PENDING = 1,  /* removed from pending */
+    MAILROOM_PLACE_SCHEDULED = 2 /* removed from scheduled */
+} mailroom_job_place;
+
+/*
+ * Cancels job id: a job whose record says queued or retrying becomes cancelled and is
+ * never sent. The library looks for its raw job in scheduled (ZSCAN), then in pending
+ * (a Lua script searching stretches of it inside Redis); one Lua script (cancel) then
+ * removes that copy, checks the state and writes the record, the counters (stats
+ * "cancelled", the minute's "cancelled") and the event, atomically. A copy a consumer
+ * holds stays there and is acknowledged without sending at BEGIN. *where (may be
+ * NULL) says where the copy was removed from. MAILROOM_ENOTFOUND when there is no
+ * record; MAILROOM_ESTATE when the job is sending or final (sent, failed, rejected,
+ * cancelled), mailroom_errmsg naming the state; MAILROOM_EINVAL when id is not a job
+ * id. Walks pending when the job is not scheduled: give the handle a longer command
+ * timeout for long queues (the CLI uses 10 s).
+ */
+MAILROOM_EXPORT int mailroom_cancel(mailroom *m, const char *id, mailroom_job_place *where);
+
+/*
+ * Moves job id from scheduled to the right end of pending, where it is taken next:
+ * a retrying job waiting for its next attempt, or a queued one whose send_at has come
+ * (and that the housekeeper has not promoted yet). Atomic (the retry_now Lua script),
+ * with an event (state queued); the record keeps its state and attempts.
+ * MAILROOM_ESTATE when the job is not waiting in scheduled (it is pending, sending or
+ * final; mailroom_errmsg names its state) and for a job whose send_at is still to come:
+ * its producer signed that time, and consumers never send before it.
+ * MAILROOM_ENOTFOUND when there is no record; MAILROOM_EINVAL for a bad id.
+ */
+MAILROOM_EXPORT int mailroom_retry_now(mailroom *m, const char *id);
+
+/* ------------------------------------------------------------------ pause */
+
+/*
+ * Pauses the queue: sets mailroom:{Q}:paused to the time (RFC 3339), after which
+ * consumers take nothing from it (jobs wait in pending and scheduled; a job a
+ * consumer already holds is finished). *changed (may be NULL) is 1, or 0 when it was
+ * already paused (its time is kept). An event (state paused) when it changed.
+ */
+MAILROOM_EXPORT int mailroom_pause(mailroom *m, int *changed);
+
+/* Resumes a paused queue (deletes the key); *changed (may be NULL) is 0 when it was
+ * not paused. An event (state resumed) when it changed. */
+MAILROOM_EXPORT int mailroom_resume(mailroom *m, int *changed);
+
+/* ------------------------------------------------------------------ relays */
+
+/* One relay as its shared state says (docs/redis.md: mailroom:relay:{R}). A relay that
+ * has not recorded a member gives "" or 0 for it. */
+typedef struct mailroom_relay {
+    const char *name;          /* host:port */
+    long long last_used_ms;    /* when a consumer last used it, ms since the epoch */
+    const char *circuit;       /* "closed", "open" or "half-open"; "closed" when unset */
+    long long failures;        /* consecutive connection, TLS or greeting failures */
+    const char *last_error;    /* the last of those */
+    long long opened_at_ms;    /* when the circuit opened; 0 when it never did */
+    long long probe_at_ms;     /* when the next probe may go; 0 when none is planned */
+    const char *prober;        /* the consumer probing now; "" when none */
+    double rate;               /* the shared rate now, messages per second; 0: no limit */
+    double rate_max;           /* the configured rate; 0: no limit */
+    long long throttles;       /* cuts of the rate after throttling replies, so far */
+    long long throttled_at_ms; /* when the last cut was; 0 when none */
+    long long sessions;        /* connection slots held now (unexpired members of its
+                                sessions set) */
+} mailroom_relay;
+
+/* The relays of a deployment. */
+typedef struct mailroom_relays {
+    long long now_ms;            /* the Redis server's clock when read */
+    const mailroom_relay *items; /* sorted by name */
+    size_t n;
+} mailroom_relays;
+
+/*
+ * Reads every relay of mailroom:relays used in the last day (older members are
+ * dropped from the set on the way: the documented reader's duty), with their state
+ * and the sessions they hold now, in one pipelined round trip after the set. Relays
+ * serve every queue: the handle's queue does not matter. On success *out is new (free
+ * with mailroom_relays_free); on failure *out is NULL.
+ */
+MAILROOM_EXPORT int mailroom_relays_read(mailroom *m, mailroom_relays **out);
+
+/* Frees what mailroom_relays_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_relays_free(mailroom_relays *r);
+
+/* ------------------------------------------------------------------ the suppression list */
+
+#define MAILROOM_SUPPRESS_FOR_DEFAULT_MS (30LL * 24 * 3600 * 1000) /* 30 days, as Postal */
+#define MAILROOM_SUPPRESS_LIST_DEFAULT 20 /* entries per page when the call says none */
+#define MAILROOM_SUPPRESS_LIST_MAX 1000   /* the most entries one page holds */
+
+/*
+ * Puts address on the suppression list every queue shares (replacing any entry it
+ * had), for for_ms ms (<= 0: MAILROOM_SUPPRESS_FOR_DEFAULT_MS), with reason (NULL or
+ * "": "added by an operator") and source, who added it (NULL: "cli"; the dashboard
+ * says "web"; [a-z0-9_-]{1,31}). One Lua script writes the entry and its index member.
+ * On success *out (may be NULL) holds the entry as written. MAILROOM_EINVAL for an
+ * address that is not valid (mailroom_errmsg says why), a reason over 500 bytes or
+ * with control characters, or a bad source.
+ */
+MAILROOM_EXPORT int mailroom_suppress_add(mailroom *m, const char *address, const char *reason,
+                                          long long for_ms, const char *source,
+                                          mailroom_suppression *out);
+
+/* Takes address off the suppression list (entry and index member, one Lua script).
+ * MAILROOM_ENOTFOUND when it had no entry; MAILROOM_EINVAL for an invalid address. */
+MAILROOM_EXPORT int mailroom_suppress_remove(mailroom *m, const char *address);
+
+/* A page of the suppression list. */
+typedef struct mailroom_suppressions {
+    const mailroom_suppression *items; /* the entry lasting longest first */
+    size_t n;
+    const char *next_cursor; /* "" when the list ended; otherwise the next page's cursor */
+    long long total;         /* live entries on the list when read */
+} mailroom_suppressions;
+
+/*
+ * Lists the suppression list, the entry lasting longest first (with one duration for
+ * all, the newest first): up to limit entries (<= 0: MAILROOM_SUPPRESS_LIST_DEFAULT;
+ * at most MAILROOM_SUPPRESS_LIST_MAX) from cursor (NULL or "": the start; else a
+ * previous page's next_cursor). Lapsed index members, and members whose entry is gone,
+ * are removed on the way (a Lua script per stretch), so only live entries are listed.
+ * On success *out is new (free with mailroom_suppressions_free); on failure *out is
+ * NULL (MAILROOM_EINVAL for a bad cursor).
+ */
+MAILROOM_EXPORT int mailroom_suppress_list(mailroom *m, const char *cursor, long limit,
+                                           mailroom_suppressions **out);
+
+/* Frees what mailroom_suppress_list returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_suppressions_free(mailroom_suppressions *l);
 
 /* ------------------------------------------------------------------ history */
 

@@ -532,7 +532,8 @@ class StatsTest(CliTestCase):
 
         s = self.stats_json()
         self.assertEqual(s["counters"], {"sent": 2, "retried": 0, "failed": 1, "rejected": 1,
-                                         "recovered": 0}, s)
+                                         "recovered": 0, "cancelled": 0}, s)
+        self.assertEqual(s["failed_per_min"], 2.0, s)  # a failed job and a rejected one
         self.assertEqual((s["pending"], s["scheduled"], s["scheduled_due"], s["dead"]),
                          (3, 1, 0, 2), s)
         self.assertEqual((s["processing"], s["consumers"]), ({}, []), s)
@@ -569,7 +570,7 @@ class StatsTest(CliTestCase):
                          [("old", 2), ("live", 0)])
         self.assertEqual((s["scheduled"], s["scheduled_due"]), (2, 1))
         self.assertEqual(s["counters"], {"sent": 7, "retried": 0, "failed": 1, "rejected": 0,
-                                         "recovered": 0})
+                                         "recovered": 0, "cancelled": 0})
         rc, out, _ = self.cli("consumers")
         self.assertRegex(out, r"(?m)^old\s+silent\s+heartbeat 6\d\.\d s ago, processing 2$")
 

@@ -50,7 +50,9 @@ class _Processing(ctypes.Structure):  # mailroom_processing, include/mailroom_ad
 
 class _Consumer(ctypes.Structure):  # mailroom_consumer
     _fields_ = [("id", P), ("state", ctypes.c_int), ("heartbeat_age_ms", LL),
-                ("processing", LL)]
+                ("processing", LL), ("has_info", ctypes.c_int), ("host", P), ("pid", LL),
+                ("version", P), ("started_at", P), ("queues", P), ("relays", P),
+                ("concurrency", LL), ("sessions", LL)]
 
 
 class _Counter(ctypes.Structure):  # mailroom_counter
@@ -62,7 +64,9 @@ class _Stats(ctypes.Structure):  # mailroom_stats
                 ("dead", LL), ("sent_per_min", ctypes.c_double),
                 ("processing", ctypes.POINTER(_Processing)), ("n_processing", ctypes.c_size_t),
                 ("consumers", ctypes.POINTER(_Consumer)), ("n_consumers", ctypes.c_size_t),
-                ("counters", ctypes.POINTER(_Counter)), ("n_counters", ctypes.c_size_t)]
+                ("counters", ctypes.POINTER(_Counter)), ("n_counters", ctypes.c_size_t),
+                ("paused", ctypes.c_int), ("paused_at", P), ("oldest_pending_age_ms", LL),
+                ("failed_per_min", ctypes.c_double)]
 
 
 class _Consumers(ctypes.Structure):  # mailroom_consumers
@@ -325,7 +329,9 @@ class AdminApiTest(LibApiTestCase):
         self.assertGreaterEqual(v.consumers[0].heartbeat_age_ms, 60000)
         counters = [(s(v.counters[i].name), v.counters[i].value) for i in range(v.n_counters)]
         self.assertEqual(counters, [("sent", 7), ("retried", 0), ("failed", 1),
-                                    ("rejected", 0), ("recovered", 0), ("custom", 3)])
+                                    ("rejected", 0), ("recovered", 0), ("cancelled", 0),
+                                    ("custom", 3)])
+        self.assertEqual((v.paused, s(v.paused_at), v.oldest_pending_age_ms), (0, "", 0))
 
     def test_consumers_read(self):
         self.seed()

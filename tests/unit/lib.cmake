@@ -34,3 +34,14 @@ include(${CMAKE_CURRENT_LIST_DIR}/../packaging/namespace.cmake)
 # The webhook signature against tests/vectors/webhook.json (read with json-c).
 mailroom_lib_test(test_lib_webhook_sig mailroom_static json-c::json-c)
 target_compile_definitions(test_lib_webhook_sig PRIVATE MAILROOM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
+# The library's internal pieces of the job listing (lib/jobitem.c): linked from its
+# objects, as an application never reaches them.
+mailroom_lib_test(test_lib_jobitem
+  PkgConfig::HIREDIS PkgConfig::IDN2 json-c::json-c OpenSSL::Crypto Threads::Threads)
+target_sources(test_lib_jobitem PRIVATE
+  $<TARGET_OBJECTS:mailroom_lib_objects> $<TARGET_OBJECTS:mailroom_common>)
+add_dependencies(test_lib_jobitem mailroom_lib_objects mailroom_common)
+target_include_directories(test_lib_jobitem PRIVATE
+  ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include ${PROJECT_SOURCE_DIR}/lib
+  ${PROJECT_SOURCE_DIR}/common ${MAILROOM_GENERATED_DIR})
