@@ -4,7 +4,8 @@
  *     GET /api/job?queue=&id=   the record, each recipient, every event of its life
  *                               still in the events stream
  *     GET /api/search?q=        a job id in every queue; a recipient (an address, or
- *                               "@domain") in the newest outcomes and dead letters
+ *                               "@domain") among the waiting jobs, in the newest
+ *                               outcomes and dead letters, and on the suppression list
  *
  * A job's events are searched in the stream between its record's created_at and
  * updated_at (a minute of slack each side: the stream's ids are the Redis server's
@@ -167,6 +168,52 @@ static int search_recipient(web_queue *q, const char *text, json_object *outcome
     return r;
 }
 
+/* The waiting jobs (pending, then scheduled) of q with a recipient text names: an
+ * address, or a domain ("@example.com" or "example.com"). One page of each. */
+static int search_waiting(web_queue *q, const char *text, json_object *waiting)
+{
+    static const mailroom_jobs_kind kinds[] = {MAILROOM_JOBS_PENDING, MAILROOM_JOBS_SCHEDULED};
+    const char *at = strchr(text, '@');
+    int r = 0;
+    for (size_t k = 0; r == 0 && k < 2; k++) {
+        mailroom_jobs_query query;
+        mailroom_jobs *l = NULL;
+        mailroom_jobs_query_init(&query);
+        query.kind = kinds[k];
+        query.limit = SEARCH_HITS;
+        if (at && at != text)
+            query.to = text;
+        else
+            query.domain = at ? at + 1 : text;
+        pthread_mutex_lock(&q->lock);
+        int rc = mailroom_jobs_list(q->m, &query, &l);
+        pthread_mutex_unlock(&q->lock);
+        if (rc == MAILROOM_EINVAL) /* not an address or domain: nothing waits for it */
+            return 0;
+        r = rc == MAILROOM_OK ? 0 : -1;
+        for (size_t i = 0; r == 0 && l && i < l->n; i++) {
+            json_object *o = wj_job_item(&l->items[i]);
+            r = o ? wj_set(o, "queue", wj_str(q->name)) | wj_add(waiting, o) : -1;
+        }
+        mailroom_jobs_free(l);
+    }
+    return r;
+}
+
+/* The suppression list's entry for an address, when text is one and it has an entry;
+ * null otherwise. */
+static json_object *search_suppressed(web_queue *q, const char *text)
+{
+    mailroom_suppression entry;
+    const char *at = strchr(text, '@');
+    if (!at || at == text)
+        return NULL;
+    pthread_mutex_lock(&q->lock);
+    int rc = mailroom_suppressed(q->m, text, &entry);
+    pthread_mutex_unlock(&q->lock);
+    return rc == MAILROOM_OK ? wj_suppression(&entry) : NULL;
+}
+
 /* GET /api/search?q=TEXT */
 int api_search(const web_req *rq, web_reply *out)
 {
@@ -176,23 +223,29 @@ int api_search(const web_req *rq, web_reply *out)
         return web_reply_error(out, 400, "q: a job id, an address or @domain, 3 to 254 bytes");
     int by_id = mailroom_id_valid(text), by_rcpt = strchr(text, '@') || strchr(text, '.');
     json_object *o = json_object_new_object(), *jobs = json_object_new_array(),
-                *outcomes = json_object_new_array(), *dead = json_object_new_array();
-    int ok = o && jobs && outcomes && dead;
+                *waiting = json_object_new_array(), *outcomes = json_object_new_array(),
+                *dead = json_object_new_array();
+    int ok = o && jobs && waiting && outcomes && dead;
     for (size_t i = 0; ok && i < rq->app->n_queues; i++) {
         web_queue *q = &rq->app->queues[i];
         if (by_id && search_id(q, text, jobs) != 0)
             ok = 0;
-        if (ok && by_rcpt && search_recipient(q, text, outcomes, dead) != 0)
+        if (ok && by_rcpt &&
+            (search_waiting(q, text, waiting) != 0 ||
+             search_recipient(q, text, outcomes, dead) != 0))
             ok = 0;
     }
     if (!ok || wj_set(o, "query", wj_str(text)) != 0) {
         json_object_put(jobs);
+        json_object_put(waiting);
         json_object_put(outcomes);
         json_object_put(dead);
         json_object_put(o);
         return web_reply_error(out, ok ? 500 : 503, "search failed (Redis, or out of memory)");
     }
-    ok = wj_set(o, "jobs", jobs) == 0 && wj_set(o, "outcomes", outcomes) == 0 &&
-         wj_set(o, "dead", dead) == 0;
+    json_object *sup = by_rcpt ? search_suppressed(&rq->app->queues[0], text) : NULL;
+    ok = wj_set(o, "jobs", jobs) == 0 && wj_set(o, "waiting", waiting) == 0 &&
+         wj_set(o, "outcomes", outcomes) == 0 && wj_set(o, "dead", dead) == 0 &&
+         json_object_object_add(o, "suppressed", sup) == 0;
     return web_reply_ok(out, ok ? o : (json_object_put(o), NULL));
 }

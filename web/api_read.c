@@ -2,7 +2,8 @@
  * api_read.c — the read-only JSON endpoints the page polls (docs/dashboard.md lists
  * them with their members):
  *
- *     GET /api/overview                 every queue's figures, consumers, webhook
+ *     GET /api/overview                 every queue's figures, consumers, webhook;
+ *                                       the relays
  *     GET /api/history?queue=&minutes=  outcomes per minute, for the charts
  *     GET /api/dead?queue=&limit=       the newest dead letters
  *
@@ -69,6 +70,26 @@ static json_object *queue_overview(web_queue *q)
     return o;
 }
 
+/* The relays every queue shares (read through the first queue's handle): their
+ * array, or {"error"} when Redis did not answer. */
+static json_object *relays_overview(web_queue *q)
+{
+    mailroom_relays *r = NULL;
+    json_object *o = NULL;
+    pthread_mutex_lock(&q->lock);
+    int rc = mailroom_relays_read(q->m, &r);
+    if (rc != MAILROOM_OK && (o = json_object_new_object()) &&
+        wj_set(o, "error", wj_str(mailroom_errmsg(q->m))) != 0) {
+        json_object_put(o);
+        o = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (rc == MAILROOM_OK)
+        o = wj_relays(r);
+    mailroom_relays_free(r);
+    return o;
+}
+
 /* GET /api/overview */
 int api_overview(const web_req *rq, web_reply *out)
 {
@@ -83,6 +104,7 @@ int api_overview(const web_req *rq, web_reply *out)
         return web_reply_error(out, 500, "out of memory");
     }
     ok = wj_set(o, "queues", qs) == 0 &&
+         wj_set(o, "relays", relays_overview(&app->queues[0])) == 0 &&
          wj_set(o, "actions", json_object_new_boolean(app->token.set)) == 0 &&
          wj_set(o, "history_minutes", json_object_new_int64(app->opt.history_ms / 60000)) == 0;
     return web_reply_ok(out, ok ? o : (json_object_put(o), NULL));

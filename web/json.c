@@ -90,15 +90,36 @@ static long long processing_total(const mailroom_stats *s)
 json_object *wj_stats(const mailroom_stats *s)
 {
     json_object *o = json_object_new_object();
-    int ok = o && wj_set(o, "now_ms", json_object_new_int64(s->now_ms)) == 0 &&
-             wj_set(o, "pending", json_object_new_int64(s->pending)) == 0 &&
-             wj_set(o, "scheduled", json_object_new_int64(s->scheduled)) == 0 &&
-             wj_set(o, "scheduled_due", json_object_new_int64(s->scheduled_due)) == 0 &&
-             wj_set(o, "processing", json_object_new_int64(processing_total(s))) == 0 &&
-             wj_set(o, "dead", json_object_new_int64(s->dead)) == 0 &&
-             wj_set(o, "sent_per_min", json_object_new_double(s->sent_per_min)) == 0 &&
-             wj_set(o, "counters", counters(s)) == 0;
+    int ok =
+        o && wj_set(o, "now_ms", json_object_new_int64(s->now_ms)) == 0 &&
+        wj_set(o, "pending", json_object_new_int64(s->pending)) == 0 &&
+        wj_set(o, "scheduled", json_object_new_int64(s->scheduled)) == 0 &&
+        wj_set(o, "scheduled_due", json_object_new_int64(s->scheduled_due)) == 0 &&
+        wj_set(o, "processing", json_object_new_int64(processing_total(s))) == 0 &&
+        wj_set(o, "dead", json_object_new_int64(s->dead)) == 0 &&
+        wj_set(o, "sent_per_min", json_object_new_double(s->sent_per_min)) == 0 &&
+        wj_set(o, "failed_per_min", json_object_new_double(s->failed_per_min)) == 0 &&
+        wj_set(o, "paused", json_object_new_boolean(s->paused)) == 0 &&
+        wj_set(o, "paused_at", wj_str(s->paused_at)) == 0 &&
+        wj_set(o, "oldest_pending_age_ms", json_object_new_int64(s->oldest_pending_age_ms)) == 0 &&
+        wj_set(o, "counters", counters(s)) == 0;
     return keep_if(o, ok);
+}
+
+/* What a consumer says of itself (its info hash), into o. */
+static int consumer_info(json_object *o, const mailroom_consumer *c)
+{
+    return wj_set(o, "has_info", json_object_new_boolean(c->has_info)) == 0 &&
+                   wj_set(o, "host", wj_str(c->host)) == 0 &&
+                   wj_set(o, "pid", json_object_new_int64(c->pid)) == 0 &&
+                   wj_set(o, "version", wj_str(c->version)) == 0 &&
+                   wj_set(o, "started_at", wj_str(c->started_at)) == 0 &&
+                   wj_set(o, "queues", wj_str(c->queues)) == 0 &&
+                   wj_set(o, "relays", wj_str(c->relays)) == 0 &&
+                   wj_set(o, "concurrency", json_object_new_int64(c->concurrency)) == 0 &&
+                   wj_set(o, "sessions", json_object_new_int64(c->sessions)) == 0
+               ? 0
+               : -1;
 }
 
 /* One consumer. */
@@ -108,7 +129,8 @@ static json_object *consumer(const mailroom_consumer *c)
     int ok = o && wj_set(o, "id", wj_str(c->id)) == 0 &&
              wj_set(o, "state", wj_str(mailroom_consumer_state_name(c->state))) == 0 &&
              wj_set(o, "heartbeat_age_ms", json_object_new_int64(c->heartbeat_age_ms)) == 0 &&
-             wj_set(o, "processing", json_object_new_int64(c->processing)) == 0;
+             wj_set(o, "processing", json_object_new_int64(c->processing)) == 0 &&
+             consumer_info(o, c) == 0;
     return keep_if(o, ok);
 }
 
@@ -202,5 +224,61 @@ json_object *wj_webhook(const mailroom_webhook_state *w)
              wj_set(o, "last_error", wj_str(w->last_error)) == 0 &&
              wj_set(o, "last_at", wj_str(w->last_at)) == 0 &&
              wj_set(o, "stream_id", wj_str(w->stream_id)) == 0;
+    return keep_if(o, ok);
+}
+
+json_object *wj_relays(const mailroom_relays *r)
+{
+    json_object *a = json_object_new_array();
+    int ok = a != NULL;
+    for (size_t i = 0; ok && i < r->n; i++) {
+        const mailroom_relay *x = &r->items[i];
+        json_object *o = json_object_new_object();
+        ok = o && wj_set(o, "name", wj_str(x->name)) == 0 &&
+             wj_set(o, "circuit", wj_str(x->circuit)) == 0 &&
+             wj_set(o, "failures", json_object_new_int64(x->failures)) == 0 &&
+             wj_set(o, "last_error", wj_str(x->last_error)) == 0 &&
+             wj_set(o, "opened_at_ms", json_object_new_int64(x->opened_at_ms)) == 0 &&
+             wj_set(o, "probe_at_ms", json_object_new_int64(x->probe_at_ms)) == 0 &&
+             wj_set(o, "prober", wj_str(x->prober)) == 0 &&
+             wj_set(o, "rate", json_object_new_double(x->rate)) == 0 &&
+             wj_set(o, "rate_max", json_object_new_double(x->rate_max)) == 0 &&
+             wj_set(o, "throttles", json_object_new_int64(x->throttles)) == 0 &&
+             wj_set(o, "throttled_at_ms", json_object_new_int64(x->throttled_at_ms)) == 0 &&
+             wj_set(o, "sessions", json_object_new_int64(x->sessions)) == 0 &&
+             wj_set(o, "last_used_ms", json_object_new_int64(x->last_used_ms)) == 0;
+        ok = ok ? wj_add(a, o) == 0 : (json_object_put(o), 0);
+    }
+    return keep_if(a, ok);
+}
+
+json_object *wj_job_item(const mailroom_job_item *j)
+{
+    json_object *o = json_object_new_object(), *to = json_object_new_array();
+    int ok = o && to;
+    for (size_t i = 0; ok && i < j->n_recipients; i++)
+        ok = wj_add(to, wj_str(j->recipients[i])) == 0;
+    ok = ok ? wj_set(o, "to", to) == 0 : (json_object_put(to), 0);
+    ok = ok && wj_set(o, "id", wj_str(j->id)) == 0 &&
+         wj_set(o, "state", wj_str(mailroom_state_name(j->state))) == 0 &&
+         wj_set(o, "attempts", json_object_new_int(j->attempts)) == 0 &&
+         wj_set(o, "error", wj_str(j->error)) == 0 &&
+         wj_set(o, "subject", wj_str(j->subject)) == 0 &&
+         wj_set(o, "created_at", wj_str(j->created_at)) == 0 &&
+         wj_set(o, "send_at", wj_str(j->send_at)) == 0 &&
+         wj_set(o, "due_ms", json_object_new_int64(j->due_ms)) == 0 &&
+         wj_set(o, "readable", json_object_new_boolean(j->readable)) == 0;
+    return keep_if(o, ok);
+}
+
+json_object *wj_suppression(const mailroom_suppression *s)
+{
+    json_object *o = json_object_new_object();
+    int ok = o && wj_set(o, "address", wj_str(s->address)) == 0 &&
+             wj_set(o, "reason", wj_str(s->reason)) == 0 &&
+             wj_set(o, "code", json_object_new_int(s->code)) == 0 &&
+             wj_set(o, "at", wj_str(s->at)) == 0 && wj_set(o, "queue", wj_str(s->queue)) == 0 &&
+             wj_set(o, "id", wj_str(s->id)) == 0 && wj_set(o, "source", wj_str(s->source)) == 0 &&
+             wj_set(o, "expires_ms", json_object_new_int64(s->expires_ms)) == 0;
     return keep_if(o, ok);
 }

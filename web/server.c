@@ -47,8 +47,16 @@ static const route routes[] = {
     {"GET", "/api/dead", api_dead},
     {"GET", "/api/job", api_job},
     {"GET", "/api/search", api_search},
+    {"GET", "/api/jobs", api_jobs},
+    {"GET", "/api/suppressed", api_suppressed},
     {"POST", "/api/dead/retry", act_dead_retry},
     {"POST", "/api/dead/purge", act_dead_purge},
+    {"POST", "/api/cancel", act_cancel},
+    {"POST", "/api/retry-now", act_retry_now},
+    {"POST", "/api/pause", act_pause},
+    {"POST", "/api/resume", act_resume},
+    {"POST", "/api/suppress/add", act_suppress_add},
+    {"POST", "/api/suppress/remove", act_suppress_remove},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -82,6 +90,7 @@ int web_reply_lib(web_reply *r, const web_queue *q, int rc, const char *what)
     switch (rc) {
     case MAILROOM_ENOTFOUND: status = 404; break;
     case MAILROOM_EINVAL: status = 400; break;
+    case MAILROOM_ESTATE: status = 409; break;
     case MAILROOM_EREDIS:
     case MAILROOM_ETIMEOUT: status = 503; break;
     default: break;

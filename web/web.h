@@ -18,7 +18,9 @@
  *     json.c     json-c helpers: checked members, converted library results
  *     api_read.c the read-only JSON endpoints (overview, history, lists)
  *     api_job.c  a job's page and the search
- *     api_act.c  the actions: POSTs that change the queue
+ *     api_act.c  the actions on the dead list
+ *     api_jobs.c job control: waiting jobs, cancel, retry now, pause, resume
+ *     api_suppress.c the suppression list: a page, add, remove
  *
  * Like the CLI, mailroom-web uses the public API of libmailroom only (mailroom.h,
  * mailroom_admin.h). Every function that can fail returns 0 (or a pointer) on success
@@ -193,7 +195,8 @@ const char *web_arg(const web_req *rq, const char *name);
 int web_reply_error(web_reply *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Fills r from a failed library call on queue q: 404 for MAILROOM_ENOTFOUND, 409 for a
- * state the call refuses, 400 for MAILROOM_EINVAL, 503 for Redis, 500 otherwise. */
+ * state the call refuses (MAILROOM_ESTATE), 400 for MAILROOM_EINVAL, 503 for Redis,
+ * 500 otherwise. Called under q's lock (the text is the handle's). */
 int web_reply_lib(web_reply *r, const web_queue *q, int rc, const char *what);
 /* Fills r with 200 and body (owned from here; NULL: out of memory, 500). */
 int web_reply_ok(web_reply *r, json_object *body);
@@ -210,6 +213,16 @@ int api_search(const web_req *rq, web_reply *out);
 /* api_act.c */
 int act_dead_retry(const web_req *rq, web_reply *out);
 int act_dead_purge(const web_req *rq, web_reply *out);
+/* api_jobs.c */
+int api_jobs(const web_req *rq, web_reply *out);
+int act_cancel(const web_req *rq, web_reply *out);
+int act_retry_now(const web_req *rq, web_reply *out);
+int act_pause(const web_req *rq, web_reply *out);
+int act_resume(const web_req *rq, web_reply *out);
+/* api_suppress.c */
+int api_suppressed(const web_req *rq, web_reply *out);
+int act_suppress_add(const web_req *rq, web_reply *out);
+int act_suppress_remove(const web_req *rq, web_reply *out);
 
 /* The queue a request names (?queue= or the body's "queue"; the first queue when the
  * dashboard has one only); NULL with out filled (400/404) otherwise. */
@@ -237,6 +250,9 @@ json_object *wj_recipients(const mailroom_recipient *r, size_t n);
 json_object *wj_status(const mailroom_job_status *st);
 json_object *wj_event_log(const mailroom_event_log *log, const char *queue);
 json_object *wj_webhook(const mailroom_webhook_state *w);
+json_object *wj_relays(const mailroom_relays *r);
+json_object *wj_job_item(const mailroom_job_item *j);
+json_object *wj_suppression(const mailroom_suppression *s);
 
 /* ------------------------------------------------------------------ server.c */
 

@@ -274,6 +274,162 @@ class PageTest(DashboardCase):
         self.assert_no_console_errors(b)
 
 
+# --------------------------------------------------------------------------- job control
+
+
+def iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+class JobControlTest(DashboardCase):
+    """The buttons of job control, each checked in Redis and in the page."""
+
+    def open_unlocked(self, web, fragment=""):
+        b = self.browser()
+        b.driver.get(web.url + fragment)
+        self.unlock(b, web)
+        self.js(b, "window.confirm = () => true")  # the operator answers yes
+        return b
+
+    def click(self, b, selector):
+        wait_for(lambda: self.js(b, f"const e = document.querySelector({json.dumps(selector)});"
+                                    "return e && !e.disabled"), 10, message=selector)
+        self.js(b, f"document.querySelector({json.dumps(selector)}).click()")
+
+    def test_pause_and_resume_buttons(self):
+        web = self.web()
+        b = self.open_unlocked(web)
+        paused = f"{Q.prefix}:paused"
+        self.click(b, '[data-q="default"] button[data-act="pause"]')
+        wait_for(lambda: self.r.exists(paused), 10, message="the queue paused in Redis")
+        self.wait_text(b, '[data-q="default"] [data-k="paused"]', "paused")
+        self.assertFalse(self.r.exists(f"{BACKLOG.prefix}:paused"), "only that queue")
+        self.click(b, '[data-q="default"] button[data-act="resume"]')
+        wait_for(lambda: not self.r.exists(paused), 10, message="the queue resumed in Redis")
+        wait_for(lambda: self.text_of(b, '[data-q="default"] [data-k="paused"]') is None, 10)
+        self.assert_no_console_errors(b)
+
+    def test_cancel_from_the_job_page(self):
+        job = make_job(to=("zed@example.org",))
+        push_jobs(self.r, [(job["id"], job_json(sign_job(job, SECRET)))], "backlog")
+        web = self.web()
+        b = self.open_unlocked(web, f"#/job/backlog/{job['id']}")
+        self.wait_text(b, '#job-record [data-k="state"]', "queued")
+        self.click(b, "#job-cancel")
+        self.wait_state(self.r, job["id"], "cancelled", queue="backlog")
+        self.assertEqual(self.r.llen(BACKLOG.pending), 0, "the cancelled copy left pending")
+        self.wait_text(b, '#job-record [data-k="state"]', "cancelled")
+        self.assertTrue(self.js(b, "return document.getElementById('job-cancel').disabled"))
+        self.assertIn("action /api/cancel from 127.0.0.1: 200", web.log())
+        self.assert_no_console_errors(b)
+
+    def test_retry_now_sends_a_retrying_job_at_once(self):
+        rx = self.receiver(refuse_first=1, refuse_reply="451 4.3.0 try again later")
+        env = mailroom_env(self.rs, secret=SECRET, smtp=rx)
+        self.start_consumer(env, "--concurrency", "1", "--backoff-base", "1h",
+                            "--backoff-max", "2h")
+        job_id = self.send(self.env, subject="not in an hour")
+        self.wait_state(self.r, job_id, "retrying")
+        web = self.web()
+        b = self.open_unlocked(web)
+        self.js(b, "const k = document.getElementById('jobs-kind'); k.value = 'retrying';"
+                   "k.dispatchEvent(new Event('change'))")
+        self.click(b, f'#jobs tr[data-id="{job_id}"] button[data-act="retry-now"]')
+        msgs = rx.wait_for_count(1, timeout=15)
+        self.assertEqual(msgs[0].message["Subject"], "not in an hour")
+        self.wait_state(self.r, job_id, "sent")
+        self.assert_no_console_errors(b)
+
+    def test_a_refused_action_says_why(self):
+        rx = self.receiver()
+        self.consumer(rx)
+        job_id = self.send(self.env)
+        self.wait_state(self.r, job_id, "sent")
+        web = self.web()
+        status, _, body = web.http("/api/cancel", method="POST",
+                                   body=json.dumps({"queue": "default", "id": job_id}).encode(),
+                                   headers={"Authorization": f"Bearer {web.token}",
+                                            "X-Mailroom-Action": "1",
+                                            "Content-Type": "application/json"})
+        self.assertEqual(status, 409, body)
+        self.assertIn("sent", json.loads(body)["error"])
+        self.assertEqual(self.r.hget(Q.job(job_id), "state"), "sent")
+
+    def test_waiting_jobs_latency_and_search(self):
+        old = make_job(to=("zed@example.org",), created_at=iso(time.time() - 180))
+        new = make_job(to=("amy@example.net",))
+        push_jobs(self.r, [(j["id"], job_json(sign_job(j, SECRET))) for j in (old, new)],
+                  "backlog")
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url)
+        self.wait_text(b, '[data-q="backlog"] [data-k="latency"]', "3 min")
+        self.assertEqual(self.text_of(b, '[data-q="default"] [data-k="latency"]'), "—")
+        self.js(b, "const q = document.getElementById('jobs-queue'); q.value = 'backlog';"
+                   "q.dispatchEvent(new Event('change'))")
+        ids = wait_for(lambda: self.js(b, "return [...document.querySelectorAll('#jobs tbody "
+                                          "tr[data-id]')].map(r => r.dataset.id)"), 10)
+        self.assertEqual(ids, [old["id"], new["id"]], "the job taken next first")
+        for text, want in (("zed%40example.org", [old["id"]]), ("%40example.net", [new["id"]]),
+                           ("example.org", [old["id"]])):
+            b.driver.get(web.url + "#/search/" + text)
+            wait_for(lambda: self.js(b, "return [...document.querySelectorAll("
+                                        "'#search-waiting li')].map(e => e.dataset.id)") == want,
+                     10, message=f"the search for {text} to find {want}")
+        self.assert_no_console_errors(b)
+
+    def test_suppression_list_add_and_remove(self):
+        web = self.web()
+        b = self.open_unlocked(web)
+        b.driver.find_element(By.ID, "suppress-address").send_keys("Bounce@Example.COM")
+        b.driver.find_element(By.ID, "suppress-reason").send_keys("550 5.1.1 no such user")
+        b.driver.find_element(By.CSS_SELECTOR, "#suppress-form button[type=submit]").click()
+        key = "mailroom:{suppress}:addr:bounce@example.com"
+        wait_for(lambda: self.r.exists(key), 10, message="the address suppressed in Redis")
+        entry = json.loads(self.r.get(key))
+        self.assertEqual((entry["source"], entry["reason"]), ("web", "550 5.1.1 no such user"))
+        row = '#suppressed tr[data-address="bounce@example.com"]'
+        wait_for(lambda: self.text_of(b, row), 10, message="the entry listed")
+        b.driver.get(web.url + "#/search/bounce%40example.com")
+        wait_for(lambda: "is suppressed" in (self.text_of(b, "#search-suppressed") or ""), 10)
+        b.driver.get(web.url + "#/")
+        self.click(b, row + ' button[data-act="unsuppress"]')
+        wait_for(lambda: not self.r.exists(key), 10, message="the address removed in Redis")
+        self.assertEqual(self.r.zscore("mailroom:{suppress}:index", "bounce@example.com"), None)
+        wait_for(lambda: self.text_of(b, row) is None, 10, message="the entry gone from the page")
+        self.assert_no_console_errors(b)
+
+    def test_relays_and_consumers_say_what_they_are(self):
+        now_ms = int(time.time() * 1000)
+        # the keys the consumers write (docs/redis.md), as they write them
+        self.r.zadd("mailroom:relays", {"smtp.example.com:587": now_ms - 2000})
+        self.r.hset("mailroom:relay:{smtp.example.com:587}", mapping={
+            "circuit": "open", "failures": "5", "opened_at": str(now_ms - 60000),
+            "probe_at": str(now_ms + 30000), "last_error": "connect: Connection refused",
+            "rate_max": "10", "rate": "2.5", "throttles": "3",
+            "throttled_at": str(now_ms - 5000)})
+        self.r.zadd("mailroom:relay:{smtp.example.com:587}:sessions",
+                    {"c9:1": now_ms + 60000, "c9:2": now_ms + 60000, "gone:1": now_ms - 1000})
+        self.r.zadd(Q.consumers, {"c9": now_ms})
+        self.r.hset(f"{Q.prefix}:info:c9", mapping={
+            "host": "mail-7", "pid": "4242", "version": "9.9.9",
+            "started_at": "2026-01-01T00:00:00Z", "queues": "default,backlog:1",
+            "relays": "smtp.example.com:587", "concurrency": "8", "sessions": "2"})
+        web = self.web()
+        b = self.browser()
+        b.driver.get(web.url)
+        relay = '#relays tr[data-relay="smtp.example.com:587"] '
+        self.wait_text(b, relay + '[data-k="circuit"]', "open")
+        self.assertEqual(self.text_of(b, relay + '[data-k="rate"]'), "2.5/s / 10/s")
+        self.assertEqual(self.text_of(b, relay + '[data-k="sessions"]'), "2")
+        self.assertIn("Connection refused", self.text_of(b, relay))
+        consumer = '#consumers tr[data-consumer="c9"] '
+        self.wait_text(b, consumer + '[data-k="sessions"]', "2")
+        self.assertIn("mail-7 (pid 4242)", self.text_of(b, consumer))
+        self.assertIn("default,backlog:1", self.text_of(b, consumer))
+        self.assert_no_console_errors(b)
+
+
 # --------------------------------------------------------------------------- refusals
 
 

@@ -159,13 +159,30 @@
       return card;
     }
     const s = q.stats;
+    if (s.paused) head.appendChild(el('span', { class: 'badge paused', 'data-k': 'paused', title: 'since ' + s.paused_at }, 'paused'));
+    const toggle = el('button', { class: 'action', type: 'button', 'data-act': s.paused ? 'resume' : 'pause' },
+      s.paused ? 'Resume' : 'Pause');
+    toggle.disabled = !state.actions;
+    toggle.addEventListener('click', async () => {
+      const verb = s.paused ? 'resume' : 'pause';
+      if (verb === 'pause' && !confirm(`Pause ${q.name}? Consumers take nothing from it until it is resumed.`)) return;
+      toggle.disabled = true;
+      const r = await act('api/' + verb, { queue: q.name });
+      if (r) notice(`${q.name} ${r.paused ? 'paused' : 'resumed'}`, 'info');
+      refreshSoon();
+    });
+    head.appendChild(toggle);
     card.appendChild(el('dl', { class: 'figures' }, figure('pending', s.pending),
       figure('scheduled', s.scheduled), figure('processing', s.processing), figure('dead', s.dead)));
+    card.appendChild(el('p', { class: 'sub' }, 'latency (oldest pending) ',
+      el('strong', { 'data-k': 'latency' }, s.pending ? age(s.oldest_pending_age_ms) : '—')));
     const alive = (q.consumers || []).filter((c) => c.state === 'alive').length;
     const total = (k) => el('span', { 'data-k': k + '-total' }, String(s.counters[k] || 0));
     card.appendChild(el('p', { class: 'sub' },
-      `${s.sent_per_min.toFixed(1)} sent/min · ${alive} consumer${alive === 1 ? '' : 's'} alive · `,
-      total('sent'), ' sent, ', total('failed'), ' failed, ', total('rejected'), ' rejected in all'));
+      `${s.sent_per_min.toFixed(1)} sent/min, ${s.failed_per_min.toFixed(1)} failed/min · ` +
+      `${alive} consumer${alive === 1 ? '' : 's'} alive · `,
+      total('sent'), ' sent, ', total('failed'), ' failed, ', total('rejected'), ' rejected, ',
+      total('cancelled'), ' cancelled in all'));
     return card;
   }
 
@@ -177,10 +194,34 @@
           el('td', {}, q.name), el('td', { class: 'mono' }, c.id),
           el('td', { class: 'state-' + c.state }, c.state),
           el('td', { class: 'num' }, c.heartbeat_age_ms < 0 ? '—' : age(c.heartbeat_age_ms) + ' ago'),
-          el('td', { class: 'num' }, String(c.processing))));
+          el('td', { class: 'num' }, String(c.processing)),
+          el('td', { class: 'num', 'data-k': 'sessions' }, c.has_info ? String(c.sessions) : '—'),
+          el('td', {}, c.has_info ? `${c.host} (pid ${c.pid})` : ''),
+          el('td', { class: 'mono' }, c.queues), el('td', {}, c.version)));
       }
     }
-    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'hint' }, 'no consumer')));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 9, class: 'hint' }, 'no consumer')));
+    return rows;
+  }
+
+  function rate(v) {
+    return v > 0 ? (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + '/s' : 'no limit';
+  }
+
+  function relayRows(ov) {
+    if (!Array.isArray(ov.relays)) {
+      return [el('tr', {}, el('td', { colspan: 8, class: 'hint' }, (ov.relays && ov.relays.error) || 'unknown'))];
+    }
+    const rows = ov.relays.map((x) => el('tr', { 'data-relay': x.name },
+      el('td', { class: 'mono' }, x.name),
+      el('td', { class: 'state-' + x.circuit, 'data-k': 'circuit' }, x.circuit),
+      el('td', { class: 'num' }, String(x.failures)),
+      el('td', { class: 'num', 'data-k': 'rate' }, x.rate_max > 0 ? `${rate(x.rate)} / ${rate(x.rate_max)}` : 'no limit'),
+      el('td', { class: 'num', 'data-k': 'sessions' }, String(x.sessions)),
+      el('td', { class: 'num' }, x.throttles ? `${x.throttles}×, last ${age(Date.now() - x.throttled_at_ms)} ago` : '—'),
+      el('td', {}, x.last_used_ms ? age(Date.now() - x.last_used_ms) + ' ago' : '—'),
+      el('td', { class: 'wrap' }, x.last_error)));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'no relay used in the last day')));
     return rows;
   }
 
@@ -215,7 +256,9 @@
     $('queues').replaceChildren(...ov.queues.map(queueCard));
     $('consumers').tBodies[0].replaceChildren(...consumerRows(ov));
     $('webhook').tBodies[0].replaceChildren(...webhookRows(ov));
+    $('relays').tBodies[0].replaceChildren(...relayRows(ov));
     fillQueueSelect($('dead-queue'), state.queues);
+    fillQueueSelect($('jobs-queue'), state.queues);
     updateButtons();
   }
 
@@ -284,6 +327,103 @@
       const r = await act('api/dead/purge', { queue, all: true });
       if (r) notice(`${r.count} dead letters deleted from ${queue}`, 'info');
       refreshSoon();
+    });
+  }
+
+  // ------------------------------------------------------------------ waiting jobs
+
+  // A button that runs an action on one job, then reloads.
+  function jobButton(label, verb, queue, id, cls) {
+    const b = el('button', { class: 'action' + (cls ? ' ' + cls : ''), type: 'button', 'data-act': verb }, label);
+    b.disabled = !state.actions;
+    b.addEventListener('click', async () => {
+      if (verb === 'cancel' && !confirm(`Cancel ${id}? It will never be sent.`)) return;
+      b.disabled = true;
+      const r = await act('api/' + verb, { queue, id });
+      if (r) notice(`${id}: ${r.state || 'done'}`, 'info');
+      refreshSoon();
+      if (state.view === 'job') route();
+    });
+    return b;
+  }
+
+  function jobRow(queue, kind, j) {
+    const actions = el('td', {});
+    if (j.id && (j.state === 'queued' || j.state === 'retrying')) actions.appendChild(jobButton('Cancel', 'cancel', queue, j.id, 'danger'));
+    if (j.id && kind !== 'pending') actions.appendChild(jobButton('Retry now', 'retry-now', queue, j.id));
+    return el('tr', { 'data-id': j.id },
+      el('td', { class: 'mono' }, j.id ? el('a', { href: jobHref(queue, j.id) }, j.id) : '(unreadable)'),
+      el('td', { class: 'wrap' }, j.to.join(', ')), el('td', { class: 'wrap' }, j.subject),
+      el('td', { class: 'state-' + j.state }, j.state), el('td', { class: 'num' }, String(j.attempts)),
+      el('td', {}, j.due_ms ? new Date(j.due_ms).toLocaleTimeString() : '—'),
+      el('td', { class: 'wrap' }, j.error), actions);
+  }
+
+  const jobsPage = { cursor: '' };
+  async function loadJobs(more) {
+    const queue = $('jobs-queue').value || state.queues[0];
+    const kind = $('jobs-kind').value;
+    if (!queue) return;
+    const cursor = more ? jobsPage.cursor : '';
+    const r = await api(`api/jobs?queue=${encodeURIComponent(queue)}&kind=${kind}&limit=50` +
+      (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+    if (r.status !== 200 || !r.body) return;
+    const rows = r.body.items.map((j) => jobRow(queue, kind, j));
+    const body = $('jobs').tBodies[0];
+    if (more) body.append(...rows);
+    else body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 8, class: 'hint' }, 'none'))]));
+    jobsPage.cursor = r.body.next_cursor;
+    $('jobs-more').hidden = !r.body.next_cursor;
+    $('jobs-total').textContent = `${r.body.total} in ${kind === 'pending' ? 'pending' : 'scheduled'}`;
+  }
+
+  // ------------------------------------------------------------------ suppression list
+
+  function suppressedRow(x) {
+    const remove = el('button', { class: 'action', type: 'button', 'data-act': 'unsuppress' }, 'Remove');
+    remove.disabled = !state.actions;
+    remove.addEventListener('click', async () => {
+      remove.disabled = true;
+      const r = await act('api/suppress/remove', { address: x.address });
+      if (r) notice(`${x.address} may be sent to again`, 'info');
+      loadSuppressed(false);
+    });
+    return el('tr', { 'data-address': x.address },
+      el('td', { class: 'mono' }, x.address), el('td', { class: 'wrap' }, x.reason),
+      el('td', { class: 'num' }, x.code ? String(x.code) : ''), el('td', {}, x.at),
+      el('td', {}, x.expires_ms ? new Date(x.expires_ms).toLocaleDateString() : ''),
+      el('td', {}, x.source + (x.id ? ` (${x.queue} ${x.id})` : '')), el('td', {}, remove));
+  }
+
+  const suppressedPage = { cursor: '' };
+  async function loadSuppressed(more) {
+    const cursor = more ? suppressedPage.cursor : '';
+    const r = await api('api/suppressed' + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''));
+    if (r.status !== 200 || !r.body) return;
+    const rows = r.body.items.map(suppressedRow);
+    const body = $('suppressed').tBodies[0];
+    if (more) body.append(...rows);
+    else body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'none'))]));
+    suppressedPage.cursor = r.body.next_cursor;
+    $('suppressed-more').hidden = !r.body.next_cursor;
+    $('suppressed-total').textContent = `(${r.body.total})`;
+  }
+
+  function setupLists() {
+    $('jobs-queue').addEventListener('change', () => loadJobs(false));
+    $('jobs-kind').addEventListener('change', () => loadJobs(false));
+    $('jobs-more').addEventListener('click', () => loadJobs(true));
+    $('suppressed-more').addEventListener('click', () => loadSuppressed(true));
+    $('suppress-form').addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = { address: $('suppress-address').value.trim(), reason: $('suppress-reason').value.trim() };
+      if ($('suppress-for').value.trim()) body.for = $('suppress-for').value.trim();
+      const r = await act('api/suppress/add', body);
+      if (r) {
+        notice(`${r.address} suppressed`, 'info');
+        $('suppress-form').reset();
+        loadSuppressed(false);
+      }
     });
   }
 
@@ -382,6 +522,10 @@
 
   // ------------------------------------------------------------------ job page, search
 
+  // Each view shown counts here: an answer that comes back after the operator moved
+  // on to another job or search is dropped, not shown over the newer one.
+  let shown = 0;
+
   function recordRows(rec, extra) {
     const dl = [];
     const add = (k, v) => { if (v !== undefined && v !== '') dl.push(el('dt', {}, k), el('dd', { 'data-k': k }, String(v))); };
@@ -398,8 +542,10 @@
   }
 
   async function showJob(queue, id) {
+    const mine = ++shown;
     $('job-id').textContent = id;
     const r = await api('api/job?queue=' + encodeURIComponent(queue) + '&id=' + encodeURIComponent(id));
+    if (mine !== shown) return;
     if (r.status !== 200 || !r.body) {
       $('job-record').replaceChildren(el('dt', {}, 'error'), el('dd', {}, (r.body && r.body.error) || ('HTTP ' + r.status)));
       $('job-recipients').tBodies[0].replaceChildren();
@@ -408,6 +554,14 @@
     }
     const j = r.body;
     $('job-record').replaceChildren(...recordRows(j.record, j));
+    const cancel = jobButton('Cancel', 'cancel', j.queue, j.record.id, 'danger');
+    cancel.id = 'job-cancel';
+    cancel.disabled = !state.actions || !['queued', 'retrying'].includes(j.record.state);
+    const retry = jobButton('Retry now', 'retry-now', j.queue, j.record.id);
+    retry.id = 'job-retry-now';
+    retry.disabled = !state.actions || !['queued', 'retrying'].includes(j.record.state);
+    $('job-cancel').replaceWith(cancel);
+    $('job-retry-now').replaceWith(retry);
     $('job-recipients').tBodies[0].replaceChildren(...j.recipients.map((x) => el('tr', {},
       el('td', { class: 'mono' }, x.address), el('td', { class: 'state-' + x.state }, x.state),
       el('td', { class: 'num' }, x.code ? String(x.code) : ''), el('td', { class: 'wrap' }, x.reply))));
@@ -417,8 +571,12 @@
   }
 
   async function showSearch(q) {
+    const mine = ++shown;
     $('search-title').textContent = q;
+    for (const id of ['search-jobs', 'search-waiting', 'search-outcomes', 'search-dead']) $(id).replaceChildren();
+    $('search-suppressed').textContent = '';
     const r = await api('api/search?q=' + encodeURIComponent(q));
+    if (mine !== shown) return;
     const b = r.body || {};
     if (r.status !== 200) {
       notice(b.error || ('HTTP ' + r.status), 'error');
@@ -427,11 +585,16 @@
     $('search-jobs').replaceChildren(...b.jobs.map((h) => el('li', {},
       el('a', { class: 'mono', href: jobHref(h.queue, h.record.id) }, h.record.id),
       ` ${h.queue}: ${h.record.state}, ${h.record.updated_at}`)));
+    $('search-waiting').replaceChildren(...b.waiting.map((j) => el('li', { 'data-id': j.id },
+      j.id ? el('a', { class: 'mono', href: jobHref(j.queue, j.id) }, j.id) : '(unreadable)',
+      ` ${j.queue}: ${j.state}, to ${j.to.join(', ')}`)));
+    $('search-suppressed').textContent = b.suppressed ?
+      `${b.suppressed.address} is suppressed: ${b.suppressed.reason} (since ${b.suppressed.at})` : 'no';
     $('search-outcomes').replaceChildren(...b.outcomes.map((e) => eventItem(e.queue, e.event)));
     $('search-dead').replaceChildren(...b.dead.map((d) => el('li', {},
       d.id ? el('a', { class: 'mono', href: jobHref(d.queue, d.id) }, d.id) : '(no id)',
       ` ${d.queue}: ${d.state}, ${d.reason}`)));
-    if (!b.jobs.length && !b.outcomes.length && !b.dead.length) notice('nothing found', 'info');
+    if (!b.jobs.length && !b.waiting.length && !b.outcomes.length && !b.dead.length && !b.suppressed) notice('nothing found', 'info');
   }
 
   // ------------------------------------------------------------------ views, refresh
@@ -455,18 +618,19 @@
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = null;
-      if (state.view === 'overview') { loadOverview(); loadDead(); }
+      if (state.view === 'overview') { loadOverview(); loadDead(); loadJobs(false); }
     }, 300);
   }
 
   async function refreshAll() {
     await loadOverview();
-    await Promise.all([loadHistory(), loadDead()]);
+    await Promise.all([loadHistory(), loadDead(), loadJobs(false), loadSuppressed(false)]);
   }
 
   function start() {
     setupToken();
     setupDeadButtons();
+    setupLists();
     $('search').addEventListener('submit', (e) => {
       e.preventDefault();
       const q = $('search-q').value.trim();
@@ -476,7 +640,7 @@
     route();
     feedLoop();
     setInterval(() => { if (state.view === 'overview') { loadOverview(); loadDead(); } }, 5000);
-    setInterval(() => { if (state.view === 'overview') loadHistory(); }, 30000);
+    setInterval(() => { if (state.view === 'overview') { loadHistory(); loadSuppressed(false); } }, 30000);
   }
 
   start();
