@@ -13,6 +13,7 @@
  * read the whole stream.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -142,9 +143,16 @@ static int dead_names(const mailroom_dead_letter *d, const char *text)
     return yes;
 }
 
-/* The newest outcomes and dead letters of q naming a recipient that contains text. */
+/* Keeps why a search's call on q failed (under q's lock). */
+static void search_failed(const web_queue *q, char why[WEB_ERR_MAX])
+{
+    snprintf(why, WEB_ERR_MAX, "search of %s: %s", q->name, mailroom_errmsg(q->m));
+}
+
+/* The newest outcomes and dead letters of q naming a recipient that contains text. 0,
+ * or -1 with why filled. */
 static int search_recipient(web_queue *q, const char *text, json_object *outcomes,
-                            json_object *dead)
+                            json_object *dead, char why[WEB_ERR_MAX])
 {
     mailroom_event_log *log = NULL;
     mailroom_dead_letters *l = NULL;
@@ -152,6 +160,8 @@ static int search_recipient(web_queue *q, const char *text, json_object *outcome
     int rc = mailroom_recipient_events_read(q->m, text, SEARCH_HITS, 0, &log);
     if (rc == MAILROOM_OK)
         rc = mailroom_dead_list(q->m, SEARCH_DEAD_SCAN, &l);
+    if (rc != MAILROOM_OK)
+        search_failed(q, why);
     pthread_mutex_unlock(&q->lock);
     int r = rc == MAILROOM_OK ? 0 : -1;
     json_object *evs = r == 0 ? wj_event_log(log, q->name) : NULL;
@@ -169,8 +179,10 @@ static int search_recipient(web_queue *q, const char *text, json_object *outcome
 }
 
 /* The waiting jobs (pending, then scheduled) of q with a recipient text names: an
- * address, or a domain ("@example.com" or "example.com"). One page of each. */
-static int search_waiting(web_queue *q, const char *text, json_object *waiting)
+ * address, or a domain ("@example.com" or "example.com"). One page of each. 0, or -1
+ * with why filled. */
+static int search_waiting(web_queue *q, const char *text, json_object *waiting,
+                          char why[WEB_ERR_MAX])
 {
     static const mailroom_jobs_kind kinds[] = {MAILROOM_JOBS_PENDING, MAILROOM_JOBS_SCHEDULED};
     const char *at = strchr(text, '@');
@@ -187,6 +199,8 @@ static int search_waiting(web_queue *q, const char *text, json_object *waiting)
             query.domain = at ? at + 1 : text;
         pthread_mutex_lock(&q->lock);
         int rc = mailroom_jobs_list(q->m, &query, &l);
+        if (rc != MAILROOM_OK && rc != MAILROOM_EINVAL)
+            search_failed(q, why);
         pthread_mutex_unlock(&q->lock);
         if (rc == MAILROOM_EINVAL) /* not an address or domain: nothing waits for it */
             return 0;
@@ -225,14 +239,15 @@ int api_search(const web_req *rq, web_reply *out)
     json_object *o = json_object_new_object(), *jobs = json_object_new_array(),
                 *waiting = json_object_new_array(), *outcomes = json_object_new_array(),
                 *dead = json_object_new_array();
+    char why[WEB_ERR_MAX] = "out of memory";
     int ok = o && jobs && waiting && outcomes && dead;
     for (size_t i = 0; ok && i < rq->app->n_queues; i++) {
         web_queue *q = &rq->app->queues[i];
         if (by_id && search_id(q, text, jobs) != 0)
             ok = 0;
         if (ok && by_rcpt &&
-            (search_waiting(q, text, waiting) != 0 ||
-             search_recipient(q, text, outcomes, dead) != 0))
+            (search_waiting(q, text, waiting, why) != 0 ||
+             search_recipient(q, text, outcomes, dead, why) != 0))
             ok = 0;
     }
     if (!ok || wj_set(o, "query", wj_str(text)) != 0) {
@@ -241,7 +256,7 @@ int api_search(const web_req *rq, web_reply *out)
         json_object_put(outcomes);
         json_object_put(dead);
         json_object_put(o);
-        return web_reply_error(out, ok ? 500 : 503, "search failed (Redis, or out of memory)");
+        return web_reply_error(out, ok || strcmp(why, "out of memory") == 0 ? 500 : 503, "%s", why);
     }
     json_object *sup = by_rcpt ? search_suppressed(&rq->app->queues[0], text) : NULL;
     ok = wj_set(o, "jobs", jobs) == 0 && wj_set(o, "waiting", waiting) == 0 &&

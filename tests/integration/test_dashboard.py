@@ -575,6 +575,49 @@ class RobustnessTest(DashboardCase):
         self.assertTrue(web.alive())
 
 
+    def test_every_endpoint_runs_as_the_documented_operator_role(self):
+        from integration.test_job_control import operator_acl  # the rules of docs/security.md
+        password = new_secret()
+        for args in operator_acl(password):
+            self.r.execute_command(*args)
+        rx = self.receiver(refuse_first=1, refuse_reply=REFUSAL)
+        self.consumer(rx)
+        dead = self.dead_job(rx)
+        sent = self.send(self.env, to="ming@example.com")
+        self.wait_state(self.r, sent, "sent")
+        self.backlog(2)
+        url = f"redis://mailroom-operator:{password}@{self.rs.host}:{self.rs.port}/0"
+        web = self.stack.enter_context(Web(mailroom_env(redis_url=url), "--queue",
+                                           "default,backlog"))
+        self.addCleanup(self.assert_clean_stop, web)
+        waiting = json.loads(web.http("/api/jobs?queue=backlog")[2])["items"][0]["id"]
+        act = {"Authorization": f"Bearer {web.token}", "X-Mailroom-Action": "1",
+               "Content-Type": "application/json"}
+        for method, path, body in (
+                ("GET", "/api/overview", None), ("GET", "/api/history?queue=default", None),
+                ("GET", "/api/dead?queue=default", None), ("GET", f"/api/job?id={sent}", None),
+                ("GET", "/api/search?q=%40example.com", None), ("GET", f"/api/search?q={sent}", None),
+                ("GET", "/api/jobs?queue=backlog&kind=scheduled", None),
+                ("GET", "/api/suppressed", None),
+                ("POST", "/api/pause", {"queue": "backlog"}),
+                ("POST", "/api/resume", {"queue": "backlog"}),
+                ("POST", "/api/cancel", {"queue": "backlog", "id": waiting}),
+                ("POST", "/api/suppress/add", {"address": "x@example.com"}),
+                ("POST", "/api/suppress/remove", {"address": "x@example.com"}),
+                ("POST", "/api/dead/retry", {"queue": "default", "id": dead}),
+                ("POST", "/api/dead/purge", {"queue": "default", "all": True})):
+            with self.subTest(path):
+                status, _, reply = web.http(path, method=method,
+                                            body=json.dumps(body).encode() if body else None,
+                                            headers=act if body else {})
+                self.assertEqual(status, 200, reply)
+                overview = json.loads(reply) if path == "/api/overview" else None
+                if overview:
+                    self.assertTrue(all(q["ok"] for q in overview["queues"]), overview)
+                    self.assertIsInstance(overview["relays"], list, overview)
+        self.wait_state(self.r, dead, "sent")
+
+
 # --------------------------------------------------------------------------- start-up
 
 
