@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "web.h"
 
 /* The security rules on the options (see the top of this file). 0, or the exit

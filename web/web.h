@@ -12,7 +12,8 @@
  *                checks every request and every action must pass
  *     queues.c   one library handle per queue, each used under its own lock
  *     server.c   libmicrohttpd: routing, bodies, the pages, JSON replies, headers
- *     assets.c   generated at build time: the files of web/assets/ as bytes
+ *     assets.c   the page's files by path (their bytes: web_assets.c, generated at
+ *                build time from web/assets/ by cmake/embed_assets.cmake)
  *     feed.c     the live feed: one subscription per queue, fanned out as
  *                server-sent events
  *     json.c     json-c helpers: checked members, converted library results
@@ -201,6 +202,7 @@ int web_reply_lib(web_reply *r, const web_queue *q, int rc, const char *what);
 /* Fills r with 200 and body (owned from here; NULL: out of memory, 500). */
 int web_reply_ok(web_reply *r, json_object *body);
 
+/* A handler fills out (status and body) and returns 0: the reply says how it went. */
 typedef int (*web_handler)(const web_req *rq, web_reply *out);
 
 /* api_read.c */
