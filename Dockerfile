@@ -1,4 +1,5 @@
-# mailroom: mailroom-consumer (the default) and the mailroom CLI on Debian 12.
+# mailroom: mailroom-consumer (the default), the mailroom CLI and mailroom-webhook on
+# Debian 12.
 #
 #   docker build -t mailroom:local .
 #   docker run --rm mailroom:local --help
@@ -14,7 +15,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         cmake gcc make libc6-dev pkg-config \
-        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev \
+        libhiredis-dev libjson-c-dev libssl-dev libidn2-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -29,16 +30,18 @@ RUN cmake -S . -B /build \
  && cmake --build /build --parallel "$(nproc)" \
  && DESTDIR=/staging cmake --install /build --strip \
  && /staging/usr/local/bin/mailroom-consumer --version \
- && /staging/usr/local/bin/mailroom --version
+ && /staging/usr/local/bin/mailroom --version \
+ && /staging/usr/local/bin/mailroom-webhook --version
 
 # ---------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
 # Runtime libraries only: hiredis, json-c, OpenSSL (the SMTP engine's TLS), libidn2
-# (IDN domains), and the CA certificates SMTP servers are verified against.
+# (IDN domains), libcurl (mailroom-webhook's HTTP client), and the CA certificates SMTP
+# servers and the webhook's application are verified against.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libhiredis0.14 libjson-c5 libssl3 libidn2-0 ca-certificates \
+        libhiredis0.14 libjson-c5 libssl3 libidn2-0 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid/gid, so that files mounted into the container (the keys file, a CA
@@ -47,9 +50,9 @@ RUN groupadd --system --gid 10001 mailroom \
  && useradd --system --uid 10001 --gid mailroom --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin mailroom
 
-# Both programs link libmailroom statically: the shared library is not needed here.
+# The programs link libmailroom statically: the shared library is not needed here.
 COPY --from=build /staging/usr/local/bin/mailroom-consumer /staging/usr/local/bin/mailroom \
-     /usr/local/bin/
+     /staging/usr/local/bin/mailroom-webhook /usr/local/bin/
 
 USER mailroom
 # The consumer blocks SIGTERM and takes it with sigtimedwait(), so it shuts down

@@ -645,7 +645,9 @@ MAILROOM_EXPORT int mailroom_stream_open(mailroom *m, const mailroom_stream_opti
  * *ev NULL; the reader is not broken by it: its next call reconnects and goes on from
  * its position (a plain reader from the last event it returned; a group reader with
  * its pending events, so nothing handed out and unacknowledged is lost). Events are
- * fetched `batch` at a time. Installs no signal handler.
+ * fetched `batch` at a time (with a group, a fetched event is pending for this reader
+ * from then on, handed out or not: a reader that stops after N events should fetch
+ * no more than N). Installs no signal handler.
  */
 MAILROOM_EXPORT int mailroom_stream_next(mailroom_stream *s, int timeout_ms,
                                          const mailroom_stream_event **ev);

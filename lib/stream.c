@@ -797,9 +797,10 @@ int mailroom_stream_claim(mailroom_stream *s, const char *stream_id,
         *ev = NULL;
     if (!s)
         return MAILROOM_EINVAL;
+    if (!ev)
+        return handle_result(s->m, mr_fail(&s->m->err, MAILROOM_EINVAL, "XCLAIM: ev is NULL"));
     char id[MAILROOM_STREAM_ID_MAX];
-    int r = ev ? check_id_arg(s, stream_id, "XCLAIM", id)
-               : mr_fail(&s->m->err, MAILROOM_EINVAL, "XCLAIM: ev is NULL");
+    int r = check_id_arg(s, stream_id, "XCLAIM", id);
     if (r == 0)
         r = settle(s);
     if (r == 0)

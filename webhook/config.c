@@ -127,7 +127,8 @@ static int add_secret(webhook_config *cfg, const char *s, size_t len, const char
     return 0;
 }
 
-/* Every non-empty line of text (line ends LF or CRLF) is a secret. */
+/* Every line of text (line ends LF or CRLF) is a secret, but empty lines and comments
+ * (lines that start with '#'). */
 static int secrets_from_text(webhook_config *cfg, const char *text, size_t len, const char *from,
                              mr_error *err)
 {
@@ -138,7 +139,7 @@ static int secrets_from_text(webhook_config *cfg, const char *text, size_t len, 
         size_t line = end - i;
         if (line && text[i + line - 1] == '\r')
             line--;
-        if (line && add_secret(cfg, text + i, line, from, err) != 0)
+        if (line && text[i] != '#' && add_secret(cfg, text + i, line, from, err) != 0)
             return -1;
         i = end + 1;
     }

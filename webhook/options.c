@@ -73,7 +73,8 @@ const opttable webhook_opttable = {
     "\nDurations: a number with ms, s, m, h or d (a plain number is seconds).\n"
     "Secrets, from the environment only:\n"
     "  MAILROOM_WEBHOOK_SECRET_FILE  the signing secret(s), one per line (at least 16\n"
-    "                                bytes each; every line signs: two during a rotation)\n"
+    "                                bytes each; every line signs: two during a rotation;\n"
+    "                                lines starting with # are comments)\n"
     "  MAILROOM_WEBHOOK_SECRET       one secret, when there is no file\n"
     "  MAILROOM_REDIS_PASSWORD_FILE  the Redis password\n"
     "Delivery state: the Redis hash mailroom:{QUEUE}:webhook (docs/redis.md).\n"
@@ -86,6 +87,6 @@ opttable_result webhook_options_parse(int argc, char **argv, webhook_options *ou
     uint64_t given = 0;
     memset(out, 0, sizeof *out);
     opttable_result r = opttable_parse(&webhook_opttable, argc, argv, out, &given, err);
-    out->redis_on_command_line = (given >> ROW_REDIS) & 1;
+    out->redis_on_command_line = (int)((given >> ROW_REDIS) & 1u);
     return r;
 }

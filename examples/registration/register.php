@@ -16,7 +16,9 @@
  * the user record is created only once (SET NX), and a repeated registration reuses the
  * stored token, so the link in the one mail that was sent stays valid.
  *
- * Users live in the same Redis as JSON strings under example:user:<email>. Settings
+ * Users live in the same Redis as JSON strings under example:user:<email>, and
+ * example:signup:<job id> names the user of a job, for callback.php, which records the
+ * activation mail's outcome that mailroom-webhook reports (show_user.php shows it). Settings
  * come from the environment, as for every mailroom program: MAILROOM_REDIS_URL,
  * MAILROOM_QUEUE, and the signing key from MAILROOM_KEYS_FILE (first line) or
  * MAILROOM_SECRET — never from the command line.
@@ -141,6 +143,8 @@ function main(array $argv): int
 
     try {
         [$user, $created] = store_user($redis, $user);
+        // callback.php finds the user of an outcome by its job id
+        $redis->set('example:signup:' . $id, $user['email']);
         $mail = activation_email($user);
         $t0 = hrtime(true);
         try {

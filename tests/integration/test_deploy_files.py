@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks of the deployment files: docker-compose.yml, Dockerfile, .dockerignore,
-deploy/systemd/mailroom-consumer@.service, deploy/systemd/mailroom.env.example and
+deploy/systemd/mailroom-consumer@.service, deploy/systemd/mailroom.env.example,
+deploy/systemd/mailroom-webhook@.service, deploy/systemd/webhook.env.example and
 deploy/secrets/mailroom_keys.example.
 
     /usr/bin/python3 tests/integration/test_deploy_files.py
@@ -28,6 +29,8 @@ UNIT = os.path.join(ROOT, "deploy", "systemd", "mailroom-consumer@.service")
 ENV_EXAMPLE = os.path.join(ROOT, "deploy", "systemd", "mailroom.env.example")
 KEYS_EXAMPLE = os.path.join(ROOT, "deploy", "secrets", "mailroom_keys.example")
 DEPLOY_README = os.path.join(ROOT, "deploy", "README.md")
+WEBHOOK_UNIT = os.path.join(ROOT, "deploy", "systemd", "mailroom-webhook@.service")
+WEBHOOK_ENV = os.path.join(ROOT, "deploy", "systemd", "webhook.env.example")
 
 # Environment variables that must never carry a secret value in a committed file.
 SECRET_VARS = ("MAILROOM_SECRET", "MAILROOM_SMTP_PASSWORD", "MAILROOM_REDIS_PASSWORD")
@@ -103,7 +106,7 @@ class ComposeFile(unittest.TestCase):
         if not exe:
             self.skipTest("docker-compose not installed (Debian package docker-compose): "
                           "compose file not validated by docker-compose")
-        for extra in ([], ["--profile", "demo"]):
+        for extra in ([], ["--profile", "demo"], ["--profile", "webhook"]):
             cmd = [exe, "-f", COMPOSE] + extra + ["config", "-q"]
             r = subprocess.run(cmd, cwd=ROOT, env=self.compose_env(), capture_output=True,
                                text=True, timeout=120)
@@ -112,10 +115,30 @@ class ComposeFile(unittest.TestCase):
                            cwd=ROOT, env=self.compose_env(), capture_output=True, text=True,
                            timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(set(r.stdout.split()), {"redis", "mailcatcher", "consumer", "producer"})
+        self.assertEqual(set(r.stdout.split()),
+                         {"redis", "mailcatcher", "consumer", "producer", "webhook"})
 
-    def test_four_services(self):
-        self.assertEqual(set(self.services), {"redis", "mailcatcher", "consumer", "producer"})
+    def test_services(self):
+        self.assertEqual(set(self.services),
+                         {"redis", "mailcatcher", "consumer", "producer", "webhook"})
+
+    def test_webhook(self):
+        w = self.services["webhook"]
+        self.assertIn("webhook", w.get("profiles") or [], "the webhook must not start by default")
+        self.assertEqual(w.get("image"), self.services["consumer"].get("image"))
+        self.assertEqual(list(w.get("entrypoint") or []), ["mailroom-webhook"])
+        env = env_dict(w)
+        self.assertTrue(env.get("MAILROOM_WEBHOOK_SECRET_FILE", "").startswith("/run/secrets/"))
+        secret_name = env["MAILROOM_WEBHOOK_SECRET_FILE"].rsplit("/", 1)[1]
+        names = [x if isinstance(x, str) else x.get("source") for x in w.get("secrets") or []]
+        self.assertIn(secret_name, names)
+        placeholder = self.doc["secrets"][secret_name]["file"]
+        m = re.search(r":-([^}]+)\}", placeholder)
+        self.assertIsNotNone(m, placeholder)
+        lines = [l for l in read(os.path.join(ROOT, m.group(1))).splitlines()
+                 if l.strip() and not l.startswith("#")]
+        self.assertTrue(lines and all(re.search(r"(?i)example|change", l) for l in lines))
+        self.assertGreaterEqual(duration_s(w["stop_grace_period"]), 15)
 
     def test_no_container_names(self):
         # `docker compose up --scale consumer=3` needs distinct generated names.
@@ -441,6 +464,75 @@ class SystemdUnit(unittest.TestCase):
             m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout)
             self.assertIsNotNone(m, "no exposure level:\n%s%s" % (r.stdout, r.stderr))
             self.assertLessEqual(float(m.group(1)), 2.0, "exposure %s > 2.0" % m.group(1))
+
+
+class WebhookUnit(unittest.TestCase):
+    """deploy/systemd/mailroom-webhook@.service: the consumer unit's hardening, the
+    secret as a credential, the queue as the instance; systemd-analyze verify and
+    security --offline as for the consumer's unit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.text = read(WEBHOOK_UNIT)
+        cls.service = [(k, v) for s, k, v in unit_directives(cls.text) if s == "Service"]
+
+    def values(self, key):
+        return [v for k, v in self.service if k == key]
+
+    def test_hardening_and_credentials(self):
+        for key, want in SystemdUnit.HARDENING.items():
+            got = self.values(key)
+            self.assertTrue(got, "[Service] has no %s=" % key)
+            self.assertEqual(got[-1], want, "%s=%s, want %s" % (key, got[-1], want))
+        self.assertIn("webhook-secret:/etc/mailroom/webhook-secret", self.values("LoadCredential"))
+        self.assertIn("MAILROOM_WEBHOOK_SECRET_FILE=%d/webhook-secret",
+                      " ".join(self.values("Environment")).split())
+        argv = self.values("ExecStart")[0].split()
+        self.assertTrue(argv[0].endswith("/mailroom-webhook"))
+        self.assertEqual((option_value(argv, "--queue"), option_value(argv, "--id")),
+                         ("%i", "%H"))
+        self.assertGreater(duration_s(self.values("TimeoutStopSec")[-1]), 10)
+
+    def test_env_example(self):
+        settings = dict(l.split("=", 1) for l in read(WEBHOOK_ENV).splitlines()
+                        if l.strip() and not l.startswith("#"))
+        self.assertIn("MAILROOM_WEBHOOK_URL", settings)
+        self.assertNotRegex(settings["MAILROOM_WEBHOOK_URL"], r"://[^/@]*@")
+        for k in ("MAILROOM_WEBHOOK_SECRET", "MAILROOM_WEBHOOK_SECRET_FILE"):
+            self.assertNotIn(k, settings)
+        sources = "".join(read(os.path.join(ROOT, "webhook", n))
+                          for n in os.listdir(os.path.join(ROOT, "webhook")) if n.endswith(".c"))
+        for k in settings:
+            self.assertIn('"%s"' % k, sources, "%s is not read by mailroom-webhook" % k)
+
+    def test_systemd_analyze(self):
+        exe = shutil.which("systemd-analyze")
+        if not exe:
+            self.skipTest("systemd-analyze not installed: unit not verified")
+        binary = os.path.join(os.environ.get("MAILROOM_BIN_DIR") or
+                              os.path.join(ROOT, "build", "bin"), "mailroom-webhook")
+        if not os.access(binary, os.X_OK):
+            binary = shutil.which("true")
+        with tempfile.TemporaryDirectory() as tmp:
+            text = self.text.replace("/usr/local/bin/mailroom-webhook", os.path.abspath(binary))
+            for name in ("mailroom-webhook@.service", "mailroom-webhook@default.service"):
+                with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            instance = os.path.join(tmp, "mailroom-webhook@default.service")
+            r = subprocess.run([exe, "verify", instance], cwd=tmp, capture_output=True,
+                               text=True, timeout=120)
+            out = r.stdout + r.stderr
+            self.assertEqual(r.returncode, 0, out)
+            self.assertEqual([l for l in out.splitlines() if "mailroom-webhook" in l or tmp in l],
+                             [], out)
+            version = systemd_version(exe)
+            if version is not None and version < 250:
+                self.skipTest("systemd-analyze %d has no --offline" % version)
+            r = subprocess.run([exe, "security", "--offline=true", "--no-pager", instance],
+                               cwd=tmp, capture_output=True, text=True, timeout=120)
+            m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", r.stdout)
+            self.assertIsNotNone(m, r.stdout + r.stderr)
+            self.assertLessEqual(float(m.group(1)), 2.0)
 
 
 class DeployReadme(unittest.TestCase):

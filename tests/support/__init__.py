@@ -13,6 +13,9 @@ Each module has one concern:
     smtp_receiver  aiosmtpd receivers: the recorder, STARTTLS/implicit TLS with AUTH
     pki            a throw-away CA and server certificates made with openssl
     consumer       the mailroom-consumer process and the binaries' environment
+    webhook        the mailroom-webhook process, and an HTTP receiver checking its
+                   signed deliveries
+    php_server     PHP's built-in web server (the example's callback page)
     state          mailroom's keys in Redis, the dead list, counters, status events
     jobs           making, signing and enqueueing v1 jobs by hand
     messages       reading the messages a receiver got

@@ -13,6 +13,7 @@ BIN_DIR = Path(os.environ.get("MAILROOM_BIN_DIR") or (REPO_ROOT / "build" / "bin
 EXAMPLES_DIR = Path(os.environ.get("MAILROOM_EXAMPLES_DIR") or (REPO_ROOT / "build" / "examples"))
 CLI = BIN_DIR / "mailroom"
 CONSUMER = BIN_DIR / "mailroom-consumer"
+WEBHOOK = BIN_DIR / "mailroom-webhook"
 LOOPBACK = "127.0.0.1"
 
 

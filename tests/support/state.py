@@ -27,6 +27,9 @@ class Keys:
         self.scheduled = f"{p}:scheduled"
         self.consumers = f"{p}:consumers"
         self.status = f"{p}:status"
+        self.events = f"{p}:events"
+        self.webhook = f"{p}:webhook"
+        self.webhook_failed = f"{p}:webhook:failed"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

@@ -140,7 +140,8 @@ static void test_secrets(void **state)
     webhook_config_free(&cfg);
 
     char path[SUPPORT_PATH_MAX];
-    support_temp_file(path, "whsec-new-0123456789abcdef\r\n\nwhsec-old-0123456789abcdef\n");
+    support_temp_file(path, "# rotation: new first\nwhsec-new-0123456789abcdef\r\n\n"
+                            "whsec-old-0123456789abcdef\n");
     setenv("MAILROOM_WEBHOOK_SECRET_FILE", path, 1); /* wins over the variable */
     assert_int_equal(load(&cfg, &err, args), 0);
     assert_int_equal(cfg.n_secrets, 2);
