@@ -299,7 +299,7 @@ static const char usage_top[] =
     "rate now / configured, sessions, throttles, failures, last error). q or Ctrl-C\n"
     "quits and gives the terminal back. A Redis failure is shown and retried.\n"
     "\n"
-    "  --queue A,B,C   the queues to show (default: --queue's usual default)\n"
+    "  --queue A,B,C   the queues to show (default: $MAILROOM_QUEUE, else \"default\")\n"
     "  --once          print one frame, plain text, and exit (69 when Redis fails);\n"
     "                  without it, top needs a terminal on stdout (else exit 64)\n";
 

@@ -53,9 +53,11 @@ struct view {
 
 /* ------------------------------------------------------------------ columns */
 
+enum align { LEFT, RIGHT, LAST }; /* LAST: left, not padded (the line's last column) */
+
 /* Prints s masked (control characters as '?'), cut or padded to width columns (a
- * UTF-8 character is one column), aligned left or right. */
-static void col(FILE *fp, const char *s, int width, int right)
+ * UTF-8 character is one column), aligned as align says. */
+static void col(FILE *fp, const char *s, int width, enum align align)
 {
     int used = 0;
     const unsigned char *p = (const unsigned char *)s, *end = p;
@@ -65,7 +67,7 @@ static void col(FILE *fp, const char *s, int width, int right)
             end++;
         used++;
     }
-    if (right)
+    if (align == RIGHT)
         fprintf(fp, "%*s", width - used, "");
     for (; p < end; p++) {
         if (*p < 0x20 || *p == 0x7f) {
@@ -77,7 +79,7 @@ static void col(FILE *fp, const char *s, int width, int right)
             fputc(*p, fp);
         }
     }
-    if (!right)
+    if (align == LEFT)
         fprintf(fp, "%*s", width - used, "");
 }
 
@@ -86,7 +88,7 @@ static void col_num(FILE *fp, long long v, int width)
 {
     char text[32];
     snprintf(text, sizeof text, "%lld", v);
-    col(fp, text, width, 1);
+    col(fp, text, width, RIGHT);
 }
 
 /* Seconds with one decimal, "-" for none, right-aligned. */
@@ -97,7 +99,7 @@ static void col_secs(FILE *fp, long long ms, int width, int none)
         snprintf(text, sizeof text, "-");
     else
         snprintf(text, sizeof text, "%.1fs", (double)ms / 1000.0);
-    col(fp, text, width, 1);
+    col(fp, text, width, RIGHT);
 }
 
 /* ------------------------------------------------------------------ a frame */
@@ -110,7 +112,7 @@ static void draw_queues(FILE *fp, const struct view *v)
           fp);
     for (size_t i = 0; i < v->n; i++) {
         const mailroom_stats *s = v->stats[i];
-        col(fp, v->names[i], 20, 0);
+        col(fp, v->names[i], 20, LEFT);
         fputs("  ", fp);
         if (!s) {
             fputs("(error)\n", fp);
@@ -119,7 +121,7 @@ static void draw_queues(FILE *fp, const struct view *v)
         long long held = 0;
         for (size_t k = 0; k < s->n_processing; k++)
             held += s->processing[k].jobs;
-        col(fp, s->paused ? "PAUSED" : "running", 8, 0);
+        col(fp, s->paused ? "PAUSED" : "running", 8, LEFT);
         col_num(fp, s->pending, 9);
         col_num(fp, s->scheduled, 10);
         col_num(fp, held, 11);
@@ -154,20 +156,20 @@ static long long held_everywhere(const struct view *v, const char *id)
 static void draw_consumer(FILE *fp, const struct view *v, const mailroom_consumer *c)
 {
     char sessions[48];
-    col(fp, c->id, 30, 0);
+    col(fp, c->id, 30, LEFT);
     fputs("  ", fp);
-    col(fp, mailroom_consumer_state_name(c->state), 7, 0);
+    col(fp, mailroom_consumer_state_name(c->state), 7, LEFT);
     col_secs(fp, c->heartbeat_age_ms, 10, 0);
     col_num(fp, held_everywhere(v, c->id), 7);
     if (c->has_info)
         snprintf(sessions, sizeof sessions, "%lld/%lld", c->sessions, c->concurrency);
     else
         snprintf(sessions, sizeof sessions, "-");
-    col(fp, sessions, 10, 1);
+    col(fp, sessions, 10, RIGHT);
     fputs("  ", fp);
-    col(fp, c->has_info ? c->host : "-", 16, 0);
+    col(fp, c->has_info ? c->host : "-", 16, LEFT);
     fputs("  ", fp);
-    col(fp, c->has_info ? c->queues : "-", 30, 0);
+    col(fp, c->has_info ? c->queues : "-", 60, LAST);
     fputc('\n', fp);
 }
 
@@ -193,19 +195,19 @@ static void draw_relays(FILE *fp, const struct view *v)
           fp);
     for (size_t i = 0; v->relays && i < v->relays->n; i++) {
         const mailroom_relay *r = &v->relays->items[i];
-        col(fp, r->name, 30, 0);
+        col(fp, r->name, 30, LEFT);
         fputs("  ", fp);
-        col(fp, r->circuit, 10, 0);
+        col(fp, r->circuit, 10, LEFT);
         if (r->rate_max > 0)
             snprintf(rate, sizeof rate, "%.1f/%.1f", r->rate, r->rate_max);
         else
             snprintf(rate, sizeof rate, "-");
-        col(fp, rate, 12, 1);
+        col(fp, rate, 12, RIGHT);
         col_num(fp, r->sessions, 10);
         col_num(fp, r->throttles, 10);
         col_num(fp, r->failures, 9);
         fputs("  ", fp);
-        col(fp, r->last_error, 60, 0);
+        col(fp, r->last_error, 200, LAST);
         fputc('\n', fp);
     }
 }
@@ -223,7 +225,7 @@ static void draw(FILE *fp, const struct view *v, int once)
     draw_relays(fp, v);
     if (v->error[0]) {
         fputs("\nerror: ", fp);
-        col(fp, v->error, 200, 0);
+        col(fp, v->error, 400, LAST);
         fputc('\n', fp);
     }
 }

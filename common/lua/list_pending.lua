@@ -44,7 +44,14 @@ local function after_anchor(want)
   return best and best + 1 or 0
 end
 
-if anchor ~= '' and start > 0 then start = after_anchor(start) end
+-- Where it was is where it mostly still is: looked at first, alone.
+local function anchor_at(want)
+  local raw = redis.call('LINDEX', pending, -want)
+  return raw and string.find(raw, '"' .. anchor .. '"', 1, true)
+    and job_id(raw, max_bytes) == anchor
+end
+
+if anchor ~= '' and start > 0 and not anchor_at(start) then start = after_anchor(start) end
 local out = {start, length}
 local left_hi = length - 1 - start
 local left_lo = math.max(0, left_hi - tonumber(count) + 1)
