@@ -46,6 +46,13 @@
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+  // Loads of one list may overlap (a timer, an event, the operator's choice): each
+  // takes a number, and only the answer of the newest is shown, so a late answer for
+  // an older choice never replaces a newer one.
+  const loads = {};
+  const startLoad = (name) => (loads[name] = (loads[name] || 0) + 1);
+  const isLatest = (name, n) => loads[name] === n;
+
   function age(ms) {
     if (ms < 0) return '—';
     if (ms < 1000) return ms + ' ms';
@@ -247,8 +254,9 @@
   }
 
   async function loadOverview() {
+    const n = startLoad('overview');
     const r = await api('api/overview');
-    if (r.status !== 200 || !r.body) return;
+    if (!isLatest('overview', n) || r.status !== 200 || !r.body) return;
     const ov = r.body;
     state.actions = ov.actions;
     state.historyMinutes = ov.history_minutes;
@@ -305,8 +313,9 @@
   async function loadDead() {
     const queue = $('dead-queue').value || state.queues[0];
     if (!queue) return;
+    const n = startLoad('dead');
     const r = await api('api/dead?queue=' + encodeURIComponent(queue));
-    if (r.status !== 200 || !r.body) return;
+    if (!isLatest('dead', n) || r.status !== 200 || !r.body) return;
     const rows = r.body.items.map((d) => deadRow(queue, d));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'hint' }, 'none')));
     $('dead').tBodies[0].replaceChildren(...rows);
@@ -359,15 +368,19 @@
       el('td', { class: 'wrap' }, j.error), actions);
   }
 
-  const jobsPage = { cursor: '' };
+  // more: the operator asked for further pages, which a refresh would throw away: the
+  // list then stays as it is until the queue or the kind changes.
+  const jobsPage = { cursor: '', more: false };
   async function loadJobs(more) {
     const queue = $('jobs-queue').value || state.queues[0];
     const kind = $('jobs-kind').value;
     if (!queue) return;
     const cursor = more ? jobsPage.cursor : '';
+    jobsPage.more = more;
+    const n = startLoad('jobs');
     const r = await api(`api/jobs?queue=${encodeURIComponent(queue)}&kind=${kind}&limit=50` +
       (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
-    if (r.status !== 200 || !r.body) return;
+    if (!isLatest('jobs', n) || r.status !== 200 || !r.body) return;
     const rows = r.body.items.map((j) => jobRow(queue, kind, j));
     const body = $('jobs').tBodies[0];
     if (more) body.append(...rows);
@@ -375,6 +388,10 @@
     jobsPage.cursor = r.body.next_cursor;
     $('jobs-more').hidden = !r.body.next_cursor;
     $('jobs-total').textContent = `${r.body.total} in ${kind === 'pending' ? 'pending' : 'scheduled'}`;
+  }
+
+  function refreshJobs() {
+    if (!jobsPage.more) loadJobs(false);
   }
 
   // ------------------------------------------------------------------ suppression list
@@ -398,8 +415,9 @@
   const suppressedPage = { cursor: '' };
   async function loadSuppressed(more) {
     const cursor = more ? suppressedPage.cursor : '';
+    const n = startLoad('suppressed');
     const r = await api('api/suppressed' + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''));
-    if (r.status !== 200 || !r.body) return;
+    if (!isLatest('suppressed', n) || r.status !== 200 || !r.body) return;
     const rows = r.body.items.map(suppressedRow);
     const body = $('suppressed').tBodies[0];
     if (more) body.append(...rows);
@@ -618,7 +636,7 @@
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = null;
-      if (state.view === 'overview') { loadOverview(); loadDead(); loadJobs(false); }
+      if (state.view === 'overview') { loadOverview(); loadDead(); refreshJobs(); }
     }, 300);
   }
 
@@ -639,7 +657,7 @@
     window.addEventListener('hashchange', route);
     route();
     feedLoop();
-    setInterval(() => { if (state.view === 'overview') { loadOverview(); loadDead(); } }, 5000);
+    setInterval(() => { if (state.view === 'overview') { loadOverview(); loadDead(); refreshJobs(); } }, 5000);
     setInterval(() => { if (state.view === 'overview') { loadHistory(); loadSuppressed(false); } }, 30000);
   }
 
