@@ -18,10 +18,12 @@ find_program(MAILROOM_LUACHECK luacheck)
 
 file(GLOB_RECURSE MAILROOM_LINT_C CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/common/*.c ${PROJECT_SOURCE_DIR}/consumer/*.c
-  ${PROJECT_SOURCE_DIR}/lib/*.c ${PROJECT_SOURCE_DIR}/cli/*.c ${PROJECT_SOURCE_DIR}/webhook/*.c)
+  ${PROJECT_SOURCE_DIR}/lib/*.c ${PROJECT_SOURCE_DIR}/cli/*.c ${PROJECT_SOURCE_DIR}/webhook/*.c
+  ${PROJECT_SOURCE_DIR}/web/*.c)
 file(GLOB_RECURSE MAILROOM_LINT_H CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/common/*.h ${PROJECT_SOURCE_DIR}/consumer/*.h
   ${PROJECT_SOURCE_DIR}/lib/*.h ${PROJECT_SOURCE_DIR}/cli/*.h ${PROJECT_SOURCE_DIR}/webhook/*.h
+  ${PROJECT_SOURCE_DIR}/web/*.h
   ${PROJECT_SOURCE_DIR}/include/*.h)
 file(GLOB MAILROOM_LINT_SH CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/scripts/*)
 list(FILTER MAILROOM_LINT_SH EXCLUDE REGEX "\\.py$")
@@ -38,13 +40,13 @@ endforeach()
 
 add_custom_target(lint
   COMMAND ${MAILROOM_RUN_CLANG_TIDY} -p ${PROJECT_BINARY_DIR} -quiet -j 2
-          "${PROJECT_SOURCE_DIR}/(common|consumer|lib|cli|webhook)/.*\\.c$"
+          "${PROJECT_SOURCE_DIR}/(common|consumer|lib|cli|webhook|web)/.*\\.c$"
   COMMAND ${MAILROOM_CPPCHECK} --quiet --error-exitcode=1 --std=c11 --language=c
           --enable=warning,portability,performance --inline-suppr
           --suppress=missingIncludeSystem -D__GNUC__
           -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/common
           -I${PROJECT_SOURCE_DIR}/consumer -I${PROJECT_SOURCE_DIR}/webhook
-          -I${PROJECT_BINARY_DIR}/include
+          -I${PROJECT_SOURCE_DIR}/web -I${PROJECT_BINARY_DIR}/include
           -I${MAILROOM_GENERATED_DIR} ${MAILROOM_LINT_C}
   COMMAND ${MAILROOM_CLANG_FORMAT} --dry-run --Werror ${MAILROOM_LINT_C} ${MAILROOM_LINT_H}
   COMMAND ${MAILROOM_SHELLCHECK} ${MAILROOM_LINT_SH}

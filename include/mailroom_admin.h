@@ -427,6 +427,97 @@ MAILROOM_EXPORT int mailroom_suppress_list(mailroom *m, const char *cursor, long
 /* Frees what mailroom_suppress_list returned. Accepts NULL. */
 MAILROOM_EXPORT void mailroom_suppressions_free(mailroom_suppressions *l);
 
+/* ------------------------------------------------------------------ history */
+
+#define MAILROOM_HISTORY_MAX_MINUTES 2880       /* the per-minute hashes live 48 h */
+#define MAILROOM_EVENT_LOG_SCAN_DEFAULT 20000LL /* stream entries one search reads */
+
+/* The outcomes recorded in one minute (docs/redis.md: mailroom:{Q}:minute:<minute>). */
+typedef struct mailroom_minute {
+    long long minute; /* Unix minute: it starts at minute * 60 s since the epoch */
+    long long sent, retrying, failed, rejected, cancelled;
+} mailroom_minute;
+
+/* The last minutes of a queue, oldest first; the last one is the current minute. */
+typedef struct mailroom_history {
+    long long now_ms; /* the clock the minutes were chosen by: this host's */
+    const mailroom_minute *minutes;
+    size_t n;
+} mailroom_history;
+
+/*
+ * Reads the outcomes of the last `minutes` minutes (1 to MAILROOM_HISTORY_MAX_MINUTES),
+ * the current one included, in one pipelined round trip; a minute Redis has nothing
+ * for counts 0. On success *out is new (free with mailroom_history_free); on failure
+ * *out is NULL (MAILROOM_EINVAL for minutes out of range).
+ */
+MAILROOM_EXPORT int mailroom_history_read(mailroom *m, int minutes, mailroom_history **out);
+
+/* Frees what mailroom_history_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_history_free(mailroom_history *h);
+
+/* One entry of the queue's events stream mailroom:{Q}:events (docs/redis.md). */
+typedef struct mailroom_event_log_entry {
+    const char *stream_id; /* the entry's id, "<ms>-<seq>" by the Redis server's clock */
+    const char *payload;   /* the event, JSON exactly as published, NUL-terminated */
+    size_t payload_len;
+} mailroom_event_log_entry;
+
+/* Entries found by a search of the events stream. */
+typedef struct mailroom_event_log {
+    const mailroom_event_log_entry *items;
+    size_t n;
+    long long scanned; /* stream entries read */
+    int complete;      /* 1: the search reached the end of its range; 0: it stopped at its
+                     budget of entries or at its limit of matches */
+} mailroom_event_log;
+
+/*
+ * The events of job id still kept in the stream, oldest first: entries from from_ms to
+ * to_ms (ms of the Redis server's clock, the entry ids'; <= 0: the stream's start, its
+ * end) whose "id" is id, reading at most max_scan entries (<= 0:
+ * MAILROOM_EVENT_LOG_SCAN_DEFAULT) in pages. The stream is capped (about 100 000
+ * entries), so the oldest events of an old job may be gone. On success *out is new
+ * (free with mailroom_event_log_free); on failure *out is NULL (MAILROOM_EINVAL when
+ * id is not a job id).
+ */
+MAILROOM_EXPORT int mailroom_job_events_read(mailroom *m, const char *id, long long from_ms,
+                                             long long to_ms, long long max_scan,
+                                             mailroom_event_log **out);
+
+/*
+ * The newest outcome events (those that carry recipients) one of whose recipients
+ * contains text (compared without regard to ASCII case: an address, or "@domain"),
+ * newest first: at most limit of them (<= 0: all found), reading at most max_scan
+ * entries back from the newest (<= 0: MAILROOM_EVENT_LOG_SCAN_DEFAULT). text is 1 to
+ * 255 bytes. On success *out is new (free with mailroom_event_log_free); on failure
+ * *out is NULL.
+ */
+MAILROOM_EXPORT int mailroom_recipient_events_read(mailroom *m, const char *text, long limit,
+                                                   long long max_scan, mailroom_event_log **out);
+
+/* Frees what the two calls above returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_event_log_free(mailroom_event_log *l);
+
+/* The delivery state mailroom-webhook keeps for the queue (docs/redis.md:
+ * mailroom:{Q}:webhook). The strings are "" when absent. */
+typedef struct mailroom_webhook_state {
+    int present;                 /* 0: no webhook has written the hash (none runs for this queue) */
+    const char *url;             /* where it posts (without credentials) */
+    long long delivered, failed; /* deliveries acknowledged; given up */
+    int last_status;             /* the HTTP status of the last attempt; 0 when none */
+    const char *last_error, *last_at; /* the last failure's text; the last attempt's time */
+    long long lag;                    /* events not yet delivered */
+    const char *stream_id;            /* the last event delivered */
+} mailroom_webhook_state;
+
+/* Reads the webhook's delivery state. On success *out is new (free with
+ * mailroom_webhook_state_free); on failure *out is NULL. */
+MAILROOM_EXPORT int mailroom_webhook_state_read(mailroom *m, mailroom_webhook_state **out);
+
+/* Frees what mailroom_webhook_state_read returned. Accepts NULL. */
+MAILROOM_EXPORT void mailroom_webhook_state_free(mailroom_webhook_state *s);
+
 /* ------------------------------------------------------------------ watch */
 
 typedef struct mailroom_watch mailroom_watch; /* opaque: a subscription */

@@ -86,6 +86,7 @@ check_file "shared library $LIBDIR/libmailroom.so (dev link)" -e "$PREFIX/$LIBDI
 check_file "static library $LIBDIR/libmailroom.a" -f "$PREFIX/$LIBDIR/libmailroom.a"
 check_file "program $BINDIR/mailroom"            -x "$PREFIX/$BINDIR/mailroom"
 check_file "program $BINDIR/mailroom-consumer"   -x "$PREFIX/$BINDIR/mailroom-consumer"
+check_file "program $BINDIR/mailroom-web"        -x "$PREFIX/$BINDIR/mailroom-web"
 check_file "pkg-config file $LIBDIR/pkgconfig/mailroom.pc" -f "$PREFIX/$LIBDIR/pkgconfig/mailroom.pc"
 check_file "CMake package $LIBDIR/cmake/mailroom/mailroomConfig.cmake" \
   -f "$PREFIX/$LIBDIR/cmake/mailroom/mailroomConfig.cmake"
@@ -124,6 +125,7 @@ step "libmailroom.a exports exactly libmailroom.so's symbols, all mailroom_* (nm
 # The installed programs start (they link libmailroom statically: no LD_LIBRARY_PATH).
 step "installed mailroom --version" "$PREFIX/$BINDIR/mailroom" --version
 step "installed mailroom-consumer --version" "$PREFIX/$BINDIR/mailroom-consumer" --version
+step "installed mailroom-web --version" "$PREFIX/$BINDIR/mailroom-web" --version
 
 # ---------------------------------------------------------------------------
 # 3. pkg-config

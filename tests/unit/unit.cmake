@@ -43,3 +43,10 @@ foreach(t test_webhook_config test_webhook_retry)
   add_test(NAME ${t} COMMAND ${t})
   set_tests_properties(${t} PROPERTIES LABELS unit)
 endforeach()
+
+# mailroom-web's rules (web/listen.c, web/auth.c), linked with its objects.
+add_executable(test_web_auth ${CMAKE_CURRENT_LIST_DIR}/test_web_auth.c)
+target_link_libraries(test_web_auth PRIVATE mailroom_web_core PkgConfig::CMOCKA)
+set_target_properties(test_web_auth PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+add_test(NAME test_web_auth COMMAND test_web_auth)
+set_tests_properties(test_web_auth PROPERTIES LABELS unit)
