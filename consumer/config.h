@@ -80,7 +80,6 @@ typedef struct consumer_config {
     int64_t probe_max_ms;                      /* the probes' backoff cap */
     char suppress_on[128];   /* "5.1.*,550,...": RCPT refusals that suppress; "" none */
     int64_t suppress_for_ms; /* how long a suppression lasts */
-    atomic_int suppress_any; /* the suppression list has entries (housekeeper) */
     int concurrency;
     int block_timeout_ms; /* BLMOVE timeout */
     int redis_timeout_ms; /* command timeout beyond the block timeout */

@@ -117,6 +117,15 @@ static void take_pause(lane *l, const redisReply *r)
                        : "is resumed: taking from it again");
 }
 
+/* The next reply of the pipeline into *r (the one before freed); -1 when the
+ * connection failed (*r NULL then). */
+static int next_reply(housekeeper *h, redisReply **r)
+{
+    freeReplyObject(*r);
+    *r = NULL;
+    return redisGetReply(h->redis, (void **)r) == REDIS_OK && *r ? 0 : -1;
+}
+
 /* Reads the replies in the order they were appended. -1 when the connection failed. */
 static int read_replies(housekeeper *h, int slots)
 {
@@ -124,36 +133,23 @@ static int read_replies(housekeeper *h, int slots)
     redisReply *r = NULL;
     int rc = 0;
     for (int i = 0; i < cfg->n_relays && rc == 0; i++) {
-        rc = redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        if (rc == 0) {
+        if ((rc = next_reply(h, &r)) == 0) {
             take_relay(&cfg->relays[i], r);
             metrics_relay_state(i, (metrics_circuit)atomic_load(&cfg->relays[i].circuit),
                                 (double)atomic_load(&cfg->relays[i].rate_milli) / 1000.0);
+            rc = next_reply(h, &r); /* the registry's ZADD */
         }
-        freeReplyObject(r);
-        rc = rc == 0 && redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        freeReplyObject(r);
     }
-    for (int i = 0; i < slots && rc == 0; i++) {
-        rc = redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        freeReplyObject(r);
-    }
+    for (int i = 0; i < slots && rc == 0; i++)
+        rc = next_reply(h, &r);
     for (int i = 0; i < cfg->n_lanes && rc == 0; i++) {
-        rc = redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        if (rc == 0)
+        if ((rc = next_reply(h, &r)) == 0)
             take_pause(&cfg->lanes[i], r);
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            freeReplyObject(r);
-            rc = redisGetReply(h->redis, (void **)&r) == REDIS_OK ? 0 : -1;
-        }
-        freeReplyObject(r);
+        for (int k = 0; k < 2 && rc == 0; k++) /* the info hash's HSET and PEXPIRE */
+            rc = next_reply(h, &r);
     }
-    if (rc == 0 && redisGetReply(h->redis, (void **)&r) == REDIS_OK) {
-        atomic_store(&cfg->suppress_any, r->type == REDIS_REPLY_INTEGER && r->integer > 0);
-        freeReplyObject(r);
-        return 0;
-    }
-    return -1;
+    freeReplyObject(r);
+    return rc;
 }
 
 int mirror_refresh(housekeeper *h)
@@ -167,7 +163,6 @@ int mirror_refresh(housekeeper *h)
     append_relays(h, now);
     int slots = append_slots(h, now);
     append_lanes(h, h->started_at);
-    redisAppendCommand(h->redis, "ZCARD %s", KEYS_SUPPRESS_INDEX);
     if (read_replies(h, slots) == 0)
         return 0;
     redisFree(h->redis);

@@ -2,9 +2,9 @@
  * mirror: what the housekeeper reads and writes once a second besides the heartbeat,
  * in one pipelined round trip: each relay's shared state (circuit, failures, next
  * probe, current rate) into cfg->relays[], the registry of relays, the renewal of
- * this consumer's connection slots, each lane's pause flag, whether the suppression
- * list has entries, and this consumer's info hash (docs/redis.md); also each relay's
- * recent send rate here, from the workers' counts.
+ * this consumer's connection slots, each lane's pause flag and this consumer's info
+ * hash (docs/redis.md); also each relay's recent send rate here, from the workers'
+ * counts.
  */
 #ifndef MAILROOM_MIRROR_H
 #define MAILROOM_MIRROR_H

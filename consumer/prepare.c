@@ -181,15 +181,14 @@ static int build(worker *w, task *t, int carry)
     return -1;
 }
 
-/* Looks the job's recipients up on the suppression list (while it has entries): 1
- * when every one is listed, the job then failed here without a lease or a connection.
+/* Looks the job's recipients up on the suppression list: 1 when every one is listed,
+ * the job then failed here without a lease or a connection.
  * Otherwise the listed ones are left out of the envelope (t->suppressed). */
 static int suppressed_all(worker *w, task *t, int carry)
 {
     buf_reset(&t->suppressed);
     t->n_suppressed = 0;
-    if (!atomic_load(&w->cfg->suppress_any) || suppression_lookup(w, t) <= 0 ||
-        t->n_suppressed < t->n_distinct)
+    if (suppression_lookup(w, t) <= 0 || t->n_suppressed < t->n_distinct)
         return 0;
     outcome_all_suppressed(w, t, carry);
     return 1;

@@ -111,12 +111,12 @@ static int note_listed(task *t, const char *form, const char *shown, const redis
 {
     json_object *e = json_tokener_parse(entry->str);
     json_object *reason = NULL, *at = NULL;
+    int has_at = e && json_object_object_get_ex(e, "at", &at) && json_object_get_string_len(at);
+    int has_reason = e && json_object_object_get_ex(e, "reason", &reason);
     char why[512];
-    snprintf(why, sizeof why, "suppressed%s%s: %s",
-             e && json_object_object_get_ex(e, "at", &at) ? " since " : "",
-             at ? json_object_get_string(at) : "",
-             e && json_object_object_get_ex(e, "reason", &reason) ? json_object_get_string(reason)
-                                                                  : "on the suppression list");
+    snprintf(why, sizeof why, "suppressed%s%s: %s", has_at ? " since " : "",
+             has_at ? json_object_get_string(at) : "",
+             has_reason ? json_object_get_string(reason) : "on the suppression list");
     json_object_put(e);
     char shown_why[512];
     mr_text_copy(shown_why, sizeof shown_why, why, strlen(why));
@@ -212,11 +212,9 @@ static void add_one(worker *w, const task *t, size_t i, const char *now)
     a.v[SUPPRESS_ADD_ARG_json] = entry;
     a.v[SUPPRESS_ADD_ARG_for_ms] = ttl;
     redisReply *r = entry ? wr_try(w, SCRIPT_SUPPRESS_ADD, a.v, a.len) : NULL;
-    if (r) {
-        atomic_store(&cfg->suppress_any, 1);
+    if (r)
         log_msg(LOG_WARN, t->job.id, "%s suppressed for %lld s: %s", t->shown_ptrs[i],
                 (long long)(cfg->suppress_for_ms / 1000), t->txn.rcpt_replies[i].text);
-    }
     freeReplyObject(r);
     json_object_put(e);
 }

@@ -3,8 +3,9 @@
  * recipient whose address a relay refused for good (a 5xx to RCPT with a permanent
  * address status, --suppress-on) is put on the list for --suppress-for; a later job
  * skips a listed recipient (its answer says suppressed), and a job whose every
- * recipient is listed fails without a connection. The list is looked up only while it
- * has entries (the housekeeper checks every second), in one MGET per job.
+ * recipient is listed fails without a connection. The list is looked up for every
+ * job, before its lease, in one MGET of its recipients' entries: an address listed by
+ * one consumer is skipped by every other from the next job on.
  */
 #ifndef MAILROOM_SUPPRESSION_H
 #define MAILROOM_SUPPRESSION_H

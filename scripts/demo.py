@@ -3,10 +3,16 @@
 
 Starts a private redis-server and an SMTP receiver (aiosmtpd) on free 127.0.0.1 ports,
 writes a random signing key into a temporary keys file (never printed), starts two
-mailroom-consumer processes, and watches the status channel. Then it enqueues three
-registration emails with the `mailroom` CLI (English, Chinese, HTML) and pushes one job
-whose subject was altered after signing. It prints the status events as they arrive,
-every received message decoded, and the dead list; then stops everything.
+mailroom-consumer processes serving two lanes (reset, then default; one with its
+Prometheus endpoint), the dashboard (mailroom-web) and mailroom-webhook posting to a
+small application endpoint, and watches the status channel. Then it enqueues three
+registration emails with the `mailroom` CLI (English, Chinese, HTML), a password reset
+on the urgent lane, two emails to an address the relay does not know (the first is
+refused with 550 5.1.1 and suppresses it, the second never reaches the relay), and
+pushes one job whose subject was altered after signing. It prints the status events as
+they arrive, every received message decoded, the dead list, `mailroom stats`, the
+suppression list, the metrics, the dashboard's view and the webhook's deliveries; then
+stops everything.
 
 Exit status: 0 when every expected outcome happened, 1 when one did not, 130 on Ctrl-C.
 """
@@ -30,14 +36,16 @@ from support.jobs import (  # noqa: E402
     enqueue_raw, job_json, make_job, new_secret, new_ulid, sign_job,
 )
 from support.messages import parse_message, text_of  # noqa: E402
-from support.paths import binaries_missing  # noqa: E402
-from support.procs import wait_for  # noqa: E402
+from support.paths import BIN_DIR, binaries_missing  # noqa: E402
+from support.procs import free_port, wait_for  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
 from support.smtp_receiver import Receiver  # noqa: E402
 from support.state import Keys, StatusListener, dead_entries, stats  # noqa: E402
+from support.web import Application, Program, Web  # noqa: E402
 
 DEADLINE_S = 30.0
 SENDER = "noreply@example.com"
+GHOST = "ghost@example.com"  # the relay refuses it: 550 5.1.1 user unknown
 
 _print_lock = threading.Lock()
 _t0 = time.monotonic()
@@ -89,7 +97,8 @@ class Demo:
             return 1
 
         redis_server = self.stack.enter_context(RedisServer())
-        receiver = self.stack.enter_context(Receiver())
+        receiver = self.stack.enter_context(Receiver(rcpt_refusals={GHOST: [
+            f"550 5.1.1 <{GHOST}>: Recipient address rejected: User unknown"]}))
         r = redis_server.client()
         tmp = self.stack.enter_context(tempfile.TemporaryDirectory(prefix="mailroom-demo-"))
         secret = new_secret()
@@ -106,10 +115,24 @@ class Demo:
 
         listener = self.stack.enter_context(
             StatusListener(redis_server, on_event=self.on_event))
-        for cid in ("demo-1", "demo-2"):
-            c = self.stack.enter_context(Consumer(env, "--id", cid, "--concurrency", "2"))
+        metrics_port = free_port()
+        for cid, extra in (("demo-1", ["--http", f"127.0.0.1:{metrics_port}"]), ("demo-2", [])):
+            c = self.stack.enter_context(Consumer(env, "--id", cid, "--concurrency", "2",
+                                                  "--queue", "reset,default", *extra))
             self.consumers.append((cid, c))
-        say("  consumers  demo-1, demo-2 (2 worker threads each)")
+        app = self.stack.enter_context(Application())
+        secret_file = os.path.join(tmp, "webhook-secret")
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_secret() + "\n")
+        self.stack.enter_context(Program(
+            dict(env, MAILROOM_WEBHOOK_SECRET_FILE=secret_file), BIN_DIR / "mailroom-webhook",
+            "--url", app.url, "--start", "0", kind="webhook"))
+        web = self.stack.enter_context(Web(env, "--queue", "reset,default"))
+        say("  consumers  demo-1, demo-2 (2 worker threads each), lanes reset then default")
+        say(f"  metrics    http://127.0.0.1:{metrics_port}/metrics (demo-1)")
+        say(f"  dashboard  {web.url} (mailroom-web)")
+        say(f"  webhook    mailroom-webhook posting final outcomes to {app.url}")
         say(f"  status     subscribed to {listener.channel}")
         say()
 
@@ -155,6 +178,27 @@ class Demo:
             expected[jid] = (label, subject, rcpt)
             say(f"  send   {short(jid):14}  {label:8} {subject}  → {rcpt}  ({ms:.0f} ms incl. process start)")
 
+        reset = new_ulid()
+        self.labels[reset] = "reset"
+        rc, out, err = run_cli("send", "--queue", "reset", "--to", "carol@example.com",
+                               "--from", SENDER, "--subject", "Reset your password",
+                               "--text", "https://example.com/reset?t=c4r0l\n", "--id", reset,
+                               env=env)
+        self.check(rc == 0, "`mailroom send --queue reset` exits 0 (the urgent lane)")
+        say(f"  send   {short(reset):14}  reset    Reset your password  → carol@example.com  (lane reset)")
+        ghosts = []
+        for n in (1, 2):
+            jid = new_ulid()
+            self.labels[jid] = f"ghost-{n}"
+            rc, out, err = run_cli("send", "--to", GHOST, "--from", SENDER, "--subject",
+                                   "Welcome", "--text", "Hello.\n", "--id", jid, env=env)
+            self.check(rc == 0, f"`mailroom send` to {GHOST} ({n}) exits 0")
+            ghosts.append(jid)
+            say(f"  send   {short(jid):14}  ghost-{n}  Welcome  → {GHOST}")
+            if n == 1:  # the relay's refusal suppresses the address before the second
+                wait_for(lambda: r.hget(Keys().job(jid), "state") == "failed", DEADLINE_S, 0.05,
+                         "the first email to the unknown address to fail")
+
         genuine = sign_job(make_job(to=["Mallory <mallory@example.com>"],
                                         subject="Activate your account",
                                         text="https://example.com/activate?t=ok"),
@@ -170,8 +214,10 @@ class Demo:
         def settled():
             states = {j: r.hget(Keys().job(j), "state") for j in expected}
             return (all(s == "sent" for s in states.values())
+                    and r.hget(Keys("reset").job(reset), "state") == "sent"
+                    and all(r.hget(Keys().job(g), "state") == "failed" for g in ghosts)
                     and r.hget(Keys().job(forged["id"]), "state") == "rejected"
-                    and receiver.count() >= len(expected)
+                    and receiver.count() >= len(expected) + 1
                     and all(listener.states(j)[-1:] == ["sent"] for j in expected)
                     and listener.states(forged["id"])[-1:] == ["rejected"])
         try:
@@ -221,7 +267,8 @@ class Demo:
                        f"{label} email: status events sending, sent")
         self.check(any(g[2] == ["text/plain", "text/html"] for g in got_subjects.values()),
                    "the html email is multipart/alternative, text then html")
-        self.check(len(msgs) == len(expected), f"exactly {len(expected)} messages received")
+        self.check(len(msgs) == len(expected) + 1,
+                   f"exactly {len(expected) + 1} messages received (with the reset)")
         self.check(forged["id"] not in got_subjects and
                    not any(m.rcpt_tos == ["mallory@example.com"] for m in msgs),
                    "the forged job was not delivered")
@@ -229,8 +276,11 @@ class Demo:
         self.check(len(fd_) == 1 and "signature" in str(fd_[0].get("reason", "")).lower(),
                    "the forged job is on the dead list, reason mentions the signature")
         st = stats(r)
-        self.check(st.get("sent") == len(expected) and st.get("rejected") == 1,
-                   f"stats: sent={st.get('sent')} rejected={st.get('rejected')}")
+        self.check(st.get("sent") == len(expected) and st.get("rejected") == 1
+                   and st.get("failed") == 2,
+                   f"stats: sent={st.get('sent')} rejected={st.get('rejected')} "
+                   f"failed={st.get('failed')}")
+        self.show_extras(r, env, receiver, ghosts, metrics_port, web, app)
 
         # stop the consumers (SIGTERM) and expect a clean exit
         for cid, c in self.consumers:
@@ -250,6 +300,57 @@ class Demo:
             return 1
         say(f"\ndemo: all {len(self.checks)} checks passed in {time.monotonic() - _t0:.1f} s")
         return 0
+
+
+    def show_extras(self, r, env, receiver, ghosts, metrics_port, web, app) -> None:
+        """Lanes, suppression, stats, metrics, the dashboard and the webhook."""
+        first, second = (r.hgetall(Keys().job(g)) for g in ghosts)
+        say("suppression (a 550 5.1.1 to RCPT puts the address on the list)")
+        say(f"  ghost-1  {first.get('state')}: {first.get('error')}")
+        say(f"  ghost-2  {second.get('state')}: {second.get('error')}")
+        rc, out, _ = run_cli("suppress", "list", env=env)
+        for line in out.splitlines():
+            say(f"  | {line}")
+        self.check(rc == 0 and GHOST in out, f"{GHOST} is on the suppression list")
+        self.check(receiver.rcpt_seen == 1 + sum(len(m.rcpt_tos) for m in receiver.messages()),
+                   "the second email to the suppressed address never reached the relay")
+        self.check("suppression list" in second.get("error", ""),
+                   "the second email failed because of the suppression list")
+        say()
+        say("mailroom stats")
+        rc, out, _ = run_cli("stats", env=env)
+        for line in out.splitlines():
+            say(f"  | {line}")
+        self.check(rc == 0, "`mailroom stats` exits 0")
+        say()
+        say(f"metrics (GET http://127.0.0.1:{metrics_port}/metrics, a few series)")
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as f:
+            text = f.read().decode()
+        shown = [line for line in text.splitlines()
+                 if line.startswith(("mailroom_jobs_total", "mailroom_queue_pending",
+                                     "mailroom_relay_circuit"))]
+        for line in shown[:12]:
+            say(f"  | {line}")
+        self.check(any(line.startswith("mailroom_jobs_total") for line in shown),
+                   "the consumer's /metrics serves mailroom_jobs_total")
+        say()
+        status, _, body = web.http("/api/overview")
+        import json
+        overview = json.loads(body) if status == 200 else {}
+        names = [q.get("name") for q in overview.get("queues", [])]
+        say(f"dashboard {web.url}: queues {', '.join(map(str, names))}; relays "
+            f"{', '.join(x.get('name', '?') + ' ' + x.get('circuit', '?') for x in overview.get('relays', []))}")
+        self.check(status == 200 and names == ["reset", "default"],
+                   "mailroom-web answers /api/overview for both lanes")
+        try:
+            wait_for(lambda: app.statuses.count(200) >= 6, DEADLINE_S, 0.1,
+                     "the webhook to deliver the default queue's 6 final outcomes")
+        except AssertionError as e:
+            say(f"  !! {e}")
+        say(f"webhook: {app.statuses.count(200)} signed outcomes delivered to {app.url}")
+        self.check(app.statuses.count(200) >= 6, "mailroom-webhook delivered every final outcome")
+        say()
 
 
 def main() -> int:

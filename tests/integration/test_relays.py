@@ -274,6 +274,24 @@ class SuppressionTest(RelayTestCase):
         self.assertEqual(rx.rcpt_seen, rcpts + 1, "a suppressed address was tried again")
         self.assertEqual(rx.sessions, sessions + 1, "the suppressed job opened a connection")
 
+    def test_every_consumer_skips_an_address_at_once(self):
+        """Two consumers; the second job to the address follows the first's failure at
+        once, whichever consumer takes it: no second RCPT for the address."""
+        rx = self.receiver(rcpt_refusals={self.GHOST: ["550 5.1.1 User unknown"]})
+        env = mailroom_env(self.rs, secret=SECRET, smtp=rx)
+        for n in range(2):
+            self.start_consumer(env, "--id", f"c{n}", "--concurrency", "2")
+        for round_ in range(3):
+            first = self.push(1, to=(self.GHOST,))[0]
+            self.wait_state(self.r, first, "failed")
+            again = self.push(4, to=(self.GHOST,))
+            for job in again:
+                h = self.wait_state(self.r, job, "failed")
+                self.assertIn("suppression list", h["error"], h)
+            self.r.delete("mailroom:{suppress}:addr:" + self.GHOST, "mailroom:{suppress}:index")
+            rx.rcpt_refusals[self.GHOST] = ["550 5.1.1 User unknown"]
+        self.assertEqual(rx.rcpt_seen, 3, "an address on the list was tried again")
+
     def test_suppress_on_none_keeps_the_list_empty(self):
         rx = self.receiver(rcpt_refusals={self.GHOST: ["550 5.1.1 User unknown"]})
         env = mailroom_env(self.rs, secret=SECRET, smtp=rx)
