@@ -12,7 +12,8 @@
   of the rate the last cut left, every 2 seconds, up to the ceiling: the configured
   rate, or, when none is configured, the rate the throttled consumer was sending at
   when the relay first throttled (the limiter then turns itself off once it is back
-  there). Multiplicative decrease, additive increase, as TCP and KumoMTA do.
+  there, or after a quiet spell when that rate was no more than the floor).
+  Multiplicative decrease, additive increase, as TCP and KumoMTA do.
 
   Input:
     KEYS relay     mailroom:relay:{R}
@@ -64,15 +65,20 @@ if op == 'refund' then
   return 0
 end
 
--- additive recovery after a quiet spell
+-- additive recovery after a quiet spell; without a configured rate, the limiter is
+-- dropped once the rate is back at its ceiling, also when a cut could not lower it
+-- (a ceiling at the floor: the throttled consumer was too new to know its rate)
 local quiet_since = math.max(tonumber(f[4]) or 0, tonumber(f[5]) or 0)
-if ceiling and rate < ceiling and now - quiet_since >= QUIET_MS then
-  rate = math.min(ceiling, rate + (tonumber(f[6]) or ceiling / 10))
-  if not max and rate >= ceiling then
+if ceiling and now - quiet_since >= QUIET_MS then
+  local raised = math.min(ceiling, rate + (tonumber(f[6]) or ceiling / 10))
+  if not max and raised >= ceiling then
     redis.call('HDEL', relay, 'rate', 'ceiling', 'tat', 'step', 'raised_at')
     return 0
   end
-  redis.call('HSET', relay, 'rate', rate, 'raised_at', now)
+  if raised > rate then
+    rate = raised
+    redis.call('HSET', relay, 'rate', rate, 'raised_at', now)
+  end
 end
 if tat > now then return math.ceil(tat - now) end
 redis.call('HSET', relay, 'tat', math.max(tat, now - 500 / rate) + 1000 / rate)

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from support.case import ServerTestCase  # noqa: E402
 from support.consumer import mailroom_env, run_cli  # noqa: E402
 from support.jobs import job_json, make_job, new_secret, push_jobs, sign_job  # noqa: E402
-from support.paths import CONSUMER, REPO_ROOT  # noqa: E402
+from support.paths import BIN_DIR, CONSUMER, REPO_ROOT  # noqa: E402
 from support.procs import free_port, wait_for  # noqa: E402
 from support.smtp_receiver import Receiver  # noqa: E402
 from support.state import Keys, stats  # noqa: E402
@@ -177,6 +177,25 @@ class RateTest(RelayTestCase):
         self.assertTrue(later and statistics.median(later) <= 10.0,
                         f"the shared rate did not settle at or below 10/s: {later}")
         self.assertGreaterEqual(int(self.r.hget(relay_key(rx.url), "throttles")), 1)
+
+
+    def test_a_limiter_started_at_the_floor_lets_go(self):
+        """Without --rate, a throttle reported by a consumer too new to know its own
+        rate (seen 0) starts the relay's limiter at the floor, where a cut cannot lower
+        it: it holds the relay at one message a minute while the throttling goes on,
+        and after 2 quiet seconds it turns itself off instead of holding it there for
+        good (the chaos test found 17 000 jobs waiting on such a limiter)."""
+        script = (BIN_DIR.parent / "lua" / "relay_rate.lua").read_text(encoding="utf-8")
+        key = "mailroom:relay:{127.0.0.1:1}"
+        floor = str(1 / 60)
+
+        def call(op: str) -> int:
+            return self.r.eval(script, 1, key, op, "", floor, "0")
+        self.assertEqual(call("throttle"), 1000 // 60)  # messages per 1000 s
+        self.assertGreater(call("take"), 50_000, "the floor's interval is a minute")
+        time.sleep(2.2)
+        self.assertEqual(call("take"), 0, "the limiter still holds the relay after 2 quiet s")
+        self.assertIsNone(self.r.hget(key, "rate"), self.r.hgetall(key))
 
 
 # --------------------------------------------------------------------------- circuit, fallback
