@@ -181,14 +181,13 @@ static int build(worker *w, task *t, int carry)
     return -1;
 }
 
-/* Looks the job's recipients up on the suppression list: 1 when every one is listed,
- * the job then failed here without a lease or a connection.
- * Otherwise the listed ones are left out of the envelope (t->suppressed). */
-static int suppressed_all(worker *w, task *t, int carry)
+/* Reads the suppression lookup that went along with BEGIN (or, when it could not,
+ * does it now): 1 when every recipient is listed, the job then failed at once, without
+ * a connection. Otherwise the listed ones are left out of the envelope (t->suppressed). */
+static int suppressed_all(worker *w, task *t, suppression_query *q, const wr_then *then, int carry)
 {
-    buf_reset(&t->suppressed);
-    t->n_suppressed = 0;
-    if (suppression_lookup(w, t) <= 0 || t->n_suppressed < t->n_distinct)
+    int found = then->reply ? suppression_read(t, q, then->reply) : suppression_lookup(w, t, q);
+    if (found <= 0 || t->n_suppressed < t->n_distinct)
         return 0;
     outcome_all_suppressed(w, t, carry);
     return 1;
@@ -225,14 +224,25 @@ int prepare_task(worker *w, task *t, int carry)
         reject(w, t, t->job.id, err.msg, carry);
         return 0;
     }
-    if (settled_by_time(w, t, clock_now_ms(), carry) || suppressed_all(w, t, carry))
+    if (settled_by_time(w, t, clock_now_ms(), carry))
         return 0;
-    begin_result b = take_begin(w, t);
-    if (b != BEGIN_SENDING) {
-        log_not_begun(t, b);
-        return 0;
+    suppression_query query, *q = &query; /* ~33 KB of the worker's 256 KB stack */
+    wr_then then = {0, NULL, NULL};
+    if (suppression_query_of(t, q) == 0 && q->n > 0) {
+        then.argc = q->n + 1;
+        then.argv = q->argv;
+    } else {
+        q->n = 0;
     }
-    if (t->attempt == 1) /* the wait for the first attempt */
-        metrics_queue_time(t->lane, t->job.created_ms, t->job.send_at_ms, t->begun_ms);
-    return build(w, t, carry) == 0;
+    begin_result b = take_begin(w, t, &then);
+    int go = 0;
+    if (b != BEGIN_SENDING)
+        log_not_begun(t, b);
+    else if (!suppressed_all(w, t, q, &then, carry)) {
+        if (t->attempt == 1) /* the wait for the first attempt */
+            metrics_queue_time(t->lane, t->job.created_ms, t->job.send_at_ms, t->begun_ms);
+        go = build(w, t, carry) == 0;
+    }
+    freeReplyObject(then.reply);
+    return go;
 }

@@ -128,37 +128,48 @@ static int note_listed(task *t, const char *form, const char *shown, const redis
     return 0;
 }
 
-int suppression_lookup(worker *w, task *t)
+int suppression_query_of(task *t, suppression_query *q)
 {
-    const char *forms[JOB_MAX_RCPT], *shown[JOB_MAX_RCPT], *argv[JOB_MAX_RCPT + 1];
-    char keys[JOB_MAX_RCPT][KEYS_NAME_MAX];
     buf_reset(&t->suppressed);
     t->n_suppressed = 0;
-    long n = recipients_of(t, forms, shown);
-    if (n <= 0 || (!w->redis && wr_connect(w, 0) != 0))
-        return n < 0 ? -1 : 0;
-    argv[0] = "MGET";
+    t->n_distinct = 0;
+    long n = recipients_of(t, q->forms, q->shown);
+    if (n < 0)
+        return -1;
+    q->argv[0] = "MGET";
     for (long i = 0; i < n; i++) {
-        keys_suppress(forms[i], keys[i]);
-        argv[i + 1] = keys[i];
+        keys_suppress(q->forms[i], q->keys[i]);
+        q->argv[i + 1] = q->keys[i];
     }
-    redisReply *r = redisCommandArgv(w->redis, (int)n + 1, argv, NULL);
-    int found = -1;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
-        wr_drop(w, r && r->type == REDIS_REPLY_ERROR ? r->str : "MGET of the suppression list");
-        goto out;
-    }
-    found = 0;
-    for (long i = 0; i < n; i++)
+    q->n = (int)n;
+    return 0;
+}
+
+int suppression_read(task *t, const suppression_query *q, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        wr_log_refusal("the suppression lookup (MGET)", t->job.id, r->str);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)q->n)
+        return -1;
+    int found = 0;
+    for (int i = 0; i < q->n; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING) {
-            if (note_listed(t, forms[i], shown[i], r->element[i]) != 0) {
-                found = -1;
-                goto out;
-            }
+            if (note_listed(t, q->forms[i], q->shown[i], r->element[i]) != 0)
+                return -1;
             found++;
         }
-    t->n_distinct = (size_t)n;
-out:
+    t->n_distinct = (size_t)q->n;
+    return found;
+}
+
+int suppression_lookup(worker *w, task *t, suppression_query *q)
+{
+    if (q->n <= 0 || (!w->redis && wr_connect(w, 0) != 0))
+        return 0;
+    redisReply *r = redisCommandArgv(w->redis, q->n + 1, q->argv, NULL);
+    int found = r ? suppression_read(t, q, r) : -1;
+    if (!r || rconn_transient_error(r))
+        wr_drop(w, r ? r->str : "MGET of the suppression list");
     freeReplyObject(r);
     return found;
 }

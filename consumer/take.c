@@ -176,7 +176,7 @@ static begin_result begin_reply(const redisReply *r, task *t)
     return res;
 }
 
-begin_result take_begin(worker *w, task *t)
+begin_result take_begin(worker *w, task *t, wr_then *then)
 {
     const consumer_config *cfg = w->cfg;
     const lane *l = &cfg->lanes[t->lane];
@@ -198,7 +198,8 @@ begin_result take_begin(worker *w, task *t)
     a.v[BEGIN_ARG_id] = t->job.id;
     a.v[BEGIN_ARG_token] = t->token;
     a.v[BEGIN_ARG_dead_after] = cfg->dead_after_arg;
-    redisReply *r = wr_run(w, SCRIPT_BEGIN, a.v, a.len, t->job.id, 0);
+    redisReply *r = then ? wr_run_then(w, SCRIPT_BEGIN, a.v, a.len, t->job.id, then)
+                         : wr_run(w, SCRIPT_BEGIN, a.v, a.len, t->job.id, 0);
     if (!r)
         return BEGIN_FAILED;
     begin_result res = begin_reply(r, t);

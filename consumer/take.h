@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "script.h"
 #include "worker.h"
+#include "worker_redis.h"
 
 /* How a take waits: blocking up to --block-timeout, or not at all. */
 typedef enum take_mode { TAKE_BLOCK = 1, TAKE_POLL = 2 } take_mode;
@@ -41,8 +42,9 @@ typedef enum begin_result {
     BEGIN_FAILED       /* Redis could not be reached before a hurried shutdown */
 } begin_result;
 
-/* BEGIN for the decoded job in t, with a new lease token. */
-begin_result take_begin(worker *w, task *t);
+/* BEGIN for the decoded job in t, with a new lease token; then (may be NULL) goes out
+ * in the same write (see wr_run_then). */
+begin_result take_begin(worker *w, task *t, wr_then *then);
 
 /*
  * 1 when the job in t may be sent: its lease cannot have lapsed (heartbeats have been

@@ -156,16 +156,24 @@ static int may_carry(const worker *w)
     return !wr_stopping(w) && w->cfg->redis.n_sentinels == 0 && !w->next && !w->next_too_big;
 }
 
-/* One try: the script (and WAIT, or the carried take: 1 BLMOVE, 2 LMOVE). */
+/* One try: the script (and WAIT, or the carried take: 1 BLMOVE, 2 LMOVE, or the
+ * command in then, whose reply of an earlier try is dropped first). */
 static redisReply *run_once(worker *w, script_id id, const char *const *v, const size_t *len,
-                            int carry, long *acked, int replicas, mr_error *err)
+                            int carry, wr_then *then, long *acked, int replicas, mr_error *err)
 {
     redisReply *r, *next = NULL;
     lane *l = &w->cfg->lanes[w->carry_lane];
+    if (then) {
+        freeReplyObject(then->reply);
+        then->reply = NULL;
+    }
     if (carry)
         r = script_run_then(w->redis, id, v, len, carry == 1 ? TAKE_ARGC : POLL_ARGC,
                             carry == 1 ? l->take_argv : l->poll_argv, NULL, read_carried_take, w,
                             &next, err);
+    else if (then && then->argc > 0 && w->cfg->redis.n_sentinels == 0)
+        r = script_run_then(w->redis, id, v, len, then->argc, then->argv, NULL, NULL, NULL,
+                            &then->reply, err);
     else
         r = script_run_acked(w->redis, id, v, len, replicas, WAIT_TIMEOUT_MS, acked, err);
     keep_carried(w, r, next);
@@ -179,8 +187,10 @@ static redisReply *run_once(worker *w, script_id id, const char *const *v, const
     return r;
 }
 
-redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *len,
-                   const char *job_id, int carry_take)
+/* wr_run's loop, with the take to carry or the command to send along (then). */
+static redisReply *run_until_recorded(worker *w, script_id id, const char *const *v,
+                                      const size_t *len, const char *job_id, int carry_take,
+                                      wr_then *then)
 {
     const consumer_config *cfg = w->cfg;
     int64_t delay = 0;
@@ -191,7 +201,7 @@ redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *
         long acked = 0;
         int replicas = rconn_replicas_needed(&cfg->redis, &w->guard);
         redisReply *r =
-            run_once(w, id, v, len, may_carry(w) ? carry_take : 0, &acked, replicas, &err);
+            run_once(w, id, v, len, may_carry(w) ? carry_take : 0, then, &acked, replicas, &err);
         carry_take = 0;
         if (!r && err.rc == MAILROOM_EINVAL) {
             log_msg(LOG_ERROR, job_id, "%s", err.msg);
@@ -224,6 +234,19 @@ redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *
         }
         return r;
     }
+}
+
+redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *len,
+                   const char *job_id, int carry_take)
+{
+    return run_until_recorded(w, id, v, len, job_id, carry_take, NULL);
+}
+
+redisReply *wr_run_then(worker *w, script_id id, const char *const *v, const size_t *len,
+                        const char *job_id, wr_then *then)
+{
+    then->reply = NULL;
+    return run_until_recorded(w, id, v, len, job_id, 0, then);
 }
 
 redisReply *wr_try(worker *w, script_id id, const char *const *v, const size_t *len)

@@ -47,6 +47,22 @@ void wr_log_refusal(const char *step, const char *job_id, const char *reply);
 redisReply *wr_run(worker *w, script_id id, const char *const *v, const size_t *len,
                    const char *job_id, int carry_take);
 
+/*
+ * A command sent in the same write as a script (wr_run_then), which saves it a round
+ * trip: argc words of argv. Its reply lands in reply (the caller frees it), NULL when
+ * it was not sent along (with Sentinel, whose writes are each followed by WAIT) or
+ * could not be read; the caller then sends it on its own.
+ */
+typedef struct wr_then {
+    int argc;
+    const char **argv;
+    redisReply *reply;
+} wr_then;
+
+/* wr_run for a script that carries no take but the command in then. */
+redisReply *wr_run_then(worker *w, script_id id, const char *const *v, const size_t *len,
+                        const char *job_id, wr_then *then);
+
 /* One try of a script that holds up no job (the relays' policy, the suppression
  * list): its reply (caller frees), or NULL when Redis failed or refused (the
  * connection dropped after a failure; the job's own steps reconnect). */

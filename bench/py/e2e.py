@@ -117,6 +117,10 @@ class EndToEnd:
         if states.get("sent", 0) != n or accepted != n:
             raise RuntimeError(f"after the run: records {states}, sink accepted {accepted}, expected {n}")
         top = {k: stats.get(k, {}).get("calls", 0) for k in ("blmove", "evalsha", "eval")}
+        # top-level calls that go out in the same write as a script, so add no wait: the
+        # take FINISH carries (LMOVE) and the suppression lookup BEGIN carries (MGET); no
+        # script runs either
+        along = {k: stats.get(k, {}).get("calls", 0) for k in ("lmove", "mget")}
         # top-level calls of the housekeeper besides its scripts (its orphan check)
         top_housekeeping = {k: stats.get(k, {}).get("calls", 0) for k in ("lrange",)}
         # HGET is not among them: this script's own HGETs (job_states) come after the
@@ -124,7 +128,8 @@ class EndToEnd:
         ours = {"hmget", "info", "config|resetstat", "config", "ping", "select", "auth", "hello",
                 "client|setname", "flushdb", "scan", "client|setinfo"}
         inside = {k: v["calls"] for k, v in stats.items()
-                  if k not in top and k not in top_housekeeping and k not in ours and v["calls"]}
+                  if k not in top and k not in top_housekeeping and k not in along
+                  and k not in ours and v["calls"]}
         # Housekeeping: each consumer's main thread runs HEARTBEAT (which calls TIME once)
         # and PROMOTE once a second. Idle BLMOVEs: calls beyond the N that took a job (each
         # job was taken once: none retried, checked above).
@@ -139,7 +144,8 @@ class EndToEnd:
             "sink_cpu_us_per_job": sink_cpu / n * 1e6,
             "machine_busy_cores": busy / secs,
             "other_busy_cores": max(0.0, (busy - cpu - redis_cpu - sink_cpu) / secs),
-            "top_level_calls": top, "inside_script_calls": inside,
+            "top_level_calls": top, "inside_script_calls": inside, "along_calls": along,
+            "along_per_job": sum(along.values()) / n,
             "round_trips_per_job_raw": sum(top.values()) / n,
             "round_trips_per_job": (sum(top.values()) - housekeeping - idle_blmove) / n,
             "housekeeping_calls": housekeeping, "idle_blmove_calls": idle_blmove,
@@ -292,6 +298,7 @@ class EndToEnd:
             "sink_cpu_us_per_job": med("sink_cpu_us_per_job"),
             "round_trips_per_job": med("round_trips_per_job"),
             "round_trips_per_job_raw": med("round_trips_per_job_raw"),
+            "along_per_job": med("along_per_job"), "along_calls": mid["along_calls"],
             "inside_calls_per_job": med("inside_calls_per_job"),
             "top_level_calls": top, "inside_script_calls": inside,
             "housekeeping_calls": mid["housekeeping_calls"], "idle_blmove_calls": mid["idle_blmove_calls"],
@@ -318,7 +325,9 @@ class EndToEnd:
               f"calls: {cost['round_trips_per_job_raw']:.4f} = blmove {top['blmove'] / n:.4f} + evalsha "
               f"{top['evalsha'] / n:.4f} + eval {top['eval'] / n:.4f} + lrange {top.get('lrange', 0) / n:.4f}, "
               f"which include {cost['housekeeping_calls']} housekeeping calls and {cost['idle_blmove_calls']} "
-              f"BLMOVEs that timed out on an empty queue, in the middle run)")
+              f"BLMOVEs that timed out on an empty queue, in the middle run); sent along with a "
+              f"script, no wait of their own: {cost['along_per_job']:.4f} = " + " + ".join(
+                  f"{k} {v / n:.4f}" for k, v in cost["along_calls"].items()))
         print(f"   commands run inside the scripts per sent job: {cost['inside_calls_per_job']:.2f}: " + ", ".join(
             f"{k} {v / n:.2f}" for k, v in sorted(inside.items(), key=lambda kv: -kv[1]) if v / n >= 0.005))
         print(f"   CPU per job: consumer {cost['consumer_cpu_us_per_job']:.0f} us, Redis "

@@ -87,7 +87,8 @@ class Report:
             c = self.results["cost"]
             add("Redis round trips per sent job (consumer)", c["round_trips_per_job"], "round_trips",
                 f"blmove+evalsha+eval; {c['round_trips_per_job_raw']:.4f} with housekeeping and idle "
-                f"BLMOVEs; {c['inside_calls_per_job']:.1f} commands inside the scripts")
+                f"BLMOVEs; {c.get('along_per_job', 0):.1f} more sent along with a script (lmove, mget); "
+                f"{c['inside_calls_per_job']:.1f} commands inside the scripts")
             src = c.get("long", c)
             add("consumer peak RSS at concurrency 16, MB", c["vmhwm_kb_max"] / 1024, "rss_mb",
                 f"{src['rss_warm_kb'] / 1024:.1f} MB after warm-up, {src['rss_end_kb'] / 1024:.1f} MB at the end "
