@@ -74,19 +74,18 @@ class Profiling:
     # -- profile summaries
 
     CONSUMER_BUCKETS = [
-        ("SMTP transaction: curl_easy_perform", lambda f: "curl_easy_perform" in f),
-        ("  of it, curl_multi_poll (waiting for the server)", lambda f: "curl_multi_poll" in f),
-        ("FINISH script round trip", lambda f: "run_script" in f and "finish" in f),
-        ("BEGIN script round trip", lambda f: "run_script" in f and "finish" not in f
-         and "worker_main" in f),
-        ("BLMOVE round trip", lambda f: "redisCommandArgv" in f and "run_script" not in f
-         and "worker_main" in f),
+        ("SMTP exchange: smtp_exchange (the engine)", lambda f: "smtp_exchange" in f),
+        ("FINISH (and the take it carries): outcome_finish_carrying",
+         lambda f: "outcome_finish_carrying" in f),
+        ("BEGIN (and the suppression lookup it carries): take_begin", lambda f: "take_begin" in f),
+        ("take of its own: take_job", lambda f: "take_job" in f),
         ("MIME build: mime_build", lambda f: "mime_build" in f),
-        ("signature check: sig_verify_job", lambda f: "sig_verify_job" in f),
+        ("signature check: sig_verify_job_with",
+         lambda f: "sig_verify_job_with" in f or "sig_verify_job" in f),
         ("job JSON decode: job_decode", lambda f: "job_decode" in f),
         ("log lines: log_msg", lambda f: "log_msg" in f),
-        ("housekeeping thread (heartbeat, promote)", lambda f: "worker_main" not in f
-         and ("housekeeping_heartbeat" in f or "housekeeping_promote" in f or "main" in f)),
+        ("housekeeping thread (heartbeat, promote, mirror)", lambda f: "worker_main" not in f
+         and ("housekeeping_" in f or "mirror_refresh" in f or "main" in f)),
     ]
     REDIS_BUCKETS = [
         ("EVALSHA: Lua scripts (evalGenericCommand)", lambda f: "evalGenericCommand" in f
