@@ -168,7 +168,7 @@ class BackoffTest(ReliabilityTestCase):
         r = rs.client()
         rx = self.receiver(fail_first=1)
         env = mailroom_env(rs, secret=SECRET, smtp=rx)
-        scheduled_due = {}
+        scheduled_due, probe_lag_ms = {}, {}
         probe = rs.client()
 
         def on_event(ev):  # runs on the listener thread right after FINISH published
@@ -177,6 +177,9 @@ class BackoffTest(ReliabilityTestCase):
                     with contextlib.suppress(ValueError):
                         if json.loads(member).get("id") == ev.get("id"):
                             scheduled_due[ev["id"]] = int(score)
+                # how late the look came: a loaded machine may delay this thread
+                # past the due time, when the job has rightly left `scheduled`
+                probe_lag_ms[ev["id"]] = redis_now_ms(probe) - event_ms(ev)
 
         listener = self.listener(rs, on_event=on_event)
         self.consumer(env, "--id", "c1", "--concurrency", "1", "--backoff-base", f"{int(base)}s")
@@ -201,13 +204,6 @@ class BackoffTest(ReliabilityTestCase):
         sent_ev = next(e for e in listener.events(job_id) if e["state"] == "sent")
         self.assertEqual(sent_ev.get("attempts"), 2, sent_ev)
 
-        # the due time written into `scheduled` against the event's time: base ±20 %
-        self.assertIn(job_id, scheduled_due, "the job was not in `scheduled` when its "
-                      "`retrying` event was published")
-        planned = scheduled_due[job_id] - event_ms(retry_ev)
-        self.assertGreaterEqual(planned, 0.8 * base * 1000 - 50, f"due - now = {planned} ms")
-        self.assertLessEqual(planned, 1.2 * base * 1000 + 50, f"due - now = {planned} ms")
-
         # what the SMTP server saw: 451, then 250, spaced by the backoff
         atts = rx.attempts(job_id)
         self.assertEqual([a["outcome"] for a in atts], ["temporary", "accepted"], atts)
@@ -216,6 +212,19 @@ class BackoffTest(ReliabilityTestCase):
         self.assertLessEqual(gap, 1.2 * base + 1.5, f"retried after {gap:.3f}s")
         self.assertEqual(r.zcard(Q.scheduled), 0)
         self.assert_queue_drained(r)
+
+        # the due time written into `scheduled` against the event's time: base ±20 %
+        # (unless the look at `scheduled` came after the earliest due time)
+        lag = probe_lag_ms.get(job_id)
+        self.assertIsNotNone(lag, "the listener never looked at `scheduled`")
+        if job_id not in scheduled_due:
+            self.assertGreater(lag, 0.8 * base * 1000 - 50, "the job was not in `scheduled` "
+                               f"{lag} ms after its `retrying` event was published")
+            self.skipTest(f"the listener looked at `scheduled` {lag} ms late (a loaded "
+                          "machine); the retry's spacing was checked, its due time was not")
+        planned = scheduled_due[job_id] - event_ms(retry_ev)
+        self.assertGreaterEqual(planned, 0.8 * base * 1000 - 50, f"due - now = {planned} ms")
+        self.assertLessEqual(planned, 1.2 * base * 1000 + 50, f"due - now = {planned} ms")
         self.note(f"planned {planned} ms, observed {gap:.2f}s")
 
 
