@@ -56,8 +56,9 @@ typedef struct relay {
     atomic_int failures;         /* consecutive, across consumers */
     _Atomic int64_t probe_at_ms; /* open: when the next probe may go (Redis' clock) */
     _Atomic int64_t rate_milli;  /* the shared rate in messages per 1000 s; 0: none */
-    atomic_long sent;            /* messages this process sent through it */
-    _Atomic int64_t seen_milli;  /* this process's recent send rate, per 1000 s */
+    atomic_long offered;         /* messages this process offered it (answered, whatever
+                                    the answer: sent, throttled or refused) */
+    _Atomic int64_t seen_milli;  /* this process's recent offered rate, per 1000 s */
 } relay;
 
 typedef struct consumer_config {

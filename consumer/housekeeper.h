@@ -32,8 +32,9 @@ typedef struct housekeeper {
     int n_workers;
     orphan_suspect suspects[LANE_MAX][HOUSEKEEPING_MAX_SUSPECTS]; /* per lane */
     int n_suspects[LANE_MAX];
-    int64_t sent_ring[RELAY_MAX][10]; /* each relay's sent count, one a second: the
-                                         recent send rate (mirror.c) */
+    int64_t offered_ring[RELAY_MAX][10]; /* each relay's offered count, one a second:
+                                            the recent offered rate (mirror.c) */
+    int64_t offered_delta[RELAY_MAX];    /* offered since the refresh before */
     unsigned ticks;
     char started_at[CLOCK_ISO_MAX]; /* when this consumer started, RFC 3339 */
 } housekeeper;

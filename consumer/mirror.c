@@ -13,29 +13,38 @@
 #include "mailroom_version.h"
 #include "metrics.h"
 
-/* Each relay's recent send rate here, over the last 10 seconds, from the workers'
- * counts (relay_rate.lua starts an adaptive rate from it). */
-static void note_send_rates(housekeeper *h)
+/* Each relay's recent offered rate here, over the last 10 seconds, from the workers'
+ * counts, and what was offered since the last refresh (relay_rate.lua starts an
+ * adaptive rate from the relay's offered rate across consumers). */
+static void note_offered_rates(housekeeper *h)
 {
     consumer_config *cfg = h->cfg;
-    unsigned at = h->ticks++ % 10, oldest = (at + 1) % 10;
+    unsigned at = h->ticks++ % 10, oldest = (at + 1) % 10, before = (at + 9) % 10;
     for (int r = 0; r < cfg->n_relays; r++) {
-        int64_t sent = atomic_load(&cfg->relays[r].sent);
-        h->sent_ring[r][at] = sent;
+        int64_t offered = atomic_load(&cfg->relays[r].offered);
+        h->offered_ring[r][at] = offered;
+        h->offered_delta[r] = h->ticks > 1 ? offered - h->offered_ring[r][before] : offered;
         int64_t span = h->ticks >= 10 ? 10 : (int64_t)h->ticks;
-        int64_t base = h->ticks >= 10 ? h->sent_ring[r][oldest] : h->sent_ring[r][0];
-        atomic_store(&cfg->relays[r].seen_milli, (sent - base) * 1000 / span);
+        int64_t base = h->ticks >= 10 ? h->offered_ring[r][oldest] : h->offered_ring[r][0];
+        atomic_store(&cfg->relays[r].seen_milli, (offered - base) * 1000 / span);
     }
 }
 
-/* Appends the relays' reads and writes: HMGET of the state, the registry, slots. */
+/* Appends the relays' reads and writes: HMGET of the state, the registry, and what
+ * this consumer offered the relay in the last second into the relay's bucket of this
+ * second (offered:<second mod 8>, shared by every consumer; the bucket four seconds
+ * ahead is emptied for its turn: relay_rate.lua reads the last three). */
 static void append_relays(housekeeper *h, long long now)
 {
     const consumer_config *cfg = h->cfg;
+    long long second = now / 1000;
     for (int r = 0; r < cfg->n_relays; r++) {
         const relay *rl = &cfg->relays[r];
         redisAppendCommand(h->redis, "HMGET %s circuit failures probe_at rate", rl->key);
         redisAppendCommand(h->redis, "ZADD %s %lld %s", KEYS_RELAYS, now, rl->name);
+        redisAppendCommand(h->redis, "HINCRBY %s offered:%lld %lld", rl->key, second % 8,
+                           (long long)h->offered_delta[r]);
+        redisAppendCommand(h->redis, "HDEL %s offered:%lld", rl->key, (second + 4) % 8);
     }
 }
 
@@ -137,7 +146,9 @@ static int read_replies(housekeeper *h, int slots)
             take_relay(&cfg->relays[i], r);
             metrics_relay_state(i, (metrics_circuit)atomic_load(&cfg->relays[i].circuit),
                                 (double)atomic_load(&cfg->relays[i].rate_milli) / 1000.0);
-            rc = next_reply(h, &r); /* the registry's ZADD */
+            /* the registry's ZADD, the bucket's HINCRBY, the next bucket's HDEL */
+            for (int k = 0; k < 3 && rc == 0; k++)
+                rc = next_reply(h, &r);
         }
     }
     for (int i = 0; i < slots && rc == 0; i++)
@@ -156,7 +167,7 @@ int mirror_refresh(housekeeper *h)
 {
     if (!h->started_at[0])
         clock_format_iso(clock_now_ms(), 1, h->started_at);
-    note_send_rates(h);
+    note_offered_rates(h);
     if (housekeeping_connect(h) != 0)
         return -1;
     long long now = (long long)clock_now_ms();

@@ -3,8 +3,8 @@
  * in one pipelined round trip: each relay's shared state (circuit, failures, next
  * probe, current rate) into cfg->relays[], the registry of relays, the renewal of
  * this consumer's connection slots, each lane's pause flag and this consumer's info
- * hash (docs/redis.md); also each relay's recent send rate here, from the workers'
- * counts.
+ * hash (docs/redis.md); also each relay's recent offered rate here, from the workers'
+ * counts, and this consumer's share of it in the relay's per-second buckets.
  */
 #ifndef MAILROOM_MIRROR_H
 #define MAILROOM_MIRROR_H

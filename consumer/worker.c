@@ -188,10 +188,10 @@ static int carry_for(worker *w, int wanted)
 static void finish_txn(worker *w, task *t, int carry)
 {
     relay *rl = &w->cfg->relays[t->relay];
-    if (t->txn.verdict == SMTP_SENT)
-        atomic_fetch_add(&rl->sent, 1);
-    relay_observe(w, t->relay, relay_verdict_of(&t->txn),
-                  t->txn.reply[0] ? t->txn.reply : t->txn.error);
+    relay_verdict v = relay_verdict_of(&t->txn);
+    if (t->txn.verdict != SMTP_ABORTED && v != RELAY_UNREACHABLE)
+        atomic_fetch_add(&rl->offered, 1);
+    relay_observe(w, t->relay, v, t->txn.reply[0] ? t->txn.reply : t->txn.error);
     outcome_of_txn(w, t, carry);
     task_release(w, t);
 }

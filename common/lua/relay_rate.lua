@@ -10,9 +10,11 @@
   once a second (the replies of messages already on their way would otherwise cut it
   again and again), down to the floor; after 2 quiet seconds it grows back by a tenth
   of the rate the last cut left, every 2 seconds, up to the ceiling: the configured
-  rate, or, when none is configured, the rate the throttled consumer was sending at
-  when the relay first throttled (the limiter then turns itself off once it is back
-  there, or after a quiet spell when that rate was no more than the floor).
+  rate, or, when none is configured, the rate the relay was offered when it first
+  throttled: every consumer's messages over the last three whole seconds (the
+  housekeepers count them into offered:<second mod 8>), or the throttled consumer's
+  own rate when that is more. The limiter then turns itself off once it is back there,
+  or after a quiet spell when that rate was no more than the floor.
   Multiplicative decrease, additive increase, as TCP and KumoMTA do.
 
   Input:
@@ -21,7 +23,8 @@
                    sent after all) or throttle (the relay throttled us)
     ARGV rate_max  the configured rate, messages per second; '' for none
     ARGV floor     the lowest rate a cut may reach, messages per second
-    ARGV seen      throttle: the rate this consumer was sending at, messages per second
+    ARGV seen      throttle: the rate this consumer was offering the relay, messages
+                   per second
 
   Output:
     take: 0 when the message may go now, else the ms to wait before asking again;
@@ -45,9 +48,17 @@ if max then
   end
 end
 
+-- messages per second the relay was offered over the last three whole seconds
+local function offered(ms)
+  local s = math.floor(ms / 1000)
+  local b = redis.call('HMGET', relay, 'offered:' .. (s - 1) % 8, 'offered:' .. (s - 2) % 8,
+    'offered:' .. (s - 3) % 8)
+  return ((tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) + (tonumber(b[3]) or 0)) / 3
+end
+
 if op == 'throttle' then
   if not rate then
-    rate = math.max(tonumber(seen) or 0, tonumber(floor))
+    rate = math.max(offered(now), tonumber(seen) or 0, tonumber(floor))
     ceiling = rate
     redis.call('HSET', relay, 'ceiling', ceiling)
   end

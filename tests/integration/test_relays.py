@@ -198,6 +198,39 @@ class RateTest(RelayTestCase):
         self.assertIsNone(self.r.hget(key, "rate"), self.r.hgetall(key))
 
 
+    def test_a_limiter_starts_from_what_the_relay_was_offered(self):
+        """Without --rate, the first throttle starts the limiter at half what the relay
+        was offered by every consumer over the last three whole seconds (the
+        housekeepers' per-second buckets), not at the throttled consumer's own rate:
+        a consumer started a moment ago, or one whose mails just failed, knows next to
+        nothing (the chaos test held jobs 10 s on a limiter started from such a rate)."""
+        script = (BIN_DIR.parent / "lua" / "relay_rate.lua").read_text(encoding="utf-8")
+        key = "mailroom:relay:{127.0.0.1:1}"
+        s, _ = self.r.time()
+        self.r.hset(key, mapping={f"offered:{(s - k) % 8}": 100 for k in (1, 2, 3)})
+        rate = self.r.eval(script, 1, key, "throttle", "", str(1 / 60), "0.5")
+        if int(self.r.time()[0]) != s:  # the second turned over meanwhile: one bucket less
+            self.assertEqual(rate, 100_000 // 3, self.r.hgetall(key))
+        else:
+            self.assertEqual(rate, 50_000, "not half of the 100/s the relay was offered")
+        self.assertLess(self.r.eval(script, 1, key, "take", "", str(1 / 60), "0"), 100,
+                        "a permit at 50/s should come within 20 ms")
+
+    def test_consumers_count_what_they_offer_a_relay(self):
+        """Each consumer's housekeeper adds what it offered the relay to the bucket of
+        the second; refused mails count too (the relay answered them)."""
+        rx = self.receiver(rcpt_refusals={"no@example.com": ["550 5.1.1 User unknown"] * 50})
+        self.push(30, to=("no@example.com",))
+        env = mailroom_env(self.rs, secret=SECRET, smtp=rx)
+        self.start_consumer(env, "--id", "c1", "--suppress-on", "none")
+        key = relay_key(rx.url)
+
+        def counted():
+            h = self.r.hgetall(key)
+            return sum(int(v) for k, v in h.items() if k.startswith("offered:")) >= 30
+        wait_for(counted, 15, message="30 offered messages counted in the relay's buckets")
+
+
 # --------------------------------------------------------------------------- circuit, fallback
 
 
