@@ -34,7 +34,6 @@ typedef struct housekeeper {
     int n_suspects[LANE_MAX];
     int64_t offered_ring[RELAY_MAX][10]; /* each relay's offered count, one a second:
                                             the recent offered rate (mirror.c) */
-    int64_t offered_delta[RELAY_MAX];    /* offered since the refresh before */
     unsigned ticks;
     char started_at[CLOCK_ISO_MAX]; /* when this consumer started, RFC 3339 */
 } housekeeper;

@@ -14,20 +14,26 @@
 #include "metrics.h"
 
 /* Each relay's recent offered rate here, over the last 10 seconds, from the workers'
- * counts, and what was offered since the last refresh (relay_rate.lua starts an
- * adaptive rate from the relay's offered rate across consumers). */
+ * counts (relay_rate.lua starts an adaptive rate from the relay's offered rate across
+ * consumers). */
 static void note_offered_rates(housekeeper *h)
 {
     consumer_config *cfg = h->cfg;
-    unsigned at = h->ticks++ % 10, oldest = (at + 1) % 10, before = (at + 9) % 10;
+    unsigned at = h->ticks++ % 10, oldest = (at + 1) % 10;
     for (int r = 0; r < cfg->n_relays; r++) {
         int64_t offered = atomic_load(&cfg->relays[r].offered);
         h->offered_ring[r][at] = offered;
-        h->offered_delta[r] = h->ticks > 1 ? offered - h->offered_ring[r][before] : offered;
         int64_t span = h->ticks >= 10 ? 10 : (int64_t)h->ticks;
         int64_t base = h->ticks >= 10 ? h->offered_ring[r][oldest] : h->offered_ring[r][0];
         atomic_store(&cfg->relays[r].seen_milli, (offered - base) * 1000 / span);
     }
+}
+
+/* What relay r was offered here since the refresh before (the ring's last two). */
+static long long offered_since_last(const housekeeper *h, int r)
+{
+    unsigned last = (h->ticks + 9) % 10, before = (h->ticks + 8) % 10;
+    return (long long)(h->offered_ring[r][last] - (h->ticks > 1 ? h->offered_ring[r][before] : 0));
 }
 
 /* Appends the relays' reads and writes: HMGET of the state, the registry, and what
@@ -43,7 +49,7 @@ static void append_relays(housekeeper *h, long long now)
         redisAppendCommand(h->redis, "HMGET %s circuit failures probe_at rate", rl->key);
         redisAppendCommand(h->redis, "ZADD %s %lld %s", KEYS_RELAYS, now, rl->name);
         redisAppendCommand(h->redis, "HINCRBY %s offered:%lld %lld", rl->key, second % 8,
-                           (long long)h->offered_delta[r]);
+                           offered_since_last(h, r));
         redisAppendCommand(h->redis, "HDEL %s offered:%lld", rl->key, (second + 4) % 8);
     }
 }

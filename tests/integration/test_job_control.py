@@ -34,7 +34,7 @@ from support.consumer import mailroom_env, run_cli  # noqa: E402
 from support.jobs import job_json, make_job, new_secret, push_jobs, sign_job  # noqa: E402
 from support.paths import CLI, REPO_ROOT  # noqa: E402
 from support.procs import wait_for  # noqa: E402
-from support.state import Keys  # noqa: E402
+from support.state import Keys, redis_ms  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -63,10 +63,6 @@ class JobControlCase(ServerTestCase):
         rc, out, err = self.cli(*args, "--json")
         self.assertEqual(rc, 0, f"mailroom {args}: {err}")
         return json.loads(out)
-
-    def redis_ms(self) -> int:
-        sec, usec = self.r.time()
-        return sec * 1000 + usec // 1000
 
     def enqueue(self, to="rcpt@example.com", subject="Hello") -> str:
         return self.send(self.env, to=to, subject=subject)
@@ -181,7 +177,7 @@ class ListTest(JobControlCase):
         self.assertRegex(out.splitlines()[-1], r"^\(2 shown of 13 pending; more: --cursor p2:\S+\)$")
 
     def test_scheduled_and_retrying(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         later = self.send(self.env, "--send-at", rfc3339_ms(now + 7200_000), to="l@example.com")
         r1 = self.enqueue(subject="retry one")
         r2 = self.enqueue(subject="retry two")
@@ -279,7 +275,7 @@ class CancelTest(JobControlCase):
         job_id = self.enqueue(to="held@example.com")
         raw = self.r.rpop(Q.pending)
         self.r.lpush(Q.processing("ghost"), raw)
-        self.r.zadd(Q.consumers, {"ghost": self.redis_ms() - 120_000})
+        self.r.zadd(Q.consumers, {"ghost": redis_ms(self.r) - 120_000})
         events = self.listener(self.rs)
         rc, out, err = self.cli("cancel", job_id, "--json")
         self.assertEqual(rc, 0, err)
@@ -301,7 +297,7 @@ class CancelTest(JobControlCase):
 
     def test_cancel_a_retrying_job_in_scheduled(self):
         job_id = self.enqueue()
-        self.make_retrying(job_id, self.redis_ms() + 3600_000)
+        self.make_retrying(job_id, redis_ms(self.r) + 3600_000)
         rc, out, err = self.cli("cancel", job_id)
         self.assertEqual((rc, out), (0, f"cancelled {job_id} (removed from scheduled)\n"), err)
         self.assertEqual(self.r.zcard(Q.scheduled), 0)
@@ -351,7 +347,7 @@ class RetryNowTest(JobControlCase):
         self.assertEqual(rec["attempts"], "1")
         self.assertEqual(self.ids(self.cli_json("list", "retrying")), [job_id])
         due = self.r.zrange(Q.scheduled, 0, -1, withscores=True)[0][1]
-        self.assertGreater(due, self.redis_ms() + 2000_000)  # an hour away, jitter aside
+        self.assertGreater(due, redis_ms(self.r) + 2000_000)  # an hour away, jitter aside
         events = self.listener(self.rs)
         started = time.monotonic()
         rc, out, err = self.cli("retry-now", job_id)
@@ -368,14 +364,14 @@ class RetryNowTest(JobControlCase):
     def test_moves_to_the_head_of_pending(self):
         waiting = [self.enqueue(subject=f"backlog {i}") for i in range(3)]
         job_id = self.enqueue(subject="retry")
-        self.make_retrying(job_id, self.redis_ms() + 3600_000)
+        self.make_retrying(job_id, redis_ms(self.r) + 3600_000)
         rc, _, err = self.cli("retry-now", job_id, "--json")
         self.assertEqual(rc, 0, err)
         self.assertEqual(self.ids(self.cli_json("list")), [job_id] + waiting)
         self.assertEqual(self.r.hget(Q.job(job_id), "state"), "retrying")  # as a promotion
 
     def test_refusals(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         future = self.send(self.env, "--send-at", rfc3339_ms(now + 3600_000), to="f@example.com")
         pending = self.enqueue()
         sent = self.enqueue()
@@ -438,7 +434,7 @@ class StatsTest(JobControlCase):
 
     def test_oldest_pending_age(self):
         self.assertEqual(self.cli_json("stats")["oldest_pending_age_ms"], 0)
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         self.push_job_created(now - 600_000)  # taken next: 10 minutes old
         self.push_job_created(now - 5_000)
         age = self.cli_json("stats")["oldest_pending_age_ms"]
@@ -452,7 +448,7 @@ class StatsTest(JobControlCase):
         self.assertRegex(self.cli("stats")[1], r"(?m)^pending       1\noldest        1\d\d\.\d s$")
 
     def test_failed_per_minute(self):
-        minute = self.redis_ms() // 60000
+        minute = redis_ms(self.r) // 60000
         self.r.hset(f"mailroom:{{default}}:minute:{minute}",
                     mapping={"sent": "5", "failed": "2", "rejected": "1"})
         st = self.cli_json("stats")
@@ -466,7 +462,7 @@ class StatsTest(JobControlCase):
             self.r.hset(f"mailroom:relay:{{{name}}}", mapping=fields)
 
     def test_relays_in_stats(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         self.write_relay("smtp.example.com:587", now, circuit="open", failures="4",
                          last_error="connect: Connection refused", opened_at=str(now - 5000),
                          probe_at=str(now + 10_000), prober="c1", rate="7.5", rate_max="10",
@@ -495,7 +491,7 @@ class StatsTest(JobControlCase):
                       "throttles 3, failures 4, last error: connect: Connection refused", out)
 
     def test_consumer_info(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         self.r.zadd(Q.consumers, {"web1-4242-ab": now, "old-1-cd": now - 1000})
         self.r.hset("mailroom:{default}:info:web1-4242-ab", mapping={
             "host": "web1", "pid": "4242", "version": "0.1.0",
@@ -542,7 +538,7 @@ class StatsTest(JobControlCase):
 class TopTest(JobControlCase):
 
     def seed(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         a = self.send(self.env, "--queue", "alpha", to="a@example.com")
         self.send(self.env, "--queue", "alpha", to="b@example.com")
         self.assertEqual(self.cli("pause", "--queue", "beta")[0], 0)
@@ -656,7 +652,7 @@ class OperatorAclTest(JobControlCase):
         password = new_secret()
         for args in operator_acl(password):
             self.r.execute_command(*args)
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         a = self.enqueue(to="a@example.com")
         b = self.enqueue(to="b@example.com")
         self.make_retrying(b, now + 3600_000)

@@ -32,7 +32,7 @@ from support.case import ServerTestCase  # noqa: E402
 from support.consumer import mailroom_env, run_cli  # noqa: E402
 from support.jobs import new_secret  # noqa: E402
 from support.libmailroom import _Email, _Options, libmailroom_path  # noqa: E402
-from support.state import Keys  # noqa: E402
+from support.state import Keys, redis_ms  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -299,12 +299,8 @@ class EmailJsonTest(LibApiTestCase):
 
 class AdminApiTest(LibApiTestCase):
 
-    def redis_ms(self) -> int:
-        sec, usec = self.r.time()
-        return sec * 1000 + usec // 1000
-
     def seed(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         self.r.zadd(Q.consumers, {"live": now, "old": now - 60000})
         self.r.rpush(Q.processing("old"), "job-a", "job-b")
         self.r.rpush(Q.processing("ghost"), "job-c")
@@ -320,7 +316,7 @@ class AdminApiTest(LibApiTestCase):
         self.addCleanup(self.lib.mailroom_stats_free, st)
         v = st.contents
         self.assertEqual((v.pending, v.scheduled, v.scheduled_due, v.dead), (2, 2, 1, 0))
-        self.assertAlmostEqual(v.now_ms, self.redis_ms(), delta=5000)
+        self.assertAlmostEqual(v.now_ms, redis_ms(self.r), delta=5000)
         procs = {s(v.processing[i].consumer): v.processing[i].jobs for i in range(v.n_processing)}
         self.assertEqual(procs, {"old": 2, "ghost": 1})
         cons = [(s(v.consumers[i].id), v.consumers[i].processing, v.consumers[i].state)

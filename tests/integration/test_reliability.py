@@ -31,7 +31,7 @@ from support.messages import job_id_of  # noqa: E402
 from support.procs import wait_for  # noqa: E402
 from support.redis_server import RedisServer  # noqa: E402
 from support.smtp_receiver import SmtpServer  # noqa: E402
-from support.state import dead_entries, Keys, stats  # noqa: E402
+from support.state import Keys, dead_entries, redis_ms, stats  # noqa: E402
 
 SECRET = new_secret()
 SENDER = "noreply@example.com"
@@ -46,11 +46,6 @@ def event_ms(ev: dict) -> int:
     """The `at` of a status event ("2026-11-24T13:00:01.234Z") in ms since the epoch."""
     dt = datetime.datetime.strptime(ev["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
     return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
-
-
-def redis_now_ms(r) -> int:
-    s, us = r.time()
-    return int(s) * 1000 + int(us) // 1000
 
 
 # --------------------------------------------------------------------------- SMTP receiver
@@ -179,7 +174,7 @@ class BackoffTest(ReliabilityTestCase):
                             scheduled_due[ev["id"]] = int(score)
                 # how late the look came: a loaded machine may delay this thread
                 # past the due time, when the job has rightly left `scheduled`
-                probe_lag_ms[ev["id"]] = redis_now_ms(probe) - event_ms(ev)
+                probe_lag_ms[ev["id"]] = redis_ms(probe) - event_ms(ev)
 
         listener = self.listener(rs, on_event=on_event)
         self.consumer(env, "--id", "c1", "--concurrency", "1", "--backoff-base", f"{int(base)}s")
@@ -283,7 +278,7 @@ class RecoveryTest(ReliabilityTestCase):
         self.assertEqual(r.llen(Q.processing("A")), 2, "A does not hold its jobs in processing:A")
         score = r.zscore(Q.consumers, "A")
         self.assertIsNotNone(score, "A has no heartbeat in the consumers zset")
-        self.assertLess(abs(redis_now_ms(r) - score), 2500, "A's heartbeat is not current")
+        self.assertLess(abs(redis_ms(r) - score), 2500, "A's heartbeat is not current")
 
         a.stop(timeout=5, sig=signal.SIGKILL)
         t_kill = time.monotonic()
@@ -372,7 +367,7 @@ class RedisRestartTest(ReliabilityTestCase):
             time.sleep(0.05)
 
         rs.start()
-        t_up_ms = redis_now_ms(r)
+        t_up_ms = redis_ms(r)
         self.assertEqual(r.hget(Q.job(before[0]), "state"), "sent",
                          "the AOF did not bring the data back (test setup)")
         self.assertTrue(c.alive(), "consumer exited during the outage")

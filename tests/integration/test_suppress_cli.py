@@ -29,6 +29,7 @@ from support.consumer import mailroom_env, run_cli  # noqa: E402
 from support.jobs import new_secret  # noqa: E402
 from support.libmailroom import libmailroom_path  # noqa: E402
 from support.paths import REPO_ROOT  # noqa: E402
+from support.state import redis_ms  # noqa: E402
 
 INDEX = "mailroom:{suppress}:index"
 DAY_MS = 86400_000
@@ -54,10 +55,6 @@ class SuppressCase(ServerTestCase):
         self.assertEqual(rc, 0, f"mailroom {args}: {err}")
         return json.loads(out)
 
-    def redis_ms(self) -> int:
-        sec, usec = self.r.time()
-        return sec * 1000 + usec // 1000
-
     def write_as_consumer(self, address, code=550, reason="550 5.1.1 <x>: user unknown",
                           for_ms=30 * DAY_MS, job_id="01JDQ6Z3K8P4W7X2M5N9R0T1AB"):
         """An entry as a consumer writes it after a 5xx to RCPT (docs/redis.md)."""
@@ -65,13 +62,13 @@ class SuppressCase(ServerTestCase):
                  "at": "2026-11-25T10:00:00.123Z", "queue": "signup", "id": job_id,
                  "source": "consumer"}
         self.r.set(entry_key(address), json.dumps(entry), px=for_ms)
-        self.r.zadd(INDEX, {address: self.redis_ms() + for_ms})
+        self.r.zadd(INDEX, {address: redis_ms(self.r) + for_ms})
 
 
 class SuppressCliTest(SuppressCase):
 
     def test_add_check_remove(self):
-        before = self.redis_ms()
+        before = redis_ms(self.r)
         added = self.cli_json("suppress", "add", "Ming@Example.COM", "--for", "2h",
                               "--reason", "complained")
         self.assertEqual({k: added[k] for k in ("address", "reason", "code", "queue", "id",
@@ -139,7 +136,7 @@ class SuppressCliTest(SuppressCase):
                       "01JDQ6Z3K8P4W7X2M5N9R0T1AB)\n", out)
 
     def test_list_pages_and_drops_lapsed_members(self):
-        now = self.redis_ms()
+        now = redis_ms(self.r)
         live = []
         for i in range(25):  # each a minute longer than the one before: newest first
             address = f"user{i:02d}@example.com"
@@ -235,7 +232,7 @@ class SuppressedLibTest(SuppressCase):
         self.assertEqual((out.address, out.code, out.queue, out.source),
                          (b"bounce@xn--fsqu00a.xn--0zwm56d", 550, b"signup", b"consumer"))
         self.assertEqual(out.reason, b"550 5.1.1 <x>: user unknown")
-        self.assertAlmostEqual(out.expires_ms, self.redis_ms() + 3600_000, delta=60_000)
+        self.assertAlmostEqual(out.expires_ms, redis_ms(self.r) + 3600_000, delta=60_000)
         self.assertEqual(self.lib.mailroom_suppressed(self.h, b"bounce@xn--fsqu00a.xn--0zwm56d",
                                                       None), self.OK)
         rc = self.lib.mailroom_suppressed(self.h, b"other@example.com", ctypes.byref(out))
@@ -269,7 +266,7 @@ class SuppressedLibTest(SuppressCase):
         rc = self.lib.mailroom_suppressed(h, b"Bounce@Example.com", ctypes.byref(out))
         self.assertEqual(rc, self.OK, self.lib.mailroom_errmsg(h))
         self.assertEqual((out.address, out.code), (b"bounce@example.com", 550))
-        self.assertAlmostEqual(out.expires_ms, self.redis_ms() + 3600_000, delta=60_000)
+        self.assertAlmostEqual(out.expires_ms, redis_ms(self.r) + 3600_000, delta=60_000)
         self.assertEqual(self.lib.mailroom_suppressed(h, b"x@example.com", None), self.ENOTFOUND)
         prod = redis.Redis(host=self.rs.host, port=self.rs.port, username="mailroom-producer",
                            password=password, decode_responses=True)

@@ -44,6 +44,12 @@ class Keys:
         return f"mailroom:\\{{{self.queue}\\}}:processing:*"
 
 
+def redis_ms(r: redis.Redis) -> int:
+    """Redis' clock (TIME) in ms since the epoch: the clock the scripts use."""
+    sec, usec = r.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
 def dead_entries(r: redis.Redis, queue: str = "default") -> list:
     """The dead list, oldest first, each entry JSON-decoded."""
     raw = r.lrange(Keys(queue).dead, 0, -1)
